@@ -1,0 +1,60 @@
+# inpca: train a grid of networks, record their predictions, and map all training trajectories into
+# one picture with InPCA (Mao et al., PNAS 2024). This file is the table of contents; each stage
+# lives in rules/<stage>.smk, each rule calls one function of the `inpca` package via scripts/.
+
+from snakemake.utils import min_version
+
+min_version("9.19")
+
+
+configfile: "config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/train.smk"
+include: "rules/store.smk"
+include: "rules/distance.smk"
+include: "rules/embed.smk"
+include: "rules/plots.smk"
+
+
+rule all:
+    default_target: True
+    localrule: True
+    input:
+        get_all_outputs(),
+
+
+rule train:
+    localrule: True
+    input:
+        get_run_files(),
+
+
+rule store:
+    localrule: True
+    input:
+        "results/runs.tsv",
+        "results/store/index.tsv",
+        get_store_blocks(),
+
+
+rule distances:
+    localrule: True
+    input:
+        expand("results/distances/{split}.h5", split=STUDY.splits),
+
+
+rule embedding:
+    localrule: True
+    input:
+        expand("results/embedding/{split}.h5", split=STUDY.splits),
+
+
+rule plots:
+    localrule: True
+    input:
+        get_plot_files(),

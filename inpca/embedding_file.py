@@ -1,0 +1,94 @@
+"""The embedding step of the pipeline: an assembled distance file -> `results/embedding/{split}.h5`.
+
+Layout:
+  coords (M, k)            InPCA coordinates v·sqrt|λ| of every point, rows in index.tsv order
+  eigenvalues (k,)         signed, ordered by |λ| (negative = time-like axis)
+  explained_stress (k,)    S(j) = 1 - sqrt(1 - sum_{i<=j} λ_i² / ‖W‖_F²), j = 1..k
+  components (M, k), column_means (M,)   what out-of-sample projection needs
+  progress (M,), dist_truth (M,)         λ on the P0→P* geodesic and distance to P* (from the store)
+  run, kind (M,)                          labels of the rows
+  coords_in_train (M, k)   test split only, when asked: the test-split points placed in the axes of
+                           the train embedding by out-of-sample projection of their test distances
+Attributes: split, metric, solver, frobenius_norm, grand_mean, n_points.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+
+import numpy as np
+
+from .runfile import open_checked, write_atomic
+
+log = logging.getLogger("inpca.embedding")
+
+# Below this many points the matrix is read into memory; above it the Lanczos solver streams row blocks.
+IN_MEMORY_POINTS = 30_000
+
+
+def _index_columns(index_path, split: str):
+    progress, dist = [], []
+    with open(index_path, newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            progress.append(float(row[f"progress_{split}"]))
+            dist.append(float(row[f"dist_truth_{split}"]))
+    return np.array(progress), np.array(dist)
+
+
+def load_fitted(path):
+    """An InPCA object restored from an embedding file (enough for transform())."""
+    from .embedding import InPCA
+
+    with open_checked(path) as f:
+        model = InPCA(n_components=f["eigenvalues"].shape[0])
+        model.eigenvalues_ = f["eigenvalues"][()]
+        model.components_ = f["components"][()]
+        model.coords_ = f["coords"][()]
+        model.column_means_ = f["column_means"][()]
+        model.grand_mean_ = float(f.attrs["grand_mean"])
+        model.explained_stress_ = f["explained_stress"][()]
+        model.frobenius_norm_ = float(f.attrs["frobenius_norm"])
+    return model
+
+
+def embed(distance_path, index_path, out_path, *, split: str, n_components: int = 10, solver: str = "auto",
+          train_embedding=None) -> dict:
+    from .embedding import InPCA
+
+    started = time.time()
+    with open_checked(distance_path) as f:
+        dset = f["D"]
+        m = dset.shape[0]
+        D = dset[()] if m <= IN_MEMORY_POINTS else dset
+        k = min(n_components, max(m - 1, 1))
+        model = InPCA(n_components=k, solver=solver).fit(D)
+        runs, kinds = f["run"][()], f["kind"][()]
+        metric = f.attrs["metric"]
+        coords_in_train = None
+        if train_embedding is not None:
+            train = load_fitted(train_embedding)
+            if train.components_.shape[0] != m:
+                raise ValueError(f"{train_embedding}: has {train.components_.shape[0]} points, {distance_path} has {m}")
+            coords_in_train = train.transform(D if isinstance(D, np.ndarray) else D[()])
+    progress, dist_truth = _index_columns(index_path, split)
+    if len(progress) != m:
+        raise ValueError(f"{index_path}: {len(progress)} points, but {distance_path} has {m}; rerun the store")
+
+    def fill(out):
+        for name, value in {"coords": model.coords_, "eigenvalues": model.eigenvalues_,
+                            "explained_stress": model.explained_stress_, "components": model.components_,
+                            "column_means": model.column_means_, "progress": progress, "dist_truth": dist_truth,
+                            "run": runs, "kind": kinds}.items():
+            out.create_dataset(name, data=value, track_times=False)
+        if coords_in_train is not None:
+            out.create_dataset("coords_in_train", data=coords_in_train, track_times=False)
+        out.attrs.update({"split": split, "metric": metric, "solver": model.solver_, "n_points": m,
+                          "frobenius_norm": model.frobenius_norm_, "grand_mean": model.grand_mean_})
+
+    write_atomic(out_path, fill)
+    stress = ", ".join(f"S({i + 1})={s:.4f}" for i, s in enumerate(model.explained_stress_[:3]))
+    log.info("embedded %s: %d points, %s solver, eigenvalues %s, %s, in %.2f s", split, m, model.solver_,
+             np.array2string(model.eigenvalues_[:4], precision=4), stress, time.time() - started)
+    return {"eigenvalues": model.eigenvalues_, "explained_stress": model.explained_stress_}

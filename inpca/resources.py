@@ -1,0 +1,100 @@
+"""Resource estimates for cluster jobs, from the study alone (standard library; parse-time safe).
+
+Estimates are deliberately generous and scale with Snakemake's `attempt` (1, 2, ...), so a job
+killed for memory or time is retried with more. They are used by the rules' `resources:` and can be
+overridden per rule in a profile (`set-resources`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from .schedule import checkpoint_steps
+
+# Sizes of the fixed data sets (train, test, classes) before `keep_every`.
+_DIGITS_TOTAL = 1797
+_CIFAR10 = (50_000, 10_000, 10)
+
+# Rough GPU throughput (training images per second on one H100-class GPU, fp32) per architecture,
+# for runtime estimates; CPU runs use the cpu factor below. Values err on the slow side.
+_GPU_IMAGES_PER_S = {"fc": 200_000, "allcnn": 40_000, "wrn": 15_000, "convmixer": 12_000, "vit": 8_000}
+_CPU_SLOWDOWN = 50
+
+
+def gpus_for_device(device: str) -> int:
+    """1 when the configured device resolves to CUDA on this machine, else 0 (no torch import)."""
+    if device == "cuda":
+        return 1
+    if device == "auto":
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible is not None and visible.strip() in ("", "-1"):
+            return 0
+        return int(os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0"))
+    return 0
+
+
+def dataset_size(dataset: dict) -> tuple[int, int, int]:
+    """(n_train, n_test, classes) of the configured data set, after keep_every."""
+    name = dataset["name"]
+    if name == "digits":
+        n_test = math.ceil(_DIGITS_TOTAL * dataset["test_fraction"])
+        n_train, n_test, c = _DIGITS_TOTAL - n_test, n_test, 10
+    elif name == "cifar10":
+        n_train, n_test, c = _CIFAR10
+    else:
+        n_train, n_test, c = dataset["n_train"], dataset["n_test"], dataset["num_classes"]
+    k = dataset.get("keep_every", 1)
+    return math.ceil(n_train / k), math.ceil(n_test / k), c
+
+
+def checkpoints_of(run: dict) -> int:
+    n_train, _, _ = dataset_size(run["dataset"])
+    steps_per_epoch = max(n_train // run["batch_size"], 1)
+    return len(checkpoint_steps(run["checkpoints"], steps_per_epoch, run["epochs"]))
+
+
+def run_file_mb(run: dict) -> float:
+    """Size of one run file: checkpoints x (train + test samples) x classes x bytes."""
+    n_train, n_test, c = dataset_size(run["dataset"])
+    itemsize = 2 if run["checkpoints"]["dtype"] == "float16" else 4
+    return checkpoints_of(run) * (n_train + n_test) * c * itemsize / 2**20
+
+
+def train_mem_mb(run: dict, attempt: int = 1) -> int:
+    """Host memory of a training job: recorded predictions (twice, while the file is written),
+    the data set, and a fixed allowance for torch and the model."""
+    n_train, n_test, c = dataset_size(run["dataset"])
+    data_mb = (n_train + n_test) * 3 * 32 * 32 / 2**20
+    return int((2500 + 2.5 * run_file_mb(run) + 2 * data_mb) * attempt)
+
+
+def train_runtime(run: dict, gpu: bool, attempt: int = 1) -> int:
+    """Minutes for a training job: epochs x samples / throughput, plus checkpoint evaluations."""
+    n_train, n_test, _ = dataset_size(run["dataset"])
+    rate = _GPU_IMAGES_PER_S.get(run["arch"]["name"], 5_000) / (1 if gpu else _CPU_SLOWDOWN)
+    seconds = run["epochs"] * n_train / rate + checkpoints_of(run) * (n_train + n_test) / (3 * rate)
+    return int(math.ceil((10 + 1.5 * seconds / 60) * attempt))
+
+
+def block_points(study, block: str) -> int:
+    if block == "ref":
+        return study.config["reference"]["geodesic_points"] + 2
+    return sum(checkpoints_of(study.runs[r]) for r in study.blocks[block])
+
+
+def tile_mem_mb(study, a: str, b: str, attempt: int = 1) -> int:
+    """Streamed tile: two chunks of probabilities (plus square roots) and the float64 result."""
+    ma, mb = block_points(study, a), block_points(study, b)
+    _, _, c = dataset_size(study.config["dataset"])
+    chunk = study.config["distance"]["chunk_samples"]
+    mb_used = ((ma + mb) * chunk * c * 4 * 3 + ma * mb * 8 * 3) / 2**20
+    return int((1500 + mb_used) * attempt)
+
+
+def tile_runtime(study, a: str, b: str, gpu: bool, attempt: int = 1) -> int:
+    """Minutes for a tile at 1e9 pair-samples/s on a CPU node or 1e12 on a GPU (both conservative)."""
+    ma, mb = block_points(study, a), block_points(study, b)
+    n_train, _, _ = dataset_size(study.config["dataset"])
+    seconds = ma * mb * n_train / (1e12 if gpu else 1e9)
+    return int(math.ceil((5 + 1.5 * seconds / 60) * attempt))

@@ -1,0 +1,142 @@
+"""HDF5 run files: one per trained network, `results/runs/{run}.h5`.
+
+Layout (flat names: HDF5 groups carry timestamps, and CPU runs must give bit-identical files):
+  train_probs   (K, N_train, C)  float32 (or float16)  softmax in eval mode on the full train set, fixed order
+  test_probs    (K, N_test, C)   likewise on the test set
+  step          (K,) int64       optimizer steps at each checkpoint (0 = before training)
+  epoch         (K,) float64     step / steps per epoch
+  train_loss, train_error, test_loss, test_error   (K,) float64   mean cross-entropy and 0/1 error
+Attributes: run_id, config (canonical JSON of the run), dataset, fingerprint (sample order and
+labels), num_classes, n_train, n_test, steps_per_epoch, diverged_at_step (-1 if never),
+inpca_version, format_version.
+
+Writers write `<path>.tmp` and rename it, so a file at the final path is always complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+METRICS = ("train_loss", "train_error", "test_loss", "test_error")
+PROBS = {"train": "train_probs", "test": "test_probs"}
+
+
+class RunFileError(ValueError):
+    """A run file that cannot be used; the message names the file and the reason in one line."""
+
+
+def _h5():
+    import h5py
+
+    return h5py
+
+
+def write_atomic(path: str | Path, fill) -> None:
+    """Create `path` via `<path>.tmp` + rename; `fill(h5file)` writes the content."""
+    h5py = _h5()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with h5py.File(tmp, "w", track_order=False) as f:
+            fill(f)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def create(f, name: str, data, chunks=None) -> None:
+    """A dataset without timestamps (bit-identical files for identical content)."""
+    f.create_dataset(name, data=data, track_times=False, chunks=chunks)
+
+
+def write_run(path, probs: dict, steps, epochs, metrics: dict, attrs: dict) -> None:
+    def fill(f):
+        for split, name in PROBS.items():
+            arr = probs[split]
+            create(f, name, arr, chunks=(1, *arr.shape[1:]) if arr.shape[0] else None)
+        create(f, "step", np.asarray(steps, dtype=np.int64))
+        create(f, "epoch", np.asarray(epochs, dtype=np.float64))
+        for key in METRICS:
+            create(f, key, np.asarray(metrics[key], dtype=np.float64))
+        for key, value in {**attrs, "format_version": FORMAT_VERSION}.items():
+            f.attrs[key] = value
+
+    write_atomic(path, fill)
+
+
+def open_checked(path: str | Path):
+    """Open an HDF5 file for reading, turning a missing/truncated/corrupt file into one line."""
+    h5py = _h5()
+    path = Path(path)
+    if not path.exists():
+        raise RunFileError(f"{path}: file does not exist")
+    try:
+        return h5py.File(path, "r", locking=False)
+    except OSError as exc:
+        reason = str(exc).split("(")[0].strip().rstrip(",") or "unreadable"
+        raise RunFileError(f"{path}: not a readable HDF5 file ({reason}); truncated or corrupted? Delete it and rerun") from None
+
+
+def read_run(path: str | Path) -> dict:
+    """Read a whole run file into memory with structural checks (shapes, names, attributes)."""
+    path = Path(path)
+    f = open_checked(path)
+    try:
+        with f:
+            missing = [n for n in (*PROBS.values(), "step", "epoch", *METRICS) if n not in f]
+            if missing:
+                raise RunFileError(f"{path}: missing dataset(s) {', '.join(missing)}; not a complete run file")
+            attrs = dict(f.attrs)
+            for key in ("run_id", "config", "fingerprint", "num_classes", "n_train", "n_test"):
+                if key not in attrs:
+                    raise RunFileError(f"{path}: missing attribute {key!r}; not a complete run file")
+            out = {"attrs": attrs, "config": json.loads(attrs["config"])}
+            k = f["step"].shape[0]
+            C = int(attrs["num_classes"])
+            for split, name in PROBS.items():
+                n = int(attrs[f"n_{split}"])
+                if f[name].shape != (k, n, C):
+                    raise RunFileError(f"{path}: {name} has shape {f[name].shape}, expected {(k, n, C)} "
+                                       f"(checkpoints, samples, classes)")
+                try:
+                    out[name] = f[name][()]
+                except OSError as exc:
+                    raise RunFileError(f"{path}: cannot read {name} ({str(exc).split('(')[0].strip()}); truncated or corrupted?") from None
+            for key in ("step", "epoch", *METRICS):
+                out[key] = f[key][()]
+                if out[key].shape != (k,):
+                    raise RunFileError(f"{path}: {key} has shape {out[key].shape}, expected ({k},)")
+    except RunFileError:
+        raise
+    except (OSError, KeyError, ValueError) as exc:
+        raise RunFileError(f"{path}: cannot read ({exc}); truncated or corrupted?") from None
+    return out
+
+
+def check_probabilities(path, name: str, probs: np.ndarray, tolerance: float) -> None:
+    """Refuse NaN/Inf, negative values and rows that do not sum to 1 within `tolerance`.
+
+    Works in slices of checkpoints so memory stays bounded; the message names the first offender.
+    """
+    for k in range(probs.shape[0]):
+        p = np.asarray(probs[k], dtype=np.float64)
+        bad = ~np.isfinite(p)
+        if bad.any():
+            n = int(np.argwhere(bad)[0][0])
+            raise RunFileError(f"{path}: {name} has NaN or Inf at checkpoint {k}, sample {n}")
+        if (p < 0).any():
+            n = int(np.argwhere(p < 0)[0][0])
+            raise RunFileError(f"{path}: {name} has a negative probability at checkpoint {k}, sample {n}")
+        sums = p.sum(axis=-1)
+        off = np.abs(sums - 1.0) > tolerance
+        if off.any():
+            n = int(np.argmax(off))
+            raise RunFileError(f"{path}: {name} row sums to {sums[n]:.6g} at checkpoint {k}, sample {n}; "
+                               f"expected 1 within {tolerance:g}")

@@ -1,0 +1,228 @@
+"""The probability store: every point of the study in blocks, plus `index.tsv`.
+
+`results/store/ref.h5` holds the reference points computed once per data set: ignorance P0 (uniform),
+points on the geodesic, truth P* (one-hot labels), and the labels. `results/store/{block}.h5` holds the
+checkpoints of the runs whose id hashes to that block. Both have the same layout:
+
+  train_probs, test_probs   (M, N_split, C)   probabilities, chunked (1, <=4096, C) for streaming
+  run                       (M,) str          run id, or P0 / geodesic / P* for reference points
+  kind                      (M,) str          run | reference
+  checkpoint, step          (M,) int64        checkpoint index within the run, optimizer step (-1 for references)
+  epoch, train_loss, train_error, test_loss, test_error   (M,) float64 (NaN for references)
+  t                         (M,) float64      geodesic parameter of reference points (NaN for runs)
+  progress_train, progress_test       (M,)    position λ on the P0→P* geodesic nearest to the point
+  dist_truth_train, dist_truth_test   (M,)    Bhattacharyya distance to P* (= half the cross-entropy)
+Attributes: fingerprint, dataset, num_classes, n_train, n_test, runs (JSON: run id -> config).
+`ref.h5` also has train_labels and test_labels.
+
+Refusals (one line naming the file and the reason, nothing written): a run whose data set
+fingerprint differs from the reference's, wrong shapes, NaN/Inf, negative probabilities, rows not
+summing to 1 within `store.sum_tolerance` (default 1e-3, which float16 storage meets), and
+truncated or corrupted files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .runfile import METRICS, RunFileError, check_probabilities, open_checked, read_run, write_atomic
+from .study import flatten
+
+log = logging.getLogger("inpca.store")
+
+SPLITS = ("train", "test")
+POINT_FIELDS = ("checkpoint", "step", "epoch", *METRICS, "t", "progress_train", "progress_test",
+                "dist_truth_train", "dist_truth_test")
+CHUNK_SAMPLES = 4096
+
+
+class StoreError(ValueError):
+    """Input that the store refuses; one line naming the file and the reason."""
+
+
+def _probs_chunks(n: int, c: int):
+    return (1, min(n, CHUNK_SAMPLES), c)
+
+
+def _point_metrics(probs: dict, labels: dict, num_classes: int) -> dict:
+    from .geodesic import distance_to_truth, progress_many
+
+    out = {}
+    for split in SPLITS:
+        out[f"progress_{split}"] = progress_many(probs[split], labels[split], num_classes)
+        out[f"dist_truth_{split}"] = distance_to_truth(probs[split], labels[split])
+    return out
+
+
+def write_reference(out_path, dataset_spec: dict, geodesic_points: int, data_dir_base=None) -> None:
+    """The reference block of a data set: P0, `geodesic_points` interior geodesic points, P*."""
+    from .geodesic import reference_points
+    from .train import load_study_dataset
+
+    dataset = load_study_dataset(dataset_spec, data_dir_base)
+    labels = {"train": np.asarray(dataset.y_train, np.int64), "test": np.asarray(dataset.y_test, np.int64)}
+    C = dataset.num_classes
+    probs, names, ts = {}, None, None
+    for split in SPLITS:
+        probs[split], names, ts = reference_points(labels[split], C, n_geodesic=geodesic_points + 1)
+    m = len(names)
+    meta = {
+        "run": np.array(names, dtype="S"), "kind": np.array([b"reference"] * m),
+        "checkpoint": np.arange(m, dtype=np.int64), "step": np.full(m, -1, np.int64),
+        "epoch": np.full(m, np.nan), **{k: np.full(m, np.nan) for k in METRICS},
+        "t": np.asarray(ts, np.float64), **_point_metrics(probs, labels, C),
+    }
+    attrs = {"fingerprint": dataset.fingerprint, "dataset": dataset.name, "num_classes": C,
+             "n_train": len(labels["train"]), "n_test": len(labels["test"]), "runs": "{}"}
+
+    def fill(f):
+        for split in SPLITS:
+            f.create_dataset(f"{split}_probs", data=probs[split], chunks=_probs_chunks(*probs[split].shape[1:]),
+                             track_times=False)
+            f.create_dataset(f"{split}_labels", data=labels[split], track_times=False)
+        for key, value in meta.items():
+            f.create_dataset(key, data=value, track_times=False)
+        f.attrs.update(attrs)
+
+    write_atomic(out_path, fill)
+    log.info("wrote %s: %d reference points (%s, N=%d/%d, C=%d)", out_path, m, dataset.name,
+             attrs["n_train"], attrs["n_test"], C)
+
+
+def read_reference(path) -> dict:
+    try:
+        with open_checked(path) as f:
+            return {"attrs": dict(f.attrs), **{f"{s}_labels": f[f"{s}_labels"][()] for s in SPLITS}}
+    except KeyError as exc:
+        raise StoreError(f"{path}: not a reference block ({exc})") from None
+
+
+def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float = 1e-3) -> None:
+    """Gather the checkpoints of `run_paths` into one block file; refuse bad input without output.
+
+    Runs are written one at a time into preallocated datasets, so memory holds one run, not a block.
+    """
+    import h5py
+
+    ref = read_reference(reference_path)
+    ref_attrs = ref["attrs"]
+    C = int(ref_attrs["num_classes"])
+    labels = {s: ref[f"{s}_labels"] for s in SPLITS}
+    # First pass: headers only, so shapes are known and a bad file is refused before any write.
+    headers = []
+    for path in sorted(map(Path, run_paths)):
+        with open_checked(path) as f:
+            attrs = dict(f.attrs)
+            if "fingerprint" not in attrs or "step" not in f:
+                raise StoreError(f"{path}: not a run file (no fingerprint/step); truncated or written by something else?")
+            if attrs["fingerprint"] != ref_attrs["fingerprint"]:
+                raise StoreError(f"{path}: data set fingerprint {attrs['fingerprint']} differs from the study's "
+                                 f"{ref_attrs['fingerprint']} ({ref_attrs['dataset']}); the run was trained on other data")
+            for split in SPLITS:
+                expected = (int(ref_attrs[f"n_{split}"]), C)
+                got = tuple(f[f"{split}_probs"].shape[1:]) if f"{split}_probs" in f else None
+                if got != expected:
+                    raise StoreError(f"{path}: {split}_probs has (samples, classes) {got}, expected {expected}")
+            headers.append((path, attrs["run_id"], int(f["step"].shape[0])))
+    total = sum(k for *_, k in headers)
+    configs, rows = {}, []
+    meta = {k: [] for k in ("run", "kind", *POINT_FIELDS)}
+
+    def fill(f):
+        dsets = {s: f.create_dataset(f"{s}_probs", shape=(total, int(ref_attrs[f"n_{s}"]), C), dtype=np.float32,
+                                     chunks=_probs_chunks(int(ref_attrs[f"n_{s}"]), C) if total else None,
+                                     track_times=False) for s in SPLITS}
+        offset = 0
+        for path, rid, k in headers:
+            try:
+                run = read_run(path)
+            except RunFileError as exc:
+                raise StoreError(str(exc)) from None
+            probs = {}
+            for split in SPLITS:
+                p = run[f"{split}_probs"]
+                check_probabilities(path, f"{split}_probs", p, sum_tolerance)
+                probs[split] = p.astype(np.float32)
+                dsets[split][offset:offset + k] = probs[split]
+            configs[rid] = run["config"]
+            metrics = _point_metrics(probs, labels, C)
+            meta["run"] += [rid.encode()] * k
+            meta["kind"] += [b"run"] * k
+            meta["checkpoint"] += list(range(k))
+            meta["step"] += list(run["step"])
+            meta["epoch"] += list(run["epoch"])
+            for key in METRICS:
+                meta[key] += list(run[key])
+            meta["t"] += [np.nan] * k
+            for key, values in metrics.items():
+                meta[key] += list(values)
+            offset += k
+            log.info("%s: %d checkpoints", rid, k)
+        for key, values in meta.items():
+            dtype = "S" if key in ("run", "kind") else (np.int64 if key in ("checkpoint", "step") else np.float64)
+            f.create_dataset(key, data=np.array(values, dtype=dtype), track_times=False)
+        f.attrs.update({"fingerprint": ref_attrs["fingerprint"], "dataset": ref_attrs["dataset"], "num_classes": C,
+                        "n_train": int(ref_attrs["n_train"]), "n_test": int(ref_attrs["n_test"]),
+                        "runs": json.dumps(configs, sort_keys=True)})
+
+    try:
+        write_atomic(out_path, fill)
+    except RunFileError as exc:
+        raise StoreError(str(exc)) from None
+    log.info("wrote %s: %d runs, %d points", out_path, len(headers), total)
+
+
+def read_points(path) -> tuple[list[dict], dict]:
+    """Per-point metadata rows of a block file and its run configs (no probabilities)."""
+    with open_checked(path) as f:
+        m = f["run"].shape[0]
+        cols = {k: f[k][()] for k in ("run", "kind", *POINT_FIELDS)}
+        configs = json.loads(f.attrs["runs"])
+    rows = []
+    for i in range(m):
+        row = {k: (v[i].decode() if isinstance(v[i], bytes) else v[i].item()) for k, v in cols.items()}
+        rows.append(row)
+    return rows, configs
+
+
+def write_index(out_path, block_paths: dict) -> None:
+    """index.tsv: one row per point in matrix order (blocks in the given order, rows in block order)."""
+    rows, config_keys = [], []
+    for block, path in block_paths.items():
+        points, configs = read_points(path)
+        flat = {rid: flatten(cfg) for rid, cfg in configs.items()}
+        for key in (k for cfg in flat.values() for k in cfg):
+            if key not in config_keys:
+                config_keys.append(key)
+        for row_in_block, point in enumerate(points):
+            cfg = flat.get(point["run"], {})
+            labels = {"arch": cfg.get("arch.name", point["run"]),
+                      "optimizer": _optimizer_label(cfg) if cfg else point["run"]}
+            rows.append({"point": len(rows), "block": block, "row": row_in_block, "run": point["run"],
+                         "kind": point["kind"], **labels, **point, **cfg})
+    fields = ["point", "block", "row", "run", "kind", "arch", "optimizer", *POINT_FIELDS, *sorted(config_keys)]
+    out_path = Path(out_path)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, delimiter="\t", extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _fmt(row.get(k, "")) for k in fields})
+    tmp.replace(out_path)
+    log.info("wrote %s: %d points in %d blocks", out_path, len(rows), len(block_paths))
+
+
+def _optimizer_label(cfg: dict) -> str:
+    name = cfg.get("optimizer.name", "")
+    return "sgd-nesterov" if name == "sgd" and cfg.get("optimizer.nesterov") else name
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return "" if np.isnan(value) else repr(value)
+    return value

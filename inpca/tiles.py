@@ -1,0 +1,111 @@
+"""Distance tiles between store blocks, and their assembly into one matrix per split.
+
+A tile `results/distances/{split}/tiles/{a}-{b}.h5` holds `D` (M_a, M_b) float64: the distance of
+every point of block a to every point of block b, computed by streaming the samples of both blocks
+from disk (memory ~ (M_a + M_b) x chunk x C). A diagonal tile (a == b) is computed as a symmetric
+matrix (upper triangle only, exact zero diagonal).
+
+The assembled `results/distances/{split}.h5` holds `D` (M, M) float64 with rows and columns in
+index.tsv order, chunked in 1024 x 1024 blocks so an embedding can stream row blocks, plus `run`
+and `kind` (M,) to label the rows; attributes: split, metric, n_samples.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .runfile import open_checked, write_atomic
+
+log = logging.getLogger("inpca.tiles")
+
+
+def compute_tile(block_a, block_b, split: str, out_path, *, metric: str = "bhattacharyya", device: str = "auto",
+                 chunk_samples: int = 4096, threads: int | None = None) -> dict:
+    from .distances import pairwise_streamed
+
+    started = time.time()
+    same = Path(block_a) == Path(block_b)
+    with open_checked(block_a) as fa, open_checked(block_b) as fb:
+        pa, pb = fa[f"{split}_probs"], fb[f"{split}_probs"]
+        if pa.shape[1:] != pb.shape[1:]:
+            raise ValueError(f"{block_a} and {block_b}: {split}_probs have (samples, classes) "
+                             f"{pa.shape[1:]} and {pb.shape[1:]}; blocks of one study must match")
+        n = pa.shape[1]
+
+        def reader(dset):
+            return lambda start, stop: dset[:, start:stop, :].astype(np.float32, copy=False)
+
+        D = pairwise_streamed(reader(pa), n, read_q=None if same else reader(pb), metric=metric, device=device,
+                              chunk_samples=chunk_samples, threads=threads)
+        shape = (pa.shape[0], pb.shape[0])
+
+    def fill(f):
+        f.create_dataset("D", data=D, track_times=False)
+        f.attrs.update({"split": split, "metric": metric, "n_samples": n,
+                        "block_a": Path(block_a).stem, "block_b": Path(block_b).stem})
+
+    write_atomic(out_path, fill)
+    seconds = time.time() - started
+    pairs = shape[0] * shape[1] if not same else shape[0] * (shape[0] + 1) // 2
+    rate = pairs * n / max(seconds, 1e-9)
+    log.info("tile %s x %s (%s, %d samples): %d x %d in %.2f s, %.3g pair-samples/s", Path(block_a).stem,
+             Path(block_b).stem, split, n, *shape, seconds, rate)
+    return {"seconds": seconds, "pair_samples_per_s": rate}
+
+
+def _index_blocks(index_path) -> tuple[list[str], dict[str, tuple[int, int]], list[str], list[str]]:
+    """Block order, (start, stop) of each block in matrix order, and run/kind of every point."""
+    ranges, order, runs, kinds = {}, [], [], []
+    with open(index_path, newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            point, block = int(row["point"]), row["block"]
+            if block not in ranges:
+                order.append(block)
+                ranges[block] = (point, point)
+            start, stop = ranges[block]
+            if point != stop:
+                raise ValueError(f"{index_path}: points of block {block} are not contiguous at point {point}")
+            ranges[block] = (start, point + 1)
+            runs.append(row["run"])
+            kinds.append(row["kind"])
+    return order, ranges, runs, kinds
+
+
+def assemble(tile_paths: dict, index_path, out_path, split: str) -> None:
+    """Place every tile (keyed by (block_a, block_b)) and its transpose into one (M, M) matrix."""
+    import h5py
+
+    order, ranges, runs, kinds = _index_blocks(index_path)
+    m = len(runs)
+    needed = {(a, b) for i, a in enumerate(order) for b in order[i:]}
+    missing = needed - set(tile_paths)
+    if missing:
+        raise ValueError(f"{index_path}: no tile for block pair(s) {sorted(missing)[:3]}")
+    metric, n_samples = None, None
+
+    def fill(f):
+        nonlocal metric, n_samples
+        chunk = (min(m, 1024), min(m, 1024))
+        D = f.create_dataset("D", shape=(m, m), dtype=np.float64, chunks=chunk, track_times=False)
+        for (a, b), path in tile_paths.items():
+            with open_checked(path) as t:
+                tile = t["D"][()]
+                metric, n_samples = t.attrs["metric"], int(t.attrs["n_samples"])
+            (a0, a1), (b0, b1) = ranges[a], ranges[b]
+            if tile.shape != (a1 - a0, b1 - b0):
+                raise ValueError(f"{path}: tile is {tile.shape}, but index.tsv has {a1 - a0} x {b1 - b0} points "
+                                 f"for blocks {a} x {b}; rerun the store")
+            D[a0:a1, b0:b1] = tile
+            if a != b:
+                D[b0:b1, a0:a1] = tile.T
+        f.create_dataset("run", data=np.array(runs, dtype="S"), track_times=False)
+        f.create_dataset("kind", data=np.array(kinds, dtype="S"), track_times=False)
+        f.attrs.update({"split": split, "metric": metric, "n_samples": n_samples})
+
+    write_atomic(out_path, fill)
+    log.info("wrote %s: %d x %d from %d tiles", out_path, m, m, len(tile_paths))

@@ -1,0 +1,97 @@
+# Study plan, validation and the get_* helpers the rules use. No rules here, and no heavy imports:
+# every cluster job re-parses the workflow.
+
+import os
+import sys
+
+sys.path.insert(0, workflow.basedir)  # the package beside this workflow, even if not installed
+
+from inpca.study import ConfigError, RESULTS_VERSION, load_study, runs_table_rows
+from inpca import resources as estimate
+
+
+try:
+    STUDY = load_study(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
+except ConfigError as error:
+    # One line naming the key and what is allowed; no traceback for a config mistake.
+    sys.exit(f"config error: {error}")
+
+# Scripts read the config too: give them the validated one, defaults filled in.
+config.update(STUDY.config)
+
+
+wildcard_constraints:
+    run=r"[a-z0-9]+-[a-z0-9]+-s\d+-[0-9a-f]{8}",
+    block=r"b\d{3}",
+    a=r"ref|b\d{3}",
+    b=r"ref|b\d{3}",
+    split="train|test",
+
+
+def get_run_files():
+    return [f"results/runs/{run}.h5" for run in STUDY.runs]
+
+
+def get_run_config(wildcards):
+    return STUDY.runs[wildcards.run]
+
+
+def get_block_runs(wildcards):
+    return [f"results/runs/{run}.h5" for run in STUDY.blocks[wildcards.block]]
+
+
+def get_store_blocks():
+    return [f"results/store/{block}.h5" for block in STUDY.point_blocks]
+
+
+def get_tiles(wildcards):
+    return {f"{a}-{b}": f"results/distances/{wildcards.split}/tiles/{a}-{b}.h5" for a, b in STUDY.tiles}
+
+
+def get_train_embedding(wildcards):
+    """The test split is also placed in the train axes, when asked and when both splits exist."""
+    if (
+        wildcards.split == "test"
+        and config["embedding"]["project_test_into_train"]
+        and "train" in STUDY.splits
+    ):
+        return {"train_embedding": "results/embedding/train.h5"}
+    return {}
+
+
+def get_plot_files():
+    names = ["trajectories.png", "trajectories.html", "spectrum.png", "progress.png"]
+    return [f"results/plots/{split}/{name}" for split in STUDY.splits for name in names]
+
+
+def get_all_outputs():
+    return ["results/runs.tsv", "results/store/index.tsv", *get_plot_files()]
+
+
+def gpu_count(wildcards=None):
+    """Ask for a GPU only when the configured device resolves to CUDA on this machine."""
+    return estimate.gpus_for_device(config["device"])
+
+
+# Resources: estimated from the study by inpca.resources, scaled by the retry attempt.
+
+
+def train_mem_mb(wildcards, attempt):
+    return estimate.train_mem_mb(STUDY.runs[wildcards.run], attempt)
+
+
+def train_runtime(wildcards, attempt):
+    return estimate.train_runtime(STUDY.runs[wildcards.run], gpu_count() > 0, attempt)
+
+
+def tile_mem_mb(wildcards, attempt):
+    return estimate.tile_mem_mb(STUDY, wildcards.a, wildcards.b, attempt)
+
+
+def tile_runtime(wildcards, attempt):
+    return estimate.tile_runtime(STUDY, wildcards.a, wildcards.b, gpu_count() > 0, attempt)
+
+
+def get_state_dir(wildcards):
+    """Resumable training state of a run; not an output, so it survives a killed job."""
+    return f"results/state/{wildcards.run}"

@@ -1,0 +1,41 @@
+# Stage 3: Bhattacharyya distances, one job per pair of store blocks, assembled per split.
+
+
+rule distance_tile:
+    input:
+        a="results/store/{a}.h5",
+        b="results/store/{b}.h5",
+    output:
+        "results/distances/{split}/tiles/{a}-{b}.h5",
+    log:
+        "logs/distance_tile/{split}/{a}-{b}.log",
+    benchmark:
+        "benchmarks/distance_tile/{split}/{a}-{b}.tsv"
+    params:
+        metric=config["distance"]["metric"],
+        version=RESULTS_VERSION["distance"],
+    threads: config["distance"]["threads"]
+    resources:
+        gpu=gpu_count,
+        mem_mb=tile_mem_mb,
+        runtime=tile_runtime,
+    conda:
+        "../envs/inpca.yaml"
+    script:
+        "../scripts/distance_tile.py"
+
+
+rule assemble_distances:
+    input:
+        unpack(get_tiles),
+        index="results/store/index.tsv",
+    output:
+        "results/distances/{split}.h5",
+    log:
+        "logs/assemble_distances/{split}.log",
+    benchmark:
+        "benchmarks/assemble_distances/{split}.tsv"
+    conda:
+        "../envs/inpca.yaml"
+    script:
+        "../scripts/assemble_distances.py"

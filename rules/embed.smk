@@ -1,0 +1,23 @@
+# Stage 4: InPCA of each split's distance matrix.
+
+
+rule embed:
+    input:
+        unpack(get_train_embedding),
+        distances="results/distances/{split}.h5",
+        index="results/store/index.tsv",
+    output:
+        "results/embedding/{split}.h5",
+    log:
+        "logs/embed/{split}.log",
+    benchmark:
+        "benchmarks/embed/{split}.tsv"
+    params:
+        n_components=config["embedding"]["n_components"],
+        solver=config["embedding"]["solver"],
+        version=RESULTS_VERSION["embedding"],
+    threads: workflow.cores
+    conda:
+        "../envs/inpca.yaml"
+    script:
+        "../scripts/embed.py"

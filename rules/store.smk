@@ -1,0 +1,50 @@
+# Stage 2: the probability store, one file per block of runs plus the reference block and index.tsv.
+
+
+rule store_reference:
+    output:
+        "results/store/ref.h5",
+    log:
+        "logs/store_reference.log",
+    params:
+        dataset=STUDY.runs[next(iter(STUDY.runs))]["dataset"],
+        geodesic_points=config["reference"]["geodesic_points"],
+        version=RESULTS_VERSION["store"],
+    conda:
+        "../envs/inpca.yaml"
+    script:
+        "../scripts/store_reference.py"
+
+
+rule store_block:
+    input:
+        runs=get_block_runs,
+        reference="results/store/ref.h5",
+    output:
+        "results/store/{block}.h5",
+    log:
+        "logs/store_block/{block}.log",
+    benchmark:
+        "benchmarks/store_block/{block}.tsv"
+    params:
+        sum_tolerance=config["store"]["sum_tolerance"],
+        version=RESULTS_VERSION["store"],
+    conda:
+        "../envs/inpca.yaml"
+    script:
+        "../scripts/store_block.py"
+
+
+rule store_index:
+    input:
+        blocks=get_store_blocks(),
+    output:
+        "results/store/index.tsv",
+    log:
+        "logs/store_index.log",
+    params:
+        blocks=STUDY.point_blocks,
+    conda:
+        "../envs/inpca.yaml"
+    script:
+        "../scripts/store_index.py"

@@ -1,0 +1,21 @@
+"""Rule embed: InPCA of one split's distance matrix -> results/embedding/{split}.h5."""
+
+from inpca.logs import run_script
+
+
+def main(smk):
+    from inpca.embedding_file import embed
+
+    embed(
+        smk.input.distances,
+        smk.input.index,
+        smk.output[0],
+        split=smk.wildcards.split,
+        n_components=smk.params.n_components,
+        solver=smk.params.solver,
+        train_embedding=smk.input.get("train_embedding"),
+    )
+
+
+if __name__ == "__main__":
+    run_script(main, snakemake)  # noqa: F821 (injected by Snakemake)

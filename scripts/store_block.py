@@ -1,0 +1,13 @@
+"""Rule store_block: the checkpoints of one block of runs -> results/store/{block}.h5."""
+
+from inpca.logs import run_script
+
+
+def main(smk):
+    from inpca.store import build_block
+
+    build_block(smk.output[0], list(smk.input.runs), smk.input.reference, smk.params.sum_tolerance)
+
+
+if __name__ == "__main__":
+    run_script(main, snakemake)  # noqa: F821 (injected by Snakemake)

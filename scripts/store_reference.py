@@ -1,0 +1,13 @@
+"""Rule store_reference: ignorance P0, the geodesic and truth P* of the data set -> results/store/ref.h5."""
+
+from inpca.logs import run_script
+
+
+def main(smk):
+    from inpca.store import write_reference
+
+    write_reference(smk.output[0], smk.config["dataset"], smk.params.geodesic_points)
+
+
+if __name__ == "__main__":
+    run_script(main, snakemake)  # noqa: F821 (injected by Snakemake)

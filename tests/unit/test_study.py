@@ -1,0 +1,136 @@
+"""Config validation, grid expansion, run ids and blocks (inpca.study)."""
+
+import copy
+
+import pytest
+
+from conftest import REPO
+from inpca.study import ConfigError, block_of, load_schema, load_study, validate_config
+
+SCHEMA = REPO / "schemas" / "config.schema.yaml"
+
+BASE = {
+    "grid": [
+        {
+            "arch": [{"name": "fc", "width": 8, "depth": 1}, {"name": "allcnn", "width": 0.25}],
+            "optimizer": [{"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True}, {"name": "adam", "lr": 1e-3}],
+            "seed": [0, 1],
+        }
+    ]
+}
+
+
+def study(cfg=None):
+    return load_study(copy.deepcopy(cfg or BASE), SCHEMA)
+
+
+def test_defaults_are_filled_in_nested_and_in_grid_items():
+    s = study()
+    assert s.config["dataset"] == {**s.config["dataset"], "name": "digits", "test_fraction": 0.25}
+    assert s.config["store"]["blocks"] == 4
+    entry = s.config["grid"][0]
+    assert entry["batch_size"] == 64 and entry["lr_schedule"] == "cosine" and entry["precision"] == "fp32"
+
+
+def test_grid_expands_to_the_cartesian_product_with_stable_readable_ids():
+    s = study()
+    assert len(s.runs) == 8
+    assert all(rid.split("-")[0] in ("fc", "allcnn") for rid in s.runs)
+    assert {rid.split("-")[1] for rid in s.runs} == {"sgdn", "adam"}
+    assert list(s.runs) == sorted(s.runs)
+
+
+def test_reordering_the_grid_changes_no_id():
+    reordered = copy.deepcopy(BASE)
+    entry = reordered["grid"][0]
+    entry["arch"].reverse()
+    entry["optimizer"].reverse()
+    entry["seed"] = [1, 0]
+    split = {"grid": [dict(entry, seed=0), dict(entry, seed=1)]}  # regrouped into two entries
+    assert set(study(reordered).runs) == set(study().runs) == set(study(split).runs)
+
+
+def test_equal_numbers_written_as_int_or_float_give_the_same_id():
+    a = copy.deepcopy(BASE)
+    a["grid"][0]["weight_decay"] = 0
+    b = copy.deepcopy(BASE)
+    b["grid"][0]["weight_decay"] = 0.0
+    assert set(study(a).runs) == set(study(b).runs)
+
+
+def test_every_training_field_changes_the_id():
+    base = set(study().runs)
+    for key, value in [("batch_size", 32), ("weight_decay", 1e-4), ("augment", True), ("epochs", 3),
+                       ("warmup_epochs", 1), ("precision", "bf16"), ("lr_schedule", "constant")]:
+        cfg = copy.deepcopy(BASE)
+        cfg["grid"][0][key] = value
+        assert not set(study(cfg).runs) & base, key
+    cfg = copy.deepcopy(BASE)
+    cfg["checkpoints"] = {"schedule": "log"}
+    assert not set(study(cfg).runs) & base
+    cfg = copy.deepcopy(BASE)
+    cfg["dataset"] = {"name": "digits", "split_seed": 1}
+    assert not set(study(cfg).runs) & base
+
+
+def test_settings_that_do_not_change_training_keep_ids():
+    cfg = copy.deepcopy(BASE)
+    cfg.update(device="cpu", train={"threads": 2}, store={"blocks": 4}, plots={"color_by": "seed"})
+    assert set(study(cfg).runs) == set(study().runs)
+
+
+def test_duplicate_runs_across_entries_are_reported():
+    cfg = copy.deepcopy(BASE)
+    cfg["grid"].append({"arch": {"name": "fc", "width": 8, "depth": 1},
+                        "optimizer": {"name": "adam", "lr": 1e-3}, "seed": 1})
+    with pytest.raises(ConfigError, match=r"grid\[0\] and grid\[1\] both expand to run fc-adam-s1-"):
+        study(cfg)
+
+
+def test_blocks_are_a_stable_function_of_the_id_and_cover_every_run():
+    s = study()
+    assert sorted(r for runs in s.blocks.values() for r in runs) == sorted(s.runs)
+    for block, runs in s.blocks.items():
+        assert all(block_of(r, 4) == block for r in runs)
+    assert s.point_blocks[0] == "ref"
+    n = len(s.point_blocks)
+    assert len(s.tiles) == n * (n + 1) // 2
+
+
+def test_adding_a_run_changes_exactly_one_block():
+    before = study()
+    cfg = copy.deepcopy(BASE)
+    cfg["grid"].append({"arch": {"name": "fc", "width": 32, "depth": 2}, "optimizer": {"name": "adam", "lr": 1e-3}})
+    after = study(cfg)
+    changed = [b for b in after.blocks if after.blocks[b] != before.blocks.get(b)]
+    assert len(changed) == 1
+
+
+@pytest.mark.parametrize(
+    "patch, message",
+    [
+        ({"dataset": {"name": "mnist"}}, r"dataset\.name: 'mnist' is not one of"),
+        ({"store": {"blocks": 0}}, r"store\.blocks: 0 is less than the minimum of 1"),
+        ({"embedding": {"n_componentz": 3}}, r"unknown key 'n_componentz' in embedding; allowed: n_components"),
+        ({"device": "tpu"}, r"device: 'tpu' is not one of"),
+        ({"colour": 1}, r"unknown key 'colour' in \(top level\)"),
+        ({"grid": [{"arch": {"name": "fc"}, "optimizer": {"name": "sgd", "lr": -1}}]},
+         r"grid\[0\]\.optimizer\.lr: -1 is less than or equal to the minimum of 0"),
+        ({"grid": [{"arch": {"name": "fc"}, "optimizer": {"name": "sgd", "lr": 0.1}, "seed": "x"}]}, r"grid\[0\]\.seed"),
+        ({"grid": [{"arch": {"name": "fc"}, "optimizer": {"name": "adam", "lr": 0.1, "nesterov": True}}]},
+         r"momentum/nesterov apply to sgd only"),
+        ({"grid": [{"optimizer": {"name": "adam", "lr": 0.1}}]}, r"'arch' is a required property"),
+    ],
+)
+def test_bad_configs_fail_with_one_line_naming_the_key(patch, message):
+    cfg = {**copy.deepcopy(BASE), **patch}
+    with pytest.raises(ConfigError, match=message) as info:
+        validate_config(cfg, load_schema(SCHEMA))
+    assert "\n" not in str(info.value)
+
+
+def test_shipped_configs_are_valid():
+    import yaml
+
+    for path in [REPO / "config.yaml", REPO / "tests/workflow/config.yaml", *sorted((REPO / "presets").glob("*.yaml"))]:
+        load_study(yaml.safe_load(path.read_text()), SCHEMA)
