@@ -80,8 +80,16 @@ def open_checked(path: str | Path):
     try:
         return h5py.File(path, "r", locking=False)
     except OSError as exc:
-        reason = str(exc).split("(")[0].strip().rstrip(",") or "unreadable"
-        raise RunFileError(f"{path}: not a readable HDF5 file ({reason}); truncated or corrupted? Delete it and rerun") from None
+        raise RunFileError(f"{path}: not a readable HDF5 file ({_h5_reason(exc)}); truncated or corrupted? "
+                           f"Delete it and rerun") from None
+
+
+def _h5_reason(exc: OSError) -> str:
+    """HDF5's detail ('truncated file: eof = ...', 'file signature not found') without the prefix."""
+    text = str(exc)
+    if "(" in text and text.rstrip().endswith(")"):
+        return text[text.index("(") + 1:text.rstrip().rindex(")")]
+    return text or "unreadable"
 
 
 def read_run(path: str | Path) -> dict:
@@ -108,7 +116,7 @@ def read_run(path: str | Path) -> dict:
                 try:
                     out[name] = f[name][()]
                 except OSError as exc:
-                    raise RunFileError(f"{path}: cannot read {name} ({str(exc).split('(')[0].strip()}); truncated or corrupted?") from None
+                    raise RunFileError(f"{path}: cannot read {name} ({_h5_reason(exc)}); truncated or corrupted?") from None
             for key in ("step", "epoch", *METRICS):
                 out[key] = f[key][()]
                 if out[key].shape != (k,):

@@ -116,7 +116,11 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
     # First pass: headers only, so shapes are known and a bad file is refused before any write.
     headers = []
     for path in sorted(map(Path, run_paths)):
-        with open_checked(path) as f:
+        try:
+            f = open_checked(path)
+        except RunFileError as exc:
+            raise StoreError(str(exc)) from None
+        with f:
             attrs = dict(f.attrs)
             if "fingerprint" not in attrs or "step" not in f:
                 raise StoreError(f"{path}: not a run file (no fingerprint/step); truncated or written by something else?")

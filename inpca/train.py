@@ -62,9 +62,15 @@ def subsample(dataset, keep_every: int):
 
 
 def load_study_dataset(dataset_spec: dict, data_dir_base=None):
+    """The study's data set: the loader gets the fields of its own data set only (the validated
+    config carries every data set's defaults), then keep_every is applied."""
     from .data import load_dataset
+    from .study import dataset_identity
 
-    return subsample(load_dataset(dataset_spec, data_dir_base), dataset_spec.get("keep_every", 1))
+    spec = {k: v for k, v in dataset_identity(dataset_spec).items() if k != "keep_every"}
+    if spec["name"] == "cifar10":
+        spec.update(data_dir=dataset_spec["data_dir"], download=dataset_spec["download"])
+    return subsample(load_dataset(spec, data_dir_base), dataset_spec.get("keep_every", 1))
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,171 @@
+"""The real Snakemake on the tiny study tests/workflow/config.yaml, in a copy of the workflow in a temp folder.
+
+One module-scoped study is run once (partial target first, then everything); the other tests dry-run
+changes against it. Job counts come from Snakemake's own "Job stats" table.
+"""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO
+
+pytestmark = pytest.mark.workflow
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "schemas", "report", "profiles", "inpca"]
+
+
+def copy_workflow(dest: Path, config: dict | None = None) -> Path:
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    text = (REPO / "tests/workflow/config.yaml").read_text()
+    (dest / "config.yaml").write_text(text if config is None else yaml.safe_dump(config))
+    return dest
+
+
+def snakemake(workdir: Path, *args, check=True, timeout=600) -> subprocess.CompletedProcess:
+    proc = subprocess.run([SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse Snakemake's 'Job stats' table (printed by dry runs and real runs)."""
+    counts = {}
+    if "Job stats:" not in output:
+        return counts
+    table = output.split("Job stats:", 1)[1]
+    for line in table.splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        counts[match.group(1)] = int(match.group(2))
+    counts.pop("total", None)
+    return counts
+
+
+def dry_run(workdir: Path, *args) -> dict[str, int]:
+    proc = snakemake(workdir, "-n", *args)
+    return job_counts(proc.stdout + proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    workdir = copy_workflow(tmp_path_factory.mktemp("study"))
+    partial = snakemake(workdir, "store")
+    ran_partial = job_counts(partial.stdout + partial.stderr)
+    assert not (workdir / "results/distances").exists()
+    snakemake(workdir)
+    return workdir, ran_partial
+
+
+def config_of(workdir: Path) -> dict:
+    return yaml.safe_load((workdir / "config.yaml").read_text())
+
+
+def test_partial_target_store_trains_and_stores_only(study):
+    _, ran = study
+    assert ran["train_run"] == 4
+    assert ran["store_reference"] == 1 and ran["store_index"] == 1
+    assert not any(rule in ran for rule in ("distance_tile", "embed", "plot_trajectories"))
+
+
+def test_full_run_produces_every_documented_output(study):
+    workdir, _ = study
+    runs = sorted((workdir / "results/runs").glob("*.h5"))
+    assert len(runs) == 4
+    index = (workdir / "results/store/index.tsv").read_text().splitlines()
+    header = index[0].split("\t")
+    for column in ("point", "run", "arch.name", "optimizer.lr", "checkpoint", "step", "epoch", "train_error",
+                   "progress_train", "dist_truth_test"):
+        assert column in header
+    m = len(index) - 1
+    for split in ("train", "test"):
+        with h5py.File(workdir / f"results/distances/{split}.h5") as f:
+            D = f["D"][()]
+        assert D.shape == (m, m)
+        assert np.array_equal(D, D.T) and np.all(np.diag(D) == 0) and np.isfinite(D).all()
+        with h5py.File(workdir / f"results/embedding/{split}.h5") as f:
+            assert f["coords"].shape == (m, 4)
+            assert np.all(np.diff(f["explained_stress"][()]) >= -1e-12)
+        for name in ("trajectories.png", "trajectories.html", "spectrum.png", "progress.png"):
+            assert (workdir / f"results/plots/{split}/{name}").stat().st_size > 1000
+    # ignorance and truth are the first and last reference points; their distance is ½ ln 10
+    with h5py.File(workdir / "results/distances/train.h5") as f:
+        runs_col = [r.decode() for r in f["run"][()]]
+        p0, pstar = runs_col.index("P0"), runs_col.index("P*")
+        assert f["D"][p0, pstar] == pytest.approx(0.5 * np.log(10), abs=1e-6)
+    assert (workdir / "results/runs.tsv").read_text().count("\n") == 5
+
+
+def test_second_dry_run_has_nothing_to_do(study):
+    workdir, _ = study
+    proc = snakemake(workdir, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_adding_one_network_reruns_one_training_one_block_and_its_tiles_only(study, tmp_path):
+    workdir, _ = study
+    cfg = config_of(workdir)
+    n_blocks = len(list((workdir / "results/store").glob("b*.h5")))
+    cfg["grid"].append({"arch": {"name": "fc", "width": 24, "depth": 1}, "optimizer": {"name": "adam", "lr": 0.01},
+                        "batch_size": 128, "epochs": 2})
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    try:
+        counts = dry_run(workdir)
+    finally:
+        (workdir / "config.yaml").write_text((REPO / "tests/workflow/config.yaml").read_text())
+    assert counts["train_run"] == 1
+    assert counts["store_block"] == 1 and "store_reference" not in counts
+    # the new run's block is either an existing one (tiles with every block incl. ref and itself)
+    # or a new one (one more); per split at most B + 1 of the (B+1)(B+2)/2 tiles
+    assert counts["distance_tile"] in (2 * (n_blocks + 1), 2 * (n_blocks + 2))
+    assert counts["assemble_distances"] == 2 and counts["embed"] == 2
+
+
+def test_editing_a_comment_in_the_config_or_a_plot_script_retrains_nothing(study):
+    workdir, _ = study
+    config = workdir / "config.yaml"
+    original = config.read_text()
+    config.write_text("# a comment that changes nothing\n" + original)
+    try:
+        assert "Nothing to be done" in "".join(snakemake(workdir, "-n").stdout)
+    finally:
+        config.write_text(original)
+    script = workdir / "scripts/plot_spectrum.py"
+    script.write_text(script.read_text() + "\n# edited\n")
+    counts = dry_run(workdir)
+    assert set(counts) <= {"plot_spectrum", "all"}, counts
+    assert counts.get("plot_spectrum") == 2
+
+
+def test_report_builds_after_a_run(study):
+    workdir, _ = study
+    snakemake(workdir, "--report", "report.html")
+    html = (workdir / "report.html").read_text(errors="replace")
+    assert "trajectories" in html.lower()
+
+
+def test_bad_config_fails_at_parse_time_naming_the_key(tmp_path):
+    cfg = yaml.safe_load((REPO / "tests/workflow/config.yaml").read_text())
+    cfg["store"]["blocks"] = 0
+    workdir = copy_workflow(tmp_path, cfg)
+    proc = snakemake(workdir, "-n", check=False)
+    assert proc.returncode != 0
+    assert "config error: store.blocks: 0 is less than the minimum of 1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (workdir / "results").exists()
