@@ -34,8 +34,8 @@ def gpus_for_device(device: str) -> int:
     return 0
 
 
-def dataset_size(dataset: dict) -> tuple[int, int, int]:
-    """(n_train, n_test, classes) of the configured data set, after keep_every."""
+def dataset_size(dataset: dict, recorded: bool = True) -> tuple[int, int, int]:
+    """(n_train, n_test, classes) of the configured data set; `recorded`: after keep_every."""
     name = dataset["name"]
     if name == "digits":
         n_test = math.ceil(_DIGITS_TOTAL * dataset["test_fraction"])
@@ -44,12 +44,12 @@ def dataset_size(dataset: dict) -> tuple[int, int, int]:
         n_train, n_test, c = _CIFAR10
     else:
         n_train, n_test, c = dataset["n_train"], dataset["n_test"], dataset["num_classes"]
-    k = dataset.get("keep_every", 1)
+    k = dataset.get("keep_every", 1) if recorded else 1
     return math.ceil(n_train / k), math.ceil(n_test / k), c
 
 
 def checkpoints_of(run: dict) -> int:
-    n_train, _, _ = dataset_size(run["dataset"])
+    n_train, _, _ = dataset_size(run["dataset"], recorded=False)
     steps_per_epoch = max(n_train // run["batch_size"], 1)
     return len(checkpoint_steps(run["checkpoints"], steps_per_epoch, run["epochs"]))
 
@@ -64,14 +64,14 @@ def run_file_mb(run: dict) -> float:
 def train_mem_mb(run: dict, attempt: int = 1) -> int:
     """Host memory of a training job: recorded predictions (twice, while the file is written),
     the data set, and a fixed allowance for torch and the model."""
-    n_train, n_test, c = dataset_size(run["dataset"])
+    n_train, n_test, c = dataset_size(run["dataset"], recorded=False)
     data_mb = (n_train + n_test) * 3 * 32 * 32 / 2**20
     return int((2500 + 2.5 * run_file_mb(run) + 2 * data_mb) * attempt)
 
 
 def train_runtime(run: dict, gpu: bool, attempt: int = 1) -> int:
     """Minutes for a training job: epochs x samples / throughput, plus checkpoint evaluations."""
-    n_train, n_test, _ = dataset_size(run["dataset"])
+    n_train, n_test, _ = dataset_size(run["dataset"], recorded=False)
     rate = _GPU_IMAGES_PER_S.get(run["arch"]["name"], 5_000) / (1 if gpu else _CPU_SLOWDOWN)
     seconds = run["epochs"] * n_train / rate + checkpoints_of(run) * (n_train + n_test) / (3 * rate)
     return int(math.ceil((10 + 1.5 * seconds / 60) * attempt))

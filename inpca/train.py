@@ -48,7 +48,12 @@ def resolve_device(device: str) -> str:
 
 
 def subsample(dataset, keep_every: int):
-    """Keep every k-th sample of each split (the paper's distance code used every 2nd)."""
+    """Every k-th sample of each split: the samples whose predictions are recorded.
+
+    Networks always train on the full training set; `dataset.keep_every` only thins what is
+    recorded and compared (the paper's distance code used every 2nd sample). The fingerprint of
+    the thinned set differs from the full set's, so the two are never mixed in one store.
+    """
     if keep_every == 1:
         return dataset
     import dataclasses
@@ -61,16 +66,20 @@ def subsample(dataset, keep_every: int):
     )
 
 
-def load_study_dataset(dataset_spec: dict, data_dir_base=None):
-    """The study's data set: the loader gets the fields of its own data set only (the validated
-    config carries every data set's defaults), then keep_every is applied."""
+def load_study_dataset(dataset_spec: dict, data_dir_base=None, recorded: bool = True):
+    """The study's data set; `recorded` thins it to the samples whose predictions are recorded.
+
+    The loader gets the fields of its own data set only (the validated config carries every data
+    set's defaults).
+    """
     from .data import load_dataset
     from .study import dataset_identity
 
     spec = {k: v for k, v in dataset_identity(dataset_spec).items() if k != "keep_every"}
     if spec["name"] == "cifar10":
         spec.update(data_dir=dataset_spec["data_dir"], download=dataset_spec["download"])
-    return subsample(load_dataset(spec, data_dir_base), dataset_spec.get("keep_every", 1))
+    dataset = load_dataset(spec, data_dir_base)
+    return subsample(dataset, dataset_spec.get("keep_every", 1)) if recorded else dataset
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,7 +250,8 @@ def train_run(run: dict, run_id: str, out_path, *, dataset_spec: dict, device: s
     torch.manual_seed(run["seed"])
 
     started = time.time()
-    dataset = load_study_dataset(dataset_spec, data_dir_base)
+    dataset = load_study_dataset(dataset_spec, data_dir_base, recorded=False)
+    recorded = subsample(dataset, dataset_spec.get("keep_every", 1))
     n_train = len(dataset.y_train)
     bs = run["batch_size"]
     if bs > n_train:
@@ -260,15 +270,17 @@ def train_run(run: dict, run_id: str, out_path, *, dataset_spec: dict, device: s
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     warmup_steps = int(round(run["warmup_epochs"] * steps_per_epoch))
     data = to_device(dataset, device, channels_last)
+    eval_data = data if recorded is dataset else to_device(recorded, device, channels_last)
     gens = {"shuffle": torch.Generator().manual_seed(run["seed"]),
             "augment": torch.Generator(device=device).manual_seed(run["seed"] + 1)}
     pad = max(dataset.input_shape[-1] // 8, 1) if dataset.is_image else 0
     augment = bool(run["augment"]) and dataset.is_image
     use_bf16 = run["precision"] == "bf16" and (device == "cpu" or torch.cuda.is_bf16_supported())
 
-    log.info("run %s: %s, %d parameters, %d train / %d test samples, %d steps (%d per epoch), %d checkpoints, device %s",
-             run_id, run["arch"]["name"], count_parameters(model), n_train, len(dataset.y_test), total_steps,
-             steps_per_epoch, len(steps), device)
+    log.info("run %s: %s, %d parameters, %d train / %d test samples (%d / %d recorded), %d steps (%d per epoch), "
+             "%d checkpoints, device %s", run_id, run["arch"]["name"], count_parameters(model), n_train,
+             len(dataset.y_test), len(recorded.y_train), len(recorded.y_test), total_steps, steps_per_epoch,
+             len(steps), device)
 
     state_dir = Path(state_dir) if state_dir else None
     recorder = Recorder(state_dir / "recorded.h5") if state_dir else None
@@ -287,7 +299,7 @@ def train_run(run: dict, run_id: str, out_path, *, dataset_spec: dict, device: s
 
     def record(current_step: int) -> bool:
         """Evaluate and append a checkpoint; False if the predictions are not finite (divergence)."""
-        result = evaluate(model, data, eval_batch_size, channels_last)
+        result = evaluate(model, eval_data, eval_batch_size, channels_last)
         finite = all(np.isfinite(result[s][0]).all() for s in ("train", "test"))
         if not finite:
             return False
@@ -357,9 +369,9 @@ def train_run(run: dict, run_id: str, out_path, *, dataset_spec: dict, device: s
         progress.close()
 
     attrs = {
-        "run_id": run_id, "config": json.dumps(run, sort_keys=True), "dataset": dataset.name,
-        "fingerprint": dataset.fingerprint, "num_classes": dataset.num_classes,
-        "n_train": n_train, "n_test": len(dataset.y_test), "steps_per_epoch": steps_per_epoch,
+        "run_id": run_id, "config": json.dumps(run, sort_keys=True), "dataset": recorded.name,
+        "fingerprint": recorded.fingerprint, "num_classes": dataset.num_classes,
+        "n_train": len(recorded.y_train), "n_test": len(recorded.y_test), "steps_per_epoch": steps_per_epoch,
         "diverged_at_step": diverged_at, "inpca_version": __version__,
     }
     dtype = np.float16 if run["checkpoints"]["dtype"] == "float16" else np.float32

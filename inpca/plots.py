@@ -1,0 +1,563 @@
+"""Figures of an embedding: `results/plots/{split}/{trajectories.png,trajectories.html,spectrum.png,progress.png}`.
+
+Inputs: an embedding file `results/embedding/{split}.h5` (coords, signed eigenvalues, explained stress,
+progress, distance to truth) and `results/store/index.tsv`, whose rows are the embedding's rows in the
+same order. The figures follow Mao et al. (PNAS 2024): trajectories of the runs in the top three InPCA
+components coloured by a column of the index, the P0→P* geodesic in black with ignorance P0 and truth
+P* in red, time-like axes (λ < 0) marked in red; the eigenvalue spectrum (black λ > 0, red λ < 0) with
+the explained stress S(k); progress λ and distance to P* against epochs.
+
+Only the plotting jobs import this module. Matplotlib runs with the Agg backend (no display); the
+interactive HTML embeds plotly.js, so it opens offline.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+# Above this many distinct numeric values a colour column gets a colormap and colorbar, not a legend.
+MAX_CATEGORIES_NUMERIC = 8
+DPI = 150
+GEODESIC_COLOR = "black"
+REFERENCE_COLOR = "red"
+TIMELIKE_COLOR = "red"
+MINUS = "\u2212"  # typographic minus in labels
+HOVER_COLUMNS = ("run", "arch", "optimizer", "epoch", "step", "train_error", "test_error")
+
+
+# --------------------------------------------------------------------------------------------------
+# loading
+
+
+def _text(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.ndarray) and value.shape == ():
+        return _text(value.item())
+    return str(value)
+
+
+def load(embedding_path, index_path=None):
+    """(emb, index): the embedding file as a dict of arrays (+ 'attrs') and index.tsv as a DataFrame
+    (index is None when index_path is None: the spectrum needs no index).
+
+    `run` and `kind` are decoded to str arrays. Raises ValueError (one line naming both files) when the
+    row counts differ or the run labels are not in the same order.
+    """
+    import pandas as pd
+
+    from .runfile import open_checked
+
+    emb: dict = {}
+    with open_checked(embedding_path) as f:
+        for name in f:
+            data = f[name][()]
+            if name in ("run", "kind"):
+                data = np.array([_text(v) for v in data], dtype=object)
+            emb[name] = data
+        emb["attrs"] = {key: (_text(v) if isinstance(v, (bytes, str, np.bytes_, np.str_)) else
+                              (v.item() if isinstance(v, np.generic) else v)) for key, v in f.attrs.items()}
+    missing = [n for n in ("coords", "eigenvalues", "explained_stress") if n not in emb]
+    if missing:
+        raise ValueError(f"{embedding_path}: missing dataset(s) {', '.join(missing)}; not an embedding file")
+    if index_path is None:
+        return emb, None
+    index_path = Path(index_path)
+    if not index_path.exists():
+        raise ValueError(f"{index_path}: file does not exist")
+    # labels stay text even when they look like numbers (a run id of hex digits, a block name)
+    labels = {c: str for c in ("run", "kind", "block", "arch", "optimizer")}
+    index = pd.read_csv(index_path, sep="\t", dtype=labels)
+    m = emb["coords"].shape[0]
+    if len(index) != m:
+        raise ValueError(f"{embedding_path} has {m} points but {index_path} has {len(index)} rows; "
+                         "rerun the store and the embedding")
+    if "run" in emb and "run" in index.columns:
+        bad = np.flatnonzero(index["run"].astype(str).to_numpy() != emb["run"].astype(str))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"{embedding_path} and {index_path} disagree on the run of row {i} "
+                             f"({emb['run'][i]!r} vs {index['run'].iloc[i]!r}) and {bad.size - 1} more rows; "
+                             "rerun the store and the embedding")
+    return emb, index
+
+
+# --------------------------------------------------------------------------------------------------
+# shared helpers
+
+
+def _mpl():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return matplotlib, plt
+
+
+def _check_rows(emb: dict, index) -> None:
+    m = emb["coords"].shape[0]
+    if len(index) != m:
+        raise ValueError(f"the embedding has {m} points but the index has {len(index)} rows")
+
+
+def _split(emb: dict) -> str:
+    return _text(emb.get("attrs", {}).get("split", "")) or "?"
+
+
+def _fmt_lambda(lam: float) -> str:
+    sign = "+" if lam >= 0 else MINUS
+    return f"{sign}{abs(lam):.3g}"
+
+
+def _axis_labels(eigenvalues) -> list[tuple[str, bool]]:
+    """(label, time-like) for the three plotted axes; axes beyond k are padding."""
+    out = []
+    for i in range(3):
+        if i < len(eigenvalues):
+            lam = float(eigenvalues[i])
+            timelike = lam < 0
+            out.append((f"PC{i + 1} (λ={_fmt_lambda(lam)}{', time-like' if timelike else ''})", timelike))
+        else:
+            out.append((f"PC{i + 1} (none, set to 0)", False))
+    return out
+
+
+def _coords3(emb: dict) -> np.ndarray:
+    coords = np.asarray(emb["coords"], dtype=float)
+    if coords.ndim == 1:
+        coords = coords[:, None]
+    if coords.shape[1] >= 3:
+        return coords[:, :3]
+    return np.hstack([coords, np.zeros((coords.shape[0], 3 - coords.shape[1]))])
+
+
+def _stress_at(emb: dict, k: int):
+    stress = np.asarray(emb.get("explained_stress", []), dtype=float)
+    if len(stress) == 0:
+        return None
+    return float(stress[min(k, len(stress)) - 1])
+
+
+def _title(emb: dict, title, what: str, color_col: str | None = None) -> str:
+    if title:
+        return title
+    k = np.asarray(emb["coords"]).shape[1] if np.asarray(emb["coords"]).ndim == 2 else 1
+    parts = [f"{_split(emb)} split: {what}"]
+    s3 = _stress_at(emb, 3)
+    if s3 is not None:
+        parts.append(f"S({min(k, 3)})={s3:.3f}")
+    if color_col:
+        parts.append(f"coloured by {color_col}")
+    text = ", ".join(parts)
+    if k < 3:
+        text += f" (only {k} component{'s' if k != 1 else ''}; missing axes set to 0)"
+    return text
+
+
+def _resolve_column(index, color_by: str) -> str:
+    """The index column named `color_by`, or the one config column ending in `.{color_by}` (lr -> optimizer.lr)."""
+    cols = [str(c) for c in index.columns]
+    if color_by in cols:
+        return color_by
+    matches = [c for c in cols if c.endswith("." + color_by)]
+    if len(matches) == 1:
+        return matches[0]
+    hint = f" (ambiguous: {', '.join(matches)})" if matches else ""
+    raise ValueError(f"color_by {color_by!r} is not a column of the index{hint}; available columns: "
+                     f"{', '.join(cols)}")
+
+
+def _run_mask(index) -> np.ndarray:
+    if "kind" in index.columns:
+        return (index["kind"].astype(str) == "run").to_numpy()
+    return ~index["run"].astype(str).isin(["P0", "P*", "geodesic"]).to_numpy()
+
+
+def _runs(index) -> list[tuple[str, np.ndarray]]:
+    """(run id, row positions in checkpoint order) for every run, in order of first appearance."""
+    import pandas as pd
+
+    mask = _run_mask(index)
+    runs = index["run"].astype(str).to_numpy()
+    order_col = next((c for c in ("checkpoint", "step", "epoch") if c in index.columns), None)
+    order_key = (pd.to_numeric(index[order_col], errors="coerce").to_numpy(dtype=float) if order_col
+                 else np.arange(len(index), dtype=float))
+    out, seen = [], {}
+    for pos in np.flatnonzero(mask):
+        rid = runs[pos]
+        if rid not in seen:
+            seen[rid] = []
+            out.append(rid)
+        seen[rid].append(pos)
+    result = []
+    for rid in out:
+        rows = np.array(seen[rid])
+        rows = rows[np.argsort(order_key[rows], kind="stable")]
+        result.append((rid, rows))
+    return result
+
+
+def _references(index) -> tuple[np.ndarray, int | None, int | None]:
+    """(reference rows ordered along the geodesic, row of P0, row of P*)."""
+    import pandas as pd
+
+    mask = ~_run_mask(index)
+    rows = np.flatnonzero(mask)
+    runs = index["run"].astype(str).to_numpy()
+    if "t" in index.columns:
+        t = pd.to_numeric(index["t"], errors="coerce").to_numpy(dtype=float)[rows]
+        # P0 first, P* last when t is missing
+        t = np.where(np.isnan(t), np.where(runs[rows] == "P*", np.inf, -np.inf), t)
+        rows = rows[np.argsort(t, kind="stable")]
+    p0 = next((int(r) for r in rows if runs[r] == "P0"), None)
+    pstar = next((int(r) for r in rows if runs[r] == "P*"), None)
+    return rows, p0, pstar
+
+
+def _fmt_value(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):g}"
+    return str(v)
+
+
+class _Colors:
+    """Colour of every run from one index column: qualitative palette + legend, or colormap + colorbar."""
+
+    def __init__(self, index, runs, column: str):
+        import pandas as pd
+        from matplotlib import colormaps
+        from matplotlib.colors import LogNorm, Normalize, to_hex
+
+        self.column = column
+        first = [index[column].iloc[rows[0]] for _, rows in runs]
+        present = [v for v in first if not pd.isna(v)]
+        numeric = pd.to_numeric(pd.Series(first, dtype=object), errors="coerce").to_numpy(dtype=float)
+        all_numeric = (bool(present) and not any(isinstance(v, (bool, np.bool_)) for v in present)
+                       and int(np.isfinite(numeric).sum()) == len(present))
+        finite = numeric[np.isfinite(numeric)]
+        self.continuous = all_numeric and len(np.unique(finite)) > MAX_CATEGORIES_NUMERIC
+        self.nan_color = "#9e9e9e"
+        if self.continuous:
+            lo, hi = float(finite.min()), float(finite.max())
+            self.log = lo > 0 and hi / lo >= 100
+            self.norm = LogNorm(lo, hi) if self.log else Normalize(lo, hi)
+            self.cmap = colormaps["viridis"]
+            self.values = numeric
+            self.run_color = [to_hex(self.cmap(self.norm(v))) if np.isfinite(v) else self.nan_color for v in numeric]
+            self.run_label = [_fmt_value(v) for v in numeric]
+            self.categories = []
+        else:
+            if all_numeric:
+                labels = [_fmt_value(float(v)) for v in numeric]
+                order = sorted(set(labels), key=lambda s: (s == "n/a", float(s) if s != "n/a" else 0.0))
+            else:
+                labels = ["n/a" if pd.isna(v) else _fmt_value(v) for v in first]
+                order = sorted(set(labels), key=lambda s: (s == "n/a", s))
+            n = len(order)
+            palette = colormaps["tab10" if n <= 10 else "tab20"]
+            if n <= 20:
+                colors = [to_hex(palette(i)) for i in range(n)]
+            else:
+                turbo = colormaps["turbo"]
+                colors = [to_hex(turbo(0.05 + 0.9 * i / max(n - 1, 1))) for i in range(n)]
+            self.categories = order
+            self.category_color = dict(zip(order, colors))
+            if "n/a" in self.category_color:
+                self.category_color["n/a"] = self.nan_color
+            self.run_label = labels
+            self.run_color = [self.category_color[label] for label in labels]
+
+    def mpl_legend(self, ax, fig):
+        if self.continuous:
+            from matplotlib.cm import ScalarMappable
+
+            sm = ScalarMappable(norm=self.norm, cmap=self.cmap)
+            sm.set_array([])
+            fig.colorbar(sm, ax=ax, shrink=0.6, pad=0.1, label=self.column + (" (log scale)" if self.log else ""))
+            return None
+        return [(self.category_color[c], c) for c in self.categories]
+
+
+def _legend_handles(pairs, marker=None):
+    from matplotlib.lines import Line2D
+
+    return [Line2D([], [], color=color, lw=2, marker=marker, label=label) for color, label in pairs]
+
+
+def _place_legend(ax, handles, extra, title):
+    items = handles + extra
+    if not items:
+        return
+    ncol = max(1, math.ceil(len(items) / 24))
+    ax.legend(handles=items, title=title, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small",
+              title_fontsize="small", ncol=ncol, frameon=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# trajectories
+
+
+def plot_trajectories_png(emb: dict, index, out_path, color_by: str = "arch", title=None) -> None:
+    """3-D plot of the top three components: runs coloured by `color_by`, geodesic, P0 and P*."""
+    column = _resolve_column(index, color_by)
+    _check_rows(emb, index)
+    _, plt = _mpl()
+    from matplotlib.lines import Line2D
+
+    xyz = _coords3(emb)
+    runs = _runs(index)
+    colors = _Colors(index, runs, column)
+    many = len(runs) > 50
+    fig = plt.figure(figsize=(10, 7.5))
+    ax = fig.add_subplot(projection="3d")
+    for i, (rid, rows) in enumerate(runs):
+        p = xyz[rows]
+        ax.plot(p[:, 0], p[:, 1], p[:, 2], color=colors.run_color[i], lw=0.8 if many else 1.3, alpha=0.85,
+                marker=None if many else "o", ms=2.0)
+        ax.scatter(*p[-1], color=colors.run_color[i], s=8 if many else 14, depthshade=False)  # final checkpoint
+    refs, p0, pstar = _references(index)
+    extra = []
+    if len(refs) > 1:
+        g = xyz[refs]
+        ax.plot(g[:, 0], g[:, 1], g[:, 2], color=GEODESIC_COLOR, lw=2.2, zorder=5)
+        extra.append(Line2D([], [], color=GEODESIC_COLOR, lw=2.2, label="geodesic P0→P*"))
+    for row, name in ((p0, "P0 (ignorance)"), (pstar, "P* (truth)")):
+        if row is None:
+            continue
+        ax.scatter(*xyz[row], color=REFERENCE_COLOR, s=70, marker="o", edgecolor="black", depthshade=False, zorder=6)
+        ax.text(*xyz[row], "  " + name.split()[0], color=REFERENCE_COLOR, fontsize=11, fontweight="bold", zorder=7)
+    if p0 is not None or pstar is not None:
+        extra.append(Line2D([], [], color=REFERENCE_COLOR, marker="o", lw=0, markeredgecolor="black",
+                            label="P0 ignorance, P* truth"))
+    for axis, setter, (label, timelike) in zip("xyz", (ax.set_xlabel, ax.set_ylabel, ax.set_zlabel),
+                                                _axis_labels(np.asarray(emb["eigenvalues"]))):
+        setter(label, color=TIMELIKE_COLOR if timelike else "black", labelpad=10)
+        if timelike:
+            axis_obj = getattr(ax, f"{axis}axis")
+            axis_obj.line.set_color(TIMELIKE_COLOR)
+            axis_obj.line.set_linewidth(2.0)
+            ax.tick_params(axis=axis, colors=TIMELIKE_COLOR)
+    pairs = colors.mpl_legend(ax, fig)
+    _place_legend(ax, _legend_handles(pairs or []), extra, column if pairs else None)
+    ax.set_box_aspect(None, zoom=0.88)
+    ax.set_title(_title(emb, title, "InPCA trajectories", column), fontsize=11)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _hover(index, rows, progress) -> list[str]:
+    import pandas as pd
+
+    out = []
+    for r in rows:
+        parts = []
+        for col in HOVER_COLUMNS:
+            if col in index.columns:
+                v = index[col].iloc[r]
+                if pd.isna(v):
+                    continue
+                if col in ("train_error", "test_error") and isinstance(v, (float, np.floating)):
+                    parts.append(f"{col}: {float(v):.4f}")
+                elif col == "epoch" and isinstance(v, (float, np.floating)):
+                    parts.append(f"{col}: {float(v):.3g}")
+                else:
+                    parts.append(f"{col}: {_fmt_value(v)}")
+        if progress is not None and np.isfinite(progress[r]):
+            parts.append(f"progress λ: {progress[r]:.4f}")
+        out.append("<br>".join(parts))
+    return out
+
+
+def plot_trajectories_html(emb: dict, index, out_path, color_by: str = "arch", title=None) -> None:
+    """The trajectories as a self-contained interactive plotly page (plotly.js embedded, opens offline)."""
+    column = _resolve_column(index, color_by)
+    _check_rows(emb, index)
+    import plotly.graph_objects as go
+
+    xyz = _coords3(emb)
+    runs = _runs(index)
+    colors = _Colors(index, runs, column)
+    progress = np.asarray(emb["progress"], dtype=float) if "progress" in emb else None
+    hover_all = _hover(index, range(len(index)), progress)
+    fig = go.Figure()
+
+    def gapped(run_list):
+        """Concatenate runs into one trace, separated by None so that lines do not join runs."""
+        xs, ys, zs, text = [], [], [], []
+        for _, rows in run_list:
+            if xs:
+                for seq in (xs, ys, zs, text):
+                    seq.append(None)
+            p = xyz[rows]
+            xs.extend(p[:, 0].tolist())
+            ys.extend(p[:, 1].tolist())
+            zs.extend(p[:, 2].tolist())
+            text.extend(hover_all[r] for r in rows)
+        return xs, ys, zs, text
+
+    if colors.continuous:
+        # one trace per run keeps None gaps out of the colour array; one shared colorbar
+        cvals = np.log10(colors.values) if colors.log else colors.values
+        finite = cvals[np.isfinite(cvals)]
+        cmin, cmax = float(finite.min()), float(finite.max())
+        for i, (rid, rows) in enumerate(runs):
+            p = xyz[rows]
+            fig.add_trace(go.Scatter3d(
+                x=p[:, 0], y=p[:, 1], z=p[:, 2], mode="lines+markers", name=rid, legendgroup="runs",
+                showlegend=False, line=dict(color=colors.run_color[i], width=3),
+                marker=dict(size=2.5, color=colors.run_color[i]),
+                text=[hover_all[r] for r in rows], hoverinfo="text"))
+        fig.add_trace(go.Scatter3d(
+            x=[None], y=[None], z=[None], mode="markers", name=column, showlegend=False, hoverinfo="skip",
+            marker=dict(size=0.1, color=[cmin], cmin=cmin, cmax=cmax, colorscale="Viridis", showscale=True,
+                        colorbar=dict(title=f"log10 {column}" if colors.log else column, len=0.6))))
+    else:
+        for category in colors.categories:
+            members = [run for i, run in enumerate(runs) if colors.run_label[i] == category]
+            xs, ys, zs, text = gapped(members)
+            fig.add_trace(go.Scatter3d(
+                x=xs, y=ys, z=zs, mode="lines+markers", name=category, legendgroup=category,
+                line=dict(color=colors.category_color[category], width=3),
+                marker=dict(size=2.5, color=colors.category_color[category]),
+                text=text, hoverinfo="text", connectgaps=False))
+    refs, p0, pstar = _references(index)
+    if len(refs) > 1:
+        g = xyz[refs]
+        fig.add_trace(go.Scatter3d(
+            x=g[:, 0], y=g[:, 1], z=g[:, 2], mode="lines", name="geodesic P0→P*", legendgroup="geodesic",
+            line=dict(color=GEODESIC_COLOR, width=6),
+            text=[f"geodesic t={index['t'].iloc[r]:.3g}" if "t" in index.columns else "geodesic" for r in refs],
+            hoverinfo="text"))
+    ends = [(r, n) for r, n in ((p0, "P0"), (pstar, "P*")) if r is not None]
+    if ends:
+        fig.add_trace(go.Scatter3d(
+            x=[xyz[r, 0] for r, _ in ends], y=[xyz[r, 1] for r, _ in ends], z=[xyz[r, 2] for r, _ in ends],
+            mode="markers+text", name="P0 ignorance, P* truth", text=[n for _, n in ends],
+            textposition="top center", textfont=dict(color=REFERENCE_COLOR, size=14),
+            marker=dict(size=7, color=REFERENCE_COLOR, line=dict(color="black", width=1)),
+            hovertext=["P0: ignorance (uniform predictions)" if n == "P0" else "P*: truth (one-hot labels)"
+                       for _, n in ends], hoverinfo="text"))
+    scene = {}
+    for axis, (label, timelike) in zip("xyz", _axis_labels(np.asarray(emb["eigenvalues"]))):
+        spec = dict(title=dict(text=label), showline=True)
+        if timelike:
+            spec.update(title=dict(text=label, font=dict(color=TIMELIKE_COLOR)), color=TIMELIKE_COLOR,
+                        linecolor=TIMELIKE_COLOR, linewidth=4)
+        scene[f"{axis}axis"] = spec
+    fig.update_layout(title=dict(text=_title(emb, title, "InPCA trajectories", column)), scene=scene,
+                      legend=dict(title=dict(text=column), itemsizing="constant"),
+                      margin=dict(l=0, r=0, t=50, b=0), template="plotly_white")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.write_html(str(out_path), include_plotlyjs=True, full_html=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# spectrum and progress
+
+
+def plot_spectrum(emb: dict, out_path) -> None:
+    """|λ| by rank on a log scale (black λ > 0 space-like, red λ < 0 time-like) and explained stress S(k)."""
+    _, plt = _mpl()
+    from matplotlib.lines import Line2D
+
+    lam = np.asarray(emb["eigenvalues"], dtype=float)
+    stress = np.asarray(emb["explained_stress"], dtype=float)
+    k = np.arange(1, len(lam) + 1)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    pos, neg = lam > 0, lam < 0
+    nonzero = np.abs(lam[lam != 0])
+    floor = nonzero.min() / 2 if nonzero.size else 0.0
+    for mask, color in ((pos, "black"), (neg, TIMELIKE_COLOR)):
+        if mask.any():
+            ax1.vlines(k[mask], floor, np.abs(lam[mask]), color=color, lw=1, alpha=0.4)
+            ax1.scatter(k[mask], np.abs(lam[mask]), color=color, s=28, zorder=3)
+    if (lam != 0).any():
+        ax1.set_yscale("log")
+    ax1.legend(handles=[Line2D([], [], color="black", marker="o", lw=0, label="space-like (λ>0)"),
+                        Line2D([], [], color=TIMELIKE_COLOR, marker="o", lw=0, label="time-like (λ<0)")],
+               fontsize="small")
+    ax1.set_xlabel("component")
+    ax1.set_ylabel("|λ|")
+    ax1.set_title("eigenvalues")
+    if len(k) <= 20:
+        ax1.set_xticks(k)
+    ax2.plot(np.arange(1, len(stress) + 1), stress, color="black", marker="o", ms=4)
+    for j in (1, 3, 10):
+        if j <= len(stress):
+            ax2.scatter([j], [stress[j - 1]], color="tab:blue", s=40, zorder=3)
+            ax2.annotate(f"S({j})={stress[j - 1]:.3f}", (j, stress[j - 1]), textcoords="offset points",
+                         xytext=(6, -14), fontsize="small", color="tab:blue")
+    ax2.set_ylim(0, 1.05)
+    ax2.set_xlabel("number of components k")
+    ax2.set_ylabel("explained stress S(k)")
+    ax2.set_title("explained stress")
+    if len(stress) <= 20:
+        ax2.set_xticks(np.arange(1, len(stress) + 1))
+    ax2.grid(alpha=0.3)
+    attrs = emb.get("attrs", {})
+    extra = ", ".join(f"{key} {_text(attrs[key])}" for key in ("metric", "solver", "n_points") if key in attrs)
+    fig.suptitle(f"{_split(emb)} split: InPCA spectrum" + (f" ({extra})" if extra else ""))
+    fig.tight_layout()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_progress(emb: dict, index, out_path, color_by: str = "arch") -> None:
+    """Per run against epochs: progress λ along the P0→P* geodesic and distance to truth P*."""
+    import pandas as pd
+
+    column = _resolve_column(index, color_by)
+    _check_rows(emb, index)
+    _, plt = _mpl()
+
+    runs = _runs(index)
+    colors = _Colors(index, runs, column)
+    progress = np.asarray(emb["progress"], dtype=float)
+    dist = np.asarray(emb["dist_truth"], dtype=float)
+    if "epoch" in index.columns:
+        x, xlabel = pd.to_numeric(index["epoch"], errors="coerce").to_numpy(dtype=float), "epoch"
+    else:
+        x, xlabel = pd.to_numeric(index["checkpoint"], errors="coerce").to_numpy(dtype=float), "checkpoint"
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    many = len(runs) > 50
+    for i, (_, rows) in enumerate(runs):
+        kw = dict(color=colors.run_color[i], lw=0.8 if many else 1.3, alpha=0.85)
+        ax1.plot(x[rows], progress[rows], **kw)
+        ax2.plot(x[rows], dist[rows], **kw)
+    for level, label in ((0.0, "P0"), (1.0, "P*")):
+        ax1.axhline(level, color=REFERENCE_COLOR, ls="--", lw=0.8)
+        ax1.annotate(label, (1.0, level), xycoords=("axes fraction", "data"), xytext=(3, 0),
+                     textcoords="offset points", color=REFERENCE_COLOR, va="center", fontsize="small")
+    ax1.set_xlabel(xlabel)
+    ax1.set_ylabel("progress λ on the P0→P* geodesic")
+    ax1.set_title("progress")
+    run_rows = np.concatenate([rows for _, rows in runs]) if runs else np.array([], dtype=int)
+    d = dist[run_rows]
+    d = d[np.isfinite(d) & (d > 0)]
+    if d.size and d.max() / d.min() >= 100:
+        ax2.set_yscale("log")
+    ax2.set_xlabel(xlabel)
+    ax2.set_ylabel("Bhattacharyya distance to P*")
+    ax2.set_title("distance to truth")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    pairs = colors.mpl_legend(ax2, fig)
+    if pairs:
+        _place_legend(ax2, _legend_handles(pairs), [], column)
+    fig.suptitle(f"{_split(emb)} split: progress and distance to truth, coloured by {column}")
+    fig.tight_layout()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)

@@ -1,0 +1,243 @@
+"""Figures of an embedding: every plotting function on a small fake embedding + index."""
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from inpca import plots
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+RUNS = ["run-a1", "run-b2", "run-c3"]
+ARCHS = ["fc", "resnet", "fc"]
+LRS = [0.1, 0.01, 0.001]
+N_CKPT = 5
+
+
+def fake_index() -> pd.DataFrame:
+    rows = []
+    ref = [("P0", 0.0), ("geodesic", 0.25), ("geodesic", 0.5), ("geodesic", 0.75), ("P*", 1.0)]
+    for name, t in ref:
+        rows.append({"run": name, "kind": "reference", "arch": name, "optimizer": name, "checkpoint": -1, "step": -1,
+                     "epoch": np.nan, "train_loss": np.nan, "train_error": np.nan, "test_loss": np.nan,
+                     "test_error": np.nan, "t": t, "arch.name": np.nan, "arch.width": np.nan,
+                     "optimizer.name": np.nan, "optimizer.lr": np.nan, "seed": np.nan})
+    for r, (rid, arch, lr) in enumerate(zip(RUNS, ARCHS, LRS)):
+        for c in range(N_CKPT):
+            err = 0.9 * (1 - c / N_CKPT)
+            rows.append({"run": rid, "kind": "run", "arch": arch, "optimizer": "sgd", "checkpoint": c, "step": 10 * c,
+                         "epoch": float(c), "train_loss": 2 * err, "train_error": err, "test_loss": 2 * err + 0.1,
+                         "test_error": err + 0.05, "t": np.nan, "arch.name": arch, "arch.width": 64.0,
+                         "optimizer.name": "sgd", "optimizer.lr": lr, "seed": float(r)})
+    df = pd.DataFrame(rows)
+    df.insert(0, "point", np.arange(len(df)))
+    df.insert(1, "block", "b0")
+    df.insert(2, "row", np.arange(len(df)))
+    for split in ("train", "test"):
+        prog = np.where(df["kind"] == "run", df["checkpoint"] / (N_CKPT - 1) * 0.9, df["t"])
+        df[f"progress_{split}"] = prog
+        df[f"dist_truth_{split}"] = 1.0 - 0.9 * prog + 0.01
+    return df
+
+
+def fake_emb(index: pd.DataFrame, k: int = 4) -> dict:
+    rng = np.random.default_rng(0)
+    m = len(index)
+    coords = rng.normal(size=(m, k))
+    t = index["progress_train"].to_numpy()
+    coords[:, 0] = 3 * t
+    eigenvalues = np.array([8.24, -0.65, 0.31, 0.05])[:k]
+    stress = np.array([0.7, 0.78, 0.83, 0.84])[:k]
+    return {"coords": coords, "eigenvalues": eigenvalues, "explained_stress": stress,
+            "progress": index["progress_train"].to_numpy(), "dist_truth": index["dist_truth_train"].to_numpy(),
+            "run": index["run"].to_numpy(dtype=object), "kind": index["kind"].to_numpy(dtype=object),
+            "attrs": {"split": "train", "metric": "bhattacharyya", "solver": "dense", "frobenius_norm": 10.0,
+                      "n_points": m}}
+
+
+@pytest.fixture(scope="module")
+def data():
+    index = fake_index()
+    return fake_emb(index), index
+
+
+def assert_png(path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    assert path.exists() and path.stat().st_size > 1000
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    img = plt.imread(path)
+    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+
+
+@pytest.mark.parametrize("color_by", ["arch", "optimizer.lr"])
+def test_trajectories_png(data, tmp_path, color_by):
+    emb, index = data
+    out = tmp_path / "sub" / "trajectories.png"
+    plots.plot_trajectories_png(emb, index, out, color_by=color_by)
+    assert_png(out)
+
+
+def test_trajectories_png_continuous_colormap(tmp_path):
+    """Many numeric values -> colormap and colorbar instead of a legend."""
+    index = fake_index()
+    index.loc[index["kind"] == "run", "optimizer.lr"] = np.repeat(np.logspace(-3, 0, 3), N_CKPT)
+    emb = fake_emb(index)
+    colors = plots._Colors(index, plots._runs(index), "optimizer.lr")
+    assert not colors.continuous  # 3 values: still categorical
+    one_run = index[index["run"] == RUNS[0]]
+    many = pd.concat([index[index["kind"] == "reference"]]
+                     + [one_run.assign(run=f"lr-{i}", **{"optimizer.lr": 10.0 ** -(i / 3)}) for i in range(10)],
+                     ignore_index=True)
+    emb_many = fake_emb(many)
+    colors = plots._Colors(many, plots._runs(many), "optimizer.lr")
+    assert colors.continuous and colors.log
+    plots.plot_trajectories_png(emb_many, many, tmp_path / "t.png", color_by="optimizer.lr")
+    plots.plot_progress(emb_many, many, tmp_path / "p.png", color_by="optimizer.lr")
+    plots.plot_trajectories_html(emb_many, many, tmp_path / "t.html", color_by="optimizer.lr")
+    assert_png(tmp_path / "t.png")
+    assert_png(tmp_path / "p.png")
+    assert "colorbar" in (tmp_path / "t.html").read_text()
+
+
+def test_trajectories_png_fewer_than_three_components(tmp_path):
+    index = fake_index()
+    emb = fake_emb(index, k=2)
+    assert "missing axes set to 0" in plots._title(emb, None, "InPCA trajectories")
+    plots.plot_trajectories_png(emb, index, tmp_path / "t.png")
+    plots.plot_trajectories_html(emb, index, tmp_path / "t.html")
+    assert_png(tmp_path / "t.png")
+    assert "missing axes set to 0" in (tmp_path / "t.html").read_text()
+
+
+def test_runs_in_checkpoint_order_and_references_along_geodesic():
+    index = fake_index()
+    shuffled = pd.concat([index.iloc[:5], index.iloc[5:].iloc[::-1]], ignore_index=True)
+    runs = plots._runs(shuffled)
+    assert [rid for rid, _ in runs] == RUNS[::-1]
+    for _, rows in runs:
+        assert list(shuffled["checkpoint"].iloc[rows]) == list(range(N_CKPT))
+    refs, p0, pstar = plots._references(index)
+    assert list(index["t"].iloc[refs]) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert index["run"].iloc[p0] == "P0" and index["run"].iloc[pstar] == "P*"
+
+
+def test_axis_labels_mark_time_like():
+    labels = plots._axis_labels(np.array([8.24, -0.65, 0.31]))
+    assert labels[0] == ("PC1 (λ=+8.24)", False)
+    assert labels[1] == ("PC2 (λ=\u22120.65, time-like)", True)
+    assert labels[2] == ("PC3 (λ=+0.31)", False)
+
+
+def test_trajectories_html(data, tmp_path):
+    emb, index = data
+    out = tmp_path / "trajectories.html"
+    plots.plot_trajectories_html(emb, index, out, color_by="arch")
+    html = out.read_text()
+    assert "plotly" in html.lower()
+    for rid in RUNS:
+        assert rid in html
+    assert not re.search(r"<script[^>]*\bsrc\s*=\s*[\"']?https?:", html, flags=re.I)
+    assert "PC2 (λ=\u22120.65, time-like)" in html or "PC2 (\\u03bb=\\u22120.65, time-like)" in html
+    assert "time-like" in html
+    # one legend entry per colour value (fc, resnet), not one per run
+    import json
+
+    spec = json.loads(re.search(r"Plotly\.newPlot\(\s*\"[^\"]+\",\s*(\[.*?\]),\s*\{", html, flags=re.S).group(1))
+    legend = [tr["name"] for tr in spec if tr.get("showlegend", True) and tr.get("legendgroup") in ("fc", "resnet")]
+    assert sorted(legend) == ["fc", "resnet"]
+
+
+def test_spectrum(data, tmp_path):
+    emb, _ = data
+    out = tmp_path / "spectrum.png"
+    plots.plot_spectrum(emb, out)
+    assert_png(out)
+
+
+def test_progress(data, tmp_path):
+    emb, index = data
+    out = tmp_path / "progress.png"
+    plots.plot_progress(emb, index, out, color_by="arch")
+    assert_png(out)
+
+
+@pytest.mark.parametrize("fn", [plots.plot_trajectories_png, plots.plot_trajectories_html, plots.plot_progress])
+def test_bad_color_by(data, tmp_path, fn):
+    emb, index = data
+    with pytest.raises(ValueError, match="no_such_column") as exc:
+        fn(emb, index, tmp_path / "x.out", color_by="no_such_column")
+    assert "arch" in str(exc.value) and "optimizer.lr" in str(exc.value)
+    assert not (tmp_path / "x.out").exists()
+
+
+def test_color_by_suffix_of_config_column(data):
+    _, index = data
+    assert plots._resolve_column(index, "lr") == "optimizer.lr"
+    assert plots._resolve_column(index, "arch") == "arch"
+
+
+def write_h5(path, emb, n=None):
+    import h5py
+
+    n = len(emb["coords"]) if n is None else n
+    with h5py.File(path, "w") as f:
+        for name in ("coords", "progress", "dist_truth"):
+            f.create_dataset(name, data=emb[name][:n])
+        for name in ("eigenvalues", "explained_stress"):
+            f.create_dataset(name, data=emb[name])
+        f.create_dataset("run", data=np.array([s.encode() for s in emb["run"][:n]]))
+        f.create_dataset("kind", data=np.array([s.encode() for s in emb["kind"][:n]]))
+        f.attrs.update({k: v for k, v in emb["attrs"].items()})
+
+
+def test_load(data, tmp_path):
+    emb, index = data
+    h5, tsv = tmp_path / "train.h5", tmp_path / "index.tsv"
+    write_h5(h5, emb)
+    index.to_csv(tsv, sep="\t", index=False, na_rep="")
+    got, idx = plots.load(h5, tsv)
+    assert got["coords"].shape == emb["coords"].shape
+    np.testing.assert_allclose(got["coords"], emb["coords"])
+    assert list(got["run"][:2]) == ["P0", "geodesic"] and got["kind"][-1] == "run"
+    assert got["attrs"]["split"] == "train" and got["attrs"]["n_points"] == len(index)
+    assert list(idx.columns) == list(index.columns) and len(idx) == len(index)
+    assert np.isnan(idx["epoch"].iloc[0])
+    # the loaded pair plots
+    plots.plot_trajectories_png(got, idx, tmp_path / "t.png")
+    assert_png(tmp_path / "t.png")
+
+
+def test_load_keeps_numeric_looking_run_ids_as_text(data, tmp_path):
+    emb, index = data
+    index = index.assign(run=index["run"].replace({RUNS[0]: "0123"}))
+    emb = {**emb, "run": index["run"].to_numpy(dtype=object)}
+    h5, tsv = tmp_path / "train.h5", tmp_path / "index.tsv"
+    write_h5(h5, emb)
+    index.to_csv(tsv, sep="\t", index=False, na_rep="")
+    _, idx = plots.load(h5, tsv)
+    assert "0123" in set(idx["run"])
+
+
+def test_load_row_count_mismatch(data, tmp_path):
+    emb, index = data
+    h5, tsv = tmp_path / "train.h5", tmp_path / "index.tsv"
+    write_h5(h5, emb, n=len(index) - 2)
+    index.to_csv(tsv, sep="\t", index=False, na_rep="")
+    with pytest.raises(ValueError) as exc:
+        plots.load(h5, tsv)
+    msg = str(exc.value)
+    assert "\n" not in msg and str(h5) in msg and str(tsv) in msg
+
+
+def test_load_run_order_mismatch(data, tmp_path):
+    emb, index = data
+    h5, tsv = tmp_path / "train.h5", tmp_path / "index.tsv"
+    write_h5(h5, emb)
+    index.iloc[::-1].to_csv(tsv, sep="\t", index=False, na_rep="")
+    with pytest.raises(ValueError, match="disagree on the run"):
+        plots.load(h5, tsv)
