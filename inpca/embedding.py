@@ -1,0 +1,454 @@
+"""InPCA: intensive principal component analysis of a matrix of Bhattacharyya distances.
+
+Quinn et al., PNAS 116(28):13762 (2019), as used by Mao et al., PNAS 2024. The input D is the symmetric
+(M, M) matrix of intensive Bhattacharyya distances d_B(P_i, P_j). InPCA treats d_B as a *squared*
+distance, so the embedding is classical MDS on D:
+
+    W = -1/2 J D J,    J = I - 1 1^T / M          (double centring; W 1 = 0)
+    W = V diag(lambda) V^T,                       eigenvalues sorted by |lambda|, signs kept
+    x_ik = V_ik sqrt(|lambda_k|)                  (coordinates)
+    D_ij = sum_k sign(lambda_k) (x_ik - x_jk)^2   (exact with all non-zero eigenpairs)
+
+d_B is not a squared Euclidean distance, so W has negative eigenvalues too: the embedding lives in a
+Minkowski (pseudo-Euclidean) space with space-like (lambda > 0) and time-like (lambda < 0) axes.
+
+Two eigen-solvers (timings on the 2-core CPU machine, research/perf.md section 6):
+
+* ``"dense"``: ``scipy.linalg.eigh(driver="evd")`` on the explicit W, full spectrum. 0.74 s at
+  M = 2,000, 10.5 s at 5,000, 89 s at 10,000 (O(M^3)); it also needs a few M x M float64 copies.
+* ``"lanczos"``: ``scipy.sparse.linalg.eigsh(which="LM")`` on a LinearOperator that applies
+  W v = -1/2 J D (J v) without forming W or copying D. "LM" returns the k eigenvalues of
+  largest |lambda|, i.e. both ends of the spectrum at once. 0.13 s at 2,000 and 1.9 s at 10,000 and it
+  agrees with the dense solver to machine precision.
+
+``"auto"`` picks dense for M <= DENSE_MAX_POINTS = 2,000: there the dense solver still costs under a
+second and a few tens of MB, gives the exact full spectrum and is immune to what can trip a Krylov
+solver (tiny M, k close to M, degenerate eigenvalues such as the equidistant simplex). Beyond 2,000
+its cubic cost takes over (10x slower than Lanczos at 5,000, 50x at 10,000), so auto uses Lanczos.
+
+D may be an in-memory array, a ``numpy.memmap``, an ``h5py.Dataset`` or any object with
+``.shape == (M, M)`` whose ``D[i0:i1, j0:]`` returns that block as an array. The Lanczos path never
+copies D and reads only its upper triangle (D is symmetric): a contiguous float64 array (memmaps
+included) goes to BLAS ``dsymv`` whole, anything else is read and cast to float64 in bounded row
+blocks (DEFAULT_BLOCK_BYTES), so an on-disk matrix larger than memory works. Besides D, the Lanczos
+path allocates O(M * ncv) memory. All arithmetic is float64 whatever D's dtype.
+
+Each W-product reads half of D once and is bound by memory bandwidth: ~0.1 s for a 3 GB float64 D at
+M = 20,000 on the 2-core machine (more when other jobs compete for memory bandwidth); k = 10 takes
+34-46 products.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+import scipy.linalg.blas
+import scipy.sparse.linalg
+
+__all__ = [
+    "DENSE_MAX_POINTS",
+    "InPCA",
+    "embedded_distances",
+    "explained_stress",
+]
+
+# "auto" uses the dense solver up to this many points (see the module docstring for why).
+DENSE_MAX_POINTS = 2000
+
+# Row blocks are sized by bytes so that memory stays bounded for any M: a block of float64 rows
+# at most this large is read (or cast) at a time. 64 MB keeps the overhead of the Python loop
+# negligible (a block is >= 400 rows at M = 20,000) while being small next to D itself.
+DEFAULT_BLOCK_BYTES = 64 * 2**20
+
+# ARPACK tolerance. 0 means machine precision; 1e-12 saves one restart (34 instead of 40 W-products
+# for k = 10 at M = 2,000-10,000 on synthetic trajectories) with eigenvalues still equal to the dense
+# solver's to ~2e-15 and eigenvectors to |cos| = 1 - 1e-15: the eigenvalue error is quadratic in the
+# residual and the eigenvector error is residual / gap.
+LANCZOS_TOL = 1e-12
+
+# ||W||_F^2 is first computed in the same single pass as the row sums, from the expansion
+#   4 ||W||_F^2 = sum D_ij^2 - 2 M sum_i r_i^2 + M^2 g^2      (r = row means, g = grand mean),
+# which loses about log10(kappa) digits with kappa = sum D^2 / (4 ||W||_F^2) (kappa ~ 5 for
+# trajectory distances, where the expansion matches the exact sum to 6e-15 at M = 10,000; large when
+# all distances share a big common offset). The sums themselves carry ~1e-12 relative rounding at
+# M^2 = 1e8 terms, so above kappa = 1e4 (>= ~8 digits left) a second, exactly centred pass is made.
+_MAX_NORM_CANCELLATION = 1e4
+
+
+# --------------------------------------------------------------------------------------------
+# Plain functions
+# --------------------------------------------------------------------------------------------
+
+def explained_stress(eigenvalues, frobenius_norm):
+    """Explained stress S(j) = 1 - sqrt(1 - sum_{i<=j} lambda_i^2 / ||W||_F^2), j = 1..k.
+
+    ``eigenvalues`` are taken in the given order (InPCA sorts them by |lambda| descending) and
+    ``frobenius_norm`` is ||W||_F itself, not its square. With W_j = sum_{i<=j} lambda_i v_i v_i^T,
+    1 - S(j) is the relative Frobenius error ||W - W_j||_F / ||W||_F, so S is non-decreasing and
+    reaches 1 at full rank (to ~1e-8: the square root magnifies the ~1e-16 rounding of the ratio).
+    Rounding can push the ratio a hair above 1; it is clipped to [0, 1].
+    For W = 0 (all points identical) nothing is left unexplained and S = 1.
+    """
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    norm_sq = float(frobenius_norm) ** 2
+    if norm_sq == 0.0:
+        return np.ones(lam.shape, dtype=np.float64)
+    captured = np.clip(np.cumsum(lam**2) / norm_sq, 0.0, 1.0)
+    return 1.0 - np.sqrt(1.0 - captured)
+
+
+def embedded_distances(X, eigenvalues, Y=None):
+    """Minkowski squared distances D_hat_ij = sum_k sign(lambda_k) (x_ik - y_jk)^2.
+
+    X: (M, k) coordinates, eigenvalues: (k,) signed. Y defaults to X, giving the (M, M) matrix that
+    reproduces the input D when all non-zero eigenpairs are used. Computed as
+    |x_i|_s^2 + |y_j|_s^2 - 2 <x_i, y_j>_s with the signed inner product <a, b>_s = sum_k s_k a_k b_k.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    signs = np.sign(np.asarray(eigenvalues, dtype=np.float64))
+    Y = X if Y is None else np.asarray(Y, dtype=np.float64)
+    x_norms = (X * X) @ signs
+    y_norms = x_norms if Y is X else (Y * Y) @ signs
+    D_hat = x_norms[:, None] + y_norms[None, :] - 2.0 * ((X * signs) @ Y.T)
+    if Y is X:
+        np.fill_diagonal(D_hat, 0.0)  # exact zeros instead of rounding residue
+    return D_hat
+
+
+# --------------------------------------------------------------------------------------------
+# Row-block access to D
+# --------------------------------------------------------------------------------------------
+
+def _rows_per_block(n_columns, block_bytes, chunk_rows=None):
+    """Number of rows whose float64 copy fits in ``block_bytes`` (at least 1), rounded to a
+    multiple of the storage chunk height when D is a chunked HDF5 dataset (whole chunks per read)."""
+    rows = max(1, int(block_bytes) // (8 * max(1, n_columns)))
+    if chunk_rows and rows > chunk_rows:
+        rows -= rows % chunk_rows
+    return rows
+
+
+def _row_blocks(D, block_bytes=DEFAULT_BLOCK_BYTES, upper=False):
+    """Yield (i0, i1, rows) with rows = D[i0:i1] as a float64 array, or with upper=True only the
+    block's part on and to the right of the diagonal, rows = D[i0:i1, i0:] (for a symmetric D that
+    is all the information, read once).
+
+    For an in-memory float64 ndarray the rows are views (no copy). Anything else (float32, memmap
+    of another dtype, h5py Dataset) is read and cast one bounded block at a time.
+    """
+    n_rows, n_columns = D.shape
+    chunks = getattr(D, "chunks", None)
+    rows = _rows_per_block(n_columns, block_bytes, chunks[0] if chunks else None)
+    is_float64_array = isinstance(D, np.ndarray) and D.dtype == np.float64
+    for i0 in range(0, n_rows, rows):
+        i1 = min(n_rows, i0 + rows)
+        block = D[i0:i1, i0:] if upper else D[i0:i1]
+        if not is_float64_array:
+            block = np.asarray(block, dtype=np.float64)
+        yield i0, i1, block
+
+
+def _whole_blas_matrix(D):
+    """D as an F-contiguous float64 array that BLAS takes in one call without a copy, or None.
+
+    A C-contiguous D is passed as its transpose (the same matrix, D being symmetric). One call over
+    all of D beats a Python loop over row blocks: a matrix-vector product is bound by memory
+    bandwidth either way, but each multithreaded BLAS call synchronises its threads, and on a shared
+    2-core VM a call whose partner thread has been descheduled can stall for milliseconds (48 row-block
+    gemv calls per product: 0.1 s when idle, up to 0.29 s under load).
+    """
+    if isinstance(D, np.ndarray) and D.dtype == np.float64:
+        if D.flags.f_contiguous:
+            return D
+        if D.flags.c_contiguous:
+            return D.T
+    return None
+
+
+def _symmetric_product(D, X, block_bytes):
+    """D X for a symmetric D (M, M) and X (M, n), reading only D's upper triangle.
+
+    In memory (see _whole_blas_matrix): BLAS dsymv, one call per column, reading half of D: 2x faster
+    than dgemv (0.08-0.13 s against 0.2-0.34 s at M = 20,000 under load). Otherwise the upper part of
+    each row block, R = D[i0:i1, i0:], serves twice: (D X)[i0:i1] += R X[i0:] and, by symmetry,
+    (D X)[i1:] += R[:, i1 - i0:]^T X[i0:i1], so an on-disk D is also read only half.
+    """
+    whole = _whole_blas_matrix(D)
+    if whole is not None:
+        product = np.empty_like(X)
+        for column in range(X.shape[1]):
+            product[:, column] = scipy.linalg.blas.dsymv(1.0, whole, X[:, column], lower=0)
+        return product
+    M = D.shape[0]
+    product = np.zeros_like(X)
+    for i0, i1, rows in _row_blocks(D, block_bytes, upper=True):
+        product[i0:i1] += rows @ X[i0:]
+        if i1 < M:
+            product[i1:] += rows[:, i1 - i0:].T @ X[i0:i1]
+    return product
+
+
+def _sum_of_squares(array):
+    flat = array.ravel(order="K") if (array.flags.c_contiguous or array.flags.f_contiguous) \
+        else np.ravel(array)
+    return float(np.dot(flat, flat))
+
+
+def _check_square(D):
+    shape = getattr(D, "shape", None)
+    if shape is None or len(shape) != 2 or shape[0] != shape[1]:
+        raise ValueError(f"D must be a square (M, M) matrix, got shape {shape}")
+    return int(shape[0])
+
+
+def _check_symmetry_sample(D, n_rows=8, seed=0):
+    """Spot-check symmetry on a few rows of an in-memory D (the Lanczos path reads only one triangle,
+    so an asymmetric D would silently be replaced by its upper triangle's mirror). Reading columns of
+    an on-disk matrix costs a pass over the file, so that case is not checked."""
+    if not isinstance(D, np.ndarray) or D.shape[0] == 0:
+        return
+    index = np.sort(np.random.default_rng(seed).choice(D.shape[0], min(n_rows, D.shape[0]), replace=False))
+    rows = np.asarray(D[index, :], dtype=np.float64)
+    columns = np.asarray(D[:, index], dtype=np.float64).T
+    asymmetry = np.max(np.abs(rows - columns))
+    if asymmetry > 1e-6 * max(np.max(np.abs(rows)), 1e-300):
+        raise ValueError(f"D is not symmetric (max |D - D^T| = {asymmetry:.3g} on sampled rows)")
+
+
+def _streamed_statistics(D, block_bytes):
+    """One pass over D: row means r, grand mean g and ||W||_F.
+
+    D is symmetric, so the row means are also the column means D_bar_j used by the out-of-sample
+    projection. ||W||_F^2 uses the expansion described at _MAX_NORM_CANCELLATION (derivation:
+    sum_ij (D_ij - r_i - r_j + g)^2 with sum_j D_ij = M r_i and sum_i r_i = M g); if too many digits
+    cancel, a second pass sums the exactly centred entries (-1/2 (D_ij - r_i - r_j + g))^2.
+    In memory: D 1 by dsymv and sum D^2 by one ddot over D. Otherwise both come from the upper
+    row blocks, sum D^2 = sum (diagonal blocks)^2 + 2 sum (blocks right of the diagonal)^2.
+    """
+    M = D.shape[0]
+    ones = np.ones((M, 1), dtype=np.float64)
+    if _whole_blas_matrix(D) is not None:
+        row_sums = _symmetric_product(D, ones, block_bytes)[:, 0]
+        sum_sq = _sum_of_squares(D)
+    else:
+        row_sums = np.zeros(M, dtype=np.float64)
+        sum_sq = 0.0
+        for i0, i1, rows in _row_blocks(D, block_bytes, upper=True):
+            row_sums[i0:i1] += rows.sum(axis=1)
+            row_sums[i1:] += rows[:, i1 - i0:].sum(axis=0)
+            sum_sq += _sum_of_squares(rows[:, : i1 - i0]) + 2.0 * _sum_of_squares(rows[:, i1 - i0:])
+    row_means = row_sums / M
+    grand_mean = float(row_means.mean())
+    four_norm_sq = sum_sq - 2.0 * M * float(row_means @ row_means) + M * M * grand_mean**2
+    if four_norm_sq <= 0.0 or sum_sq > _MAX_NORM_CANCELLATION * four_norm_sq:
+        four_norm_sq = _centred_sum_of_squares(D, row_means, grand_mean, block_bytes)
+    return row_means, grand_mean, 0.5 * np.sqrt(max(four_norm_sq, 0.0))
+
+
+def _centred_sum_of_squares(D, row_means, grand_mean, block_bytes):
+    """sum_ij (D_ij - r_i - r_j + g)^2 = 4 ||W||_F^2, entry by entry (no cancellation), from the
+    upper row blocks (entries right of the diagonal count twice)."""
+    column_shift = row_means - grand_mean
+    total = 0.0
+    for i0, i1, rows in _row_blocks(D, block_bytes, upper=True):
+        centred = rows - row_means[i0:i1, None]
+        centred -= column_shift[None, i0:]
+        total += _sum_of_squares(centred[:, : i1 - i0]) + 2.0 * _sum_of_squares(centred[:, i1 - i0:])
+    return total
+
+
+class _DoubleCentredOperator(scipy.sparse.linalg.LinearOperator):
+    """W = -1/2 J D J applied without forming W: W v = -1/2 J (D (J v)).
+
+    J v = v - mean(v) removes the constant part, D u is computed from D's upper triangle (see
+    _symmetric_product), and the mean of the result is removed again. One application reads half of
+    D once and allocates O(M) memory (plus one bounded block for non-float64 or on-disk D);
+    ``n_matvec`` counts the applications.
+    """
+
+    def __init__(self, D, block_bytes):
+        M = D.shape[0]
+        super().__init__(dtype=np.float64, shape=(M, M))
+        self._D = D
+        self._block_bytes = block_bytes
+        self.n_matvec = 0
+
+    def _matmat(self, X):
+        X = np.asarray(X, dtype=np.float64)
+        self.n_matvec += X.shape[1]
+        centred = X - X.mean(axis=0, keepdims=True)
+        product = _symmetric_product(self._D, centred, self._block_bytes)
+        product -= product.mean(axis=0, keepdims=True)
+        product *= -0.5
+        return product
+
+    def _matvec(self, x):
+        return self._matmat(np.asarray(x).reshape(-1, 1)).ravel()
+
+    def _adjoint(self):
+        return self  # W is symmetric
+
+
+def _sorted_by_magnitude(eigenvalues, eigenvectors, n_keep):
+    """Keep the n_keep eigenpairs of largest |lambda| (descending) and fix each vector's sign so its
+    largest-|entry| component is positive (first such entry on ties), which makes results
+    reproducible across solvers and runs."""
+    order = np.argsort(-np.abs(eigenvalues), kind="stable")[:n_keep]
+    eigenvalues = np.asarray(eigenvalues[order], dtype=np.float64) + 0.0  # no -0.0 from W = -0.5 * 0
+    eigenvectors = np.array(eigenvectors[:, order], dtype=np.float64)
+    if eigenvectors.size:
+        pivots = np.argmax(np.abs(eigenvectors), axis=0)
+        signs = np.sign(eigenvectors[pivots, np.arange(eigenvectors.shape[1])])
+        signs[signs == 0] = 1.0
+        eigenvectors *= signs
+    return eigenvalues, eigenvectors
+
+
+# --------------------------------------------------------------------------------------------
+# The estimator
+# --------------------------------------------------------------------------------------------
+
+class InPCA:
+    """InPCA embedding of a symmetric matrix D of intensive Bhattacharyya distances.
+
+    Parameters
+    ----------
+    n_components : int or None
+        Number k of eigenpairs kept (largest |lambda|). None keeps all M (dense solver).
+    solver : {"auto", "dense", "lanczos"}
+        See the module docstring. "lanczos" with k >= M - 1 (where ARPACK cannot run) falls back to
+        dense; ``solver_`` records the solver actually used.
+    random_state : int
+        Seeds the Lanczos start vector v0 so that repeated fits are bit-for-bit identical.
+    ncv : int or None
+        Lanczos basis size; default max(2k + 1, 20) (ARPACK's own default), capped at M.
+    tol : float
+        ARPACK stopping tolerance: a Ritz pair is accepted once ||W v - lambda v|| <= tol |lambda|.
+    block_bytes : int
+        Size of a float64 row block of D read at a time by the Lanczos path.
+
+    Attributes (after ``fit``)
+    --------------------------
+    eigenvalues_ : (k,) signed eigenvalues of W, sorted by |lambda| descending (negative = time-like)
+    components_ : (M, k) orthonormal eigenvectors V; the largest-|entry| of each column is positive
+    coords_ : (M, k) coordinates x = V sqrt(|lambda|)
+    frobenius_norm_ : ||W||_F, computed from D (not from the eigenvalues)
+    explained_stress_ : (k,) S(j) = 1 - sqrt(1 - sum_{i<=j} lambda_i^2 / ||W||_F^2)
+    column_means_ : (M,) D_bar_j = mean_i D_ij;  grand_mean_ : mean_j D_bar_j
+    solver_ : "dense" or "lanczos";  n_matvec_ : number of W-products (0 for dense)
+    """
+
+    def __init__(self, n_components=10, solver="auto", random_state=0, ncv=None, tol=LANCZOS_TOL,
+                 block_bytes=DEFAULT_BLOCK_BYTES):
+        if solver not in ("auto", "dense", "lanczos"):
+            raise ValueError(f"solver must be 'auto', 'dense' or 'lanczos', got {solver!r}")
+        if n_components is not None and int(n_components) < 1:
+            raise ValueError(f"n_components must be >= 1 or None, got {n_components!r}")
+        self.n_components = n_components
+        self.solver = solver
+        self.random_state = random_state
+        self.ncv = ncv
+        self.tol = tol
+        self.block_bytes = block_bytes
+
+    # -- fitting ------------------------------------------------------------------------------
+
+    def _choose_solver(self, M, k):
+        lanczos_possible = k < M - 1  # ARPACK needs k < M and a basis ncv > k with ncv <= M
+        if self.solver == "dense" or not lanczos_possible:
+            return "dense"
+        if self.solver == "lanczos":
+            return "lanczos"
+        return "dense" if M <= DENSE_MAX_POINTS else "lanczos"
+
+    def fit(self, D):
+        """Embed D (see the class docstring); returns self."""
+        M = _check_square(D)
+        k = M if self.n_components is None else min(int(self.n_components), M)
+        solver = self._choose_solver(M, k)
+        if solver == "dense":
+            eigenvalues, eigenvectors = self._fit_dense(D)
+        else:
+            eigenvalues, eigenvectors = self._fit_lanczos(D, k)
+        eigenvalues, eigenvectors = _sorted_by_magnitude(eigenvalues, eigenvectors, k)
+        self.solver_ = solver
+        self.eigenvalues_ = eigenvalues
+        self.components_ = eigenvectors
+        self.coords_ = eigenvectors * np.sqrt(np.abs(eigenvalues))
+        self.explained_stress_ = explained_stress(eigenvalues, self.frobenius_norm_)
+        return self
+
+    def _fit_dense(self, D):
+        W = np.array(D[:] if not isinstance(D, np.ndarray) else D, dtype=np.float64)
+        asymmetry = np.max(np.abs(W - W.T)) if W.size else 0.0
+        scale = np.max(np.abs(W)) if W.size else 0.0
+        if asymmetry > 1e-6 * max(scale, 1e-300):
+            raise ValueError(f"D is not symmetric (max |D - D^T| = {asymmetry:.3g})")
+        column_means = W.mean(axis=0)
+        row_means = W.mean(axis=1)
+        grand_mean = float(column_means.mean())
+        W -= row_means[:, None]
+        W -= (column_means - grand_mean)[None, :]
+        W *= -0.5
+        W = 0.5 * (W + W.T)  # exactly symmetric; eigh reads one triangle only
+        self.column_means_ = column_means
+        self.grand_mean_ = grand_mean
+        self.frobenius_norm_ = float(np.linalg.norm(W))
+        self.n_matvec_ = 0
+        return scipy.linalg.eigh(W, driver="evd", overwrite_a=True, check_finite=False)
+
+    def _fit_lanczos(self, D, k):
+        M = D.shape[0]
+        _check_symmetry_sample(D)
+        row_means, grand_mean, frobenius_norm = _streamed_statistics(D, self.block_bytes)
+        self.column_means_ = row_means  # D symmetric: row means are the column means
+        self.grand_mean_ = grand_mean
+        self.frobenius_norm_ = float(frobenius_norm)
+        operator = _DoubleCentredOperator(D, self.block_bytes)
+        # Start in the range of J: the constant vector is an exact null vector of W and
+        # contributes nothing but would cost iterations to purge.
+        v0 = np.random.default_rng(self.random_state).standard_normal(M)
+        v0 -= v0.mean()
+        ncv = self.ncv if self.ncv is not None else max(2 * k + 1, 20)
+        ncv = int(min(max(ncv, k + 2), M))
+        eigenvalues, eigenvectors = scipy.sparse.linalg.eigsh(
+            operator, k=k, which="LM", v0=v0, ncv=ncv, tol=self.tol)
+        self.n_matvec_ = operator.n_matvec
+        return eigenvalues, eigenvectors
+
+    # -- out-of-sample projection -------------------------------------------------------------
+
+    def transform(self, D_new):
+        """Project new points given their distances to the M fitted points (lazy embedding).
+
+        D_new: (M_new, M) with D_new[q, j] = d_B(q, p_j) (or a single (M,) row). Classical-MDS /
+        Nystroem formula, exact for in-sample rows (x_q = coords_ of that point):
+
+            b_qj = -1/2 (delta_qj - mean_j delta_qj - D_bar_j + D_bar_bar)
+            x_qk = sum_j V_jk b_qj / (sign(lambda_k) sqrt|lambda_k|)
+
+        Time-like axes therefore divide by -sqrt|lambda|. Axes with lambda = 0 give coordinate 0.
+        Rows are processed in blocks, so D_new may be an h5py Dataset too.
+        """
+        if not hasattr(D_new, "shape"):
+            D_new = np.asarray(D_new, dtype=np.float64)
+        single = len(D_new.shape) == 1
+        if single:
+            D_new = np.asarray(D_new, dtype=np.float64)[None, :]
+        M = self.components_.shape[0]
+        if len(D_new.shape) != 2 or D_new.shape[1] != M:
+            raise ValueError(f"D_new must have shape (M_new, {M}), got {D_new.shape}")
+        magnitude = np.sqrt(np.abs(self.eigenvalues_))
+        scale = np.where(self.eigenvalues_ < 0, -magnitude, magnitude)
+        inverse_scale = np.divide(1.0, scale, out=np.zeros_like(scale), where=scale != 0)
+        centred_column_means = self.column_means_ - self.grand_mean_
+        coords = np.empty((D_new.shape[0], self.components_.shape[1]), dtype=np.float64)
+        for i0, i1, rows in _row_blocks(D_new, self.block_bytes):
+            b = rows - rows.mean(axis=1, keepdims=True)
+            b -= centred_column_means[None, :]
+            b *= -0.5
+            coords[i0:i1] = (b @ self.components_) * inverse_scale
+        return coords[0] if single else coords
+
+    def fit_transform(self, D):
+        return self.fit(D).coords_

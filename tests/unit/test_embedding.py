@@ -1,0 +1,314 @@
+"""InPCA embedding: analytic cases, the P0 -> P* geodesic reference numbers (research/paper.md sections
+3 and 9), dense/Lanczos agreement, streaming from HDF5 and out-of-sample projection.
+
+Distance matrices are built with a small float64 helper here, independent of inpca.distances.
+"""
+
+import h5py
+import numpy as np
+import pytest
+
+from inpca.embedding import DENSE_MAX_POINTS, InPCA, embedded_distances, explained_stress
+from inpca.geodesic import geodesic, ignorance, truth
+
+C = 10
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_threaded_blas():
+    """These are correctness tests on small matrices. One BLAS thread keeps them fast on the shared
+    2-core VM, where multithreaded BLAS calls stall on descheduled partner threads: a 600 x 600 eigh
+    took 4 s instead of 0.05 s under load."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: only the speed of the tests depends on it
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def bhattacharyya_matrix(P):
+    """D_ij = -(1/N) sum_n log sum_c sqrt(p_inc p_jnc) for a stack P (M, N, C), float64."""
+    S = np.sqrt(np.asarray(P, dtype=np.float64))
+    bc = np.einsum("inc,jnc->ijn", S, S)
+    D = -np.log(np.clip(bc, 1e-300, 1.0)).mean(axis=-1)
+    np.fill_diagonal(D, 0.0)
+    return 0.5 * (D + D.T)
+
+
+def geodesic_distances(ts, labels=(3,)):
+    labels = np.asarray(labels)
+    points = geodesic(ignorance(labels.size, C, np.float64), truth(labels, C, np.float64), ts)
+    return bhattacharyya_matrix(points)
+
+
+@pytest.fixture(scope="module")
+def trajectory_distances():
+    """A non-Euclidean D with both signs among its top eigenvalues: 600 points on six geodesics from
+    ignorance to random models (N = 6 samples, C = 5), in random order."""
+    rng = np.random.default_rng(1)
+    n_samples, n_classes = 6, 5
+    start = ignorance(n_samples, n_classes, np.float64)
+    points = np.concatenate([
+        geodesic(start, rng.dirichlet(np.full(n_classes, 0.2), size=n_samples), np.linspace(0, 1, 100))
+        for _ in range(6)])
+    return bhattacharyya_matrix(points[rng.permutation(len(points))])
+
+
+# -- the P0 -> P* geodesic (paper section 9, item 11) ------------------------------------------
+
+@pytest.mark.parametrize("labels", [(3,), (3, 0, 7, 7, 1)])
+def test_geodesic_101_points(labels):
+    D = geodesic_distances(np.linspace(0, 1, 101), labels)
+    model = InPCA(n_components=None).fit(D)
+    assert model.solver_ == "dense"
+    lam = model.eigenvalues_
+    np.testing.assert_allclose(lam[:4], [8.2381, -0.65037, 0.064718, -0.0071202], rtol=6e-5)
+    np.testing.assert_allclose(model.explained_stress_[:4], [0.920907, 0.992121, 0.999133, 0.999899],
+                               atol=6e-7)
+    assert int(np.sum(lam < -1e-12)) == 7
+    # first axis alone: endpoint squared distance 1.1295 instead of the true 1.1513
+    first = embedded_distances(model.coords_[:, :1], lam[:1])
+    assert first[0, -1] == pytest.approx(1.1295, abs=1e-4)
+
+
+def test_geodesic_100_points():
+    model = InPCA(n_components=4).fit(geodesic_distances(np.linspace(0, 1, 100)))
+    np.testing.assert_allclose(model.eigenvalues_[:2], [8.1586, -0.64429], rtol=6e-5)
+    assert model.explained_stress_[0] == pytest.approx(0.920883, abs=6e-7)
+
+
+def test_geodesic_lanczos_matches_dense():
+    D = geodesic_distances(np.linspace(0, 1, 101))
+    dense = InPCA(n_components=4, solver="dense").fit(D)
+    lanczos = InPCA(n_components=4, solver="lanczos").fit(D)
+    assert lanczos.solver_ == "lanczos"
+    np.testing.assert_allclose(lanczos.eigenvalues_, dense.eigenvalues_, rtol=1e-10)
+    np.testing.assert_allclose(lanczos.explained_stress_, dense.explained_stress_, atol=1e-12)
+
+
+# -- analytic cases (items 10, 12, 13, 15) -----------------------------------------------------
+
+def test_full_embedding_reproduces_distances(trajectory_distances):
+    D = trajectory_distances
+    model = InPCA(n_components=None).fit(D)
+    lam = model.eigenvalues_
+    keep = np.abs(lam) > 1e-12 * np.abs(lam[0])
+    assert (lam[keep] < 0).any() and (lam[keep] > 0).any()
+    D_hat = embedded_distances(model.coords_[:, keep], lam[keep])
+    np.testing.assert_allclose(D_hat, D, atol=1e-12)
+    # 1 - sqrt(rounding of 1 - sum lambda^2 / ||W||^2 ~ 1e-16) = 1 - 1e-8
+    assert model.explained_stress_[-1] == pytest.approx(1.0, abs=1e-7)
+    # W 1 = 0: eigenvectors of eigenvalues well away from 0 are orthogonal to the constant vector
+    # (an eigenvector mixes with it at the level eps ||W|| / |lambda|)
+    large = np.abs(lam) > 1e-3 * np.abs(lam[0])
+    np.testing.assert_allclose(model.components_[:, large].sum(0), 0.0, atol=1e-10)
+
+    small = InPCA(n_components=None).fit(geodesic_distances(np.linspace(0, 1, 101)))
+    keep = np.abs(small.eigenvalues_) > 1e-14
+    np.testing.assert_allclose(embedded_distances(small.coords_[:, keep], small.eigenvalues_[keep]),
+                               geodesic_distances(np.linspace(0, 1, 101)), atol=1e-12)
+
+
+def test_squared_euclidean_is_pca():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 3)) * [3.0, 2.0, 1.0]
+    D = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1)
+    model = InPCA(n_components=6).fit(D)
+    lam = model.eigenvalues_
+    assert np.all(lam[:3] > 0.1)
+    np.testing.assert_allclose(lam[3:], 0.0, atol=1e-10)
+    assert model.explained_stress_[2] == pytest.approx(1.0, abs=1e-7)
+    # the first three coordinates are the centred points up to a rotation
+    Xc = X - X.mean(0)
+    np.testing.assert_allclose(np.sort(lam[:3]), np.sort(np.linalg.eigvalsh(Xc.T @ Xc)), rtol=1e-10)
+
+
+def test_equidistant_simplex():
+    D = np.ones((3, 3)) - np.eye(3)
+    model = InPCA(n_components=3).fit(D)
+    np.testing.assert_allclose(model.eigenvalues_, [0.5, 0.5, 0.0], atol=1e-14)
+    assert model.frobenius_norm_ == pytest.approx(np.sqrt(0.5), rel=1e-14)  # W = J / 2
+    assert model.explained_stress_[0] == pytest.approx(0.2928932, abs=1e-7)
+    np.testing.assert_allclose(model.explained_stress_, [1 - np.sqrt(0.5), 1.0, 1.0], atol=1e-7)
+
+
+@pytest.mark.parametrize("d", [0.3, 1.1512925])
+def test_two_points(d):
+    model = InPCA(n_components=1).fit(np.array([[0.0, d], [d, 0.0]]))
+    assert model.eigenvalues_[0] == pytest.approx(d / 2)
+    np.testing.assert_allclose(np.sort(model.coords_[:, 0]), [-np.sqrt(d) / 2, np.sqrt(d) / 2], rtol=1e-14)
+
+
+def test_explained_stress_function():
+    lam = np.array([3.0, -2.0, 1.0])
+    norm = np.sqrt(14.0 + 2.0)
+    S = explained_stress(lam, norm)
+    np.testing.assert_allclose(S, 1 - np.sqrt(1 - np.cumsum(lam**2) / 16.0))
+    assert np.all(np.diff(S) >= 0)
+    np.testing.assert_allclose(explained_stress(lam, np.sqrt(14.0))[-1], 1.0)
+    np.testing.assert_array_equal(explained_stress([0.0], 0.0), [1.0])
+
+
+def test_stress_non_decreasing_and_norm_direct(trajectory_distances):
+    model = InPCA(n_components=30, solver="lanczos").fit(trajectory_distances)
+    assert np.all(np.diff(model.explained_stress_) >= 0)
+    assert np.all(np.diff(np.abs(model.eigenvalues_)) <= 0)
+    full = InPCA(n_components=None).fit(trajectory_distances)
+    # ||W||_F from D equals the norm implied by the full spectrum
+    assert model.frobenius_norm_ == pytest.approx(np.sqrt(np.sum(full.eigenvalues_**2)), rel=1e-12)
+    assert full.frobenius_norm_ == pytest.approx(model.frobenius_norm_, rel=1e-12)
+
+
+def test_frobenius_norm_with_large_common_offset(trajectory_distances, monkeypatch):
+    """J (c 1 1^T) J = 0, so adding a constant c to every entry leaves W unchanged but makes the
+    one-pass expansion of ||W||_F cancel ~log10(c^2 M^2 / 4||W||^2) digits; the exact centred pass
+    must take over and give the unchanged norm."""
+    import inpca.embedding as embedding
+
+    calls = []
+    exact_pass = embedding._centred_sum_of_squares
+    monkeypatch.setattr(embedding, "_centred_sum_of_squares",
+                        lambda *args: calls.append(1) or exact_pass(*args))
+    reference = InPCA(n_components=5, solver="lanczos").fit(trajectory_distances)
+    assert not calls  # ordinary distances: one pass suffices
+    shifted = InPCA(n_components=5, solver="lanczos").fit(trajectory_distances + 1e4)
+    assert calls
+    assert shifted.frobenius_norm_ == pytest.approx(reference.frobenius_norm_, rel=1e-12)
+    np.testing.assert_allclose(shifted.eigenvalues_, reference.eigenvalues_, rtol=1e-9)
+    np.testing.assert_allclose(shifted.explained_stress_, reference.explained_stress_, atol=1e-12)
+
+
+# -- solvers ------------------------------------------------------------------------------------
+
+def test_dense_and_lanczos_agree(trajectory_distances):
+    D = trajectory_distances
+    dense = InPCA(n_components=10, solver="dense").fit(D)
+    lanczos = InPCA(n_components=10, solver="lanczos").fit(D)
+    assert (dense.solver_, lanczos.solver_) == ("dense", "lanczos")
+    assert lanczos.n_matvec_ > 0
+    assert (dense.eigenvalues_ < 0).any()
+    np.testing.assert_allclose(lanczos.eigenvalues_, dense.eigenvalues_, rtol=1e-8)
+    cosines = np.abs(np.sum(lanczos.components_ * dense.components_, axis=0))
+    assert np.all(cosines >= 1 - 1e-8)
+    # deterministic signs make the vectors themselves agree, not just up to sign
+    np.testing.assert_allclose(lanczos.components_, dense.components_, atol=1e-7)
+    np.testing.assert_allclose(lanczos.coords_, dense.coords_, atol=1e-7)
+    np.testing.assert_allclose(lanczos.explained_stress_, dense.explained_stress_, atol=1e-12)
+    np.testing.assert_allclose(lanczos.column_means_, dense.column_means_, rtol=1e-13)
+    assert lanczos.grand_mean_ == pytest.approx(dense.grand_mean_, rel=1e-13)
+
+
+def test_attributes_and_sign_convention(trajectory_distances):
+    model = InPCA(n_components=7).fit(trajectory_distances)
+    M = len(trajectory_distances)
+    assert model.eigenvalues_.shape == (7,)
+    assert model.components_.shape == model.coords_.shape == (M, 7)
+    assert model.explained_stress_.shape == (7,)
+    np.testing.assert_allclose(model.components_.T @ model.components_, np.eye(7), atol=1e-12)
+    np.testing.assert_allclose(model.coords_, model.components_ * np.sqrt(np.abs(model.eigenvalues_)))
+    pivots = np.argmax(np.abs(model.components_), axis=0)
+    assert np.all(model.components_[pivots, np.arange(7)] > 0)
+    np.testing.assert_allclose(model.column_means_, trajectory_distances.mean(0))
+
+
+def test_lanczos_is_reproducible(trajectory_distances):
+    first = InPCA(n_components=5, solver="lanczos", random_state=3).fit(trajectory_distances)
+    second = InPCA(n_components=5, solver="lanczos", random_state=3).fit(trajectory_distances)
+    np.testing.assert_array_equal(first.eigenvalues_, second.eigenvalues_)
+    np.testing.assert_array_equal(first.components_, second.components_)
+
+
+def test_solver_selection():
+    D = geodesic_distances(np.linspace(0, 1, 30))
+    assert InPCA(n_components=3).fit(D).solver_ == "dense"  # M <= DENSE_MAX_POINTS
+    assert DENSE_MAX_POINTS >= 1000
+    assert InPCA(n_components=3, solver="lanczos").fit(D).solver_ == "lanczos"
+    # ARPACK cannot return k >= M - 1 eigenpairs: falls back to the dense solver
+    assert InPCA(n_components=29, solver="lanczos").fit(D).solver_ == "dense"
+    assert InPCA(n_components=100).fit(D).eigenvalues_.shape == (30,)
+    with pytest.raises(ValueError):
+        InPCA(solver="arpack")
+    with pytest.raises(ValueError):
+        InPCA().fit(np.zeros((3, 4)))
+    with pytest.raises(ValueError):
+        InPCA(solver="dense").fit(np.triu(np.ones((4, 4)), 1))
+    with pytest.raises(ValueError, match="symmetric"):
+        InPCA(n_components=2, solver="lanczos").fit(np.triu(np.ones((40, 40)), 1))
+
+
+# -- streaming and out-of-sample ---------------------------------------------------------------
+
+def test_streaming_from_hdf5_equals_in_memory(tmp_path, trajectory_distances):
+    D = trajectory_distances
+    path = tmp_path / "distances.h5"
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("d", data=D, chunks=(64, D.shape[1]))
+        handle.create_dataset("d32", data=D.astype(np.float32))
+    in_memory = InPCA(n_components=8, solver="lanczos").fit(D)
+    with h5py.File(path, "r") as handle:
+        # small blocks: many row-block reads per mat-vec
+        streamed = InPCA(n_components=8, solver="lanczos", block_bytes=100 * 8 * D.shape[1]).fit(handle["d"])
+        dense_from_file = InPCA(n_components=8, solver="dense").fit(handle["d"])
+        streamed32 = InPCA(n_components=8, solver="lanczos", block_bytes=2**16).fit(handle["d32"])
+        coords_from_file = streamed.transform(handle["d"])
+    np.testing.assert_allclose(streamed.eigenvalues_, in_memory.eigenvalues_, rtol=1e-12)
+    np.testing.assert_allclose(streamed.coords_, in_memory.coords_, atol=1e-10)
+    assert streamed.frobenius_norm_ == pytest.approx(in_memory.frobenius_norm_, rel=1e-13)
+    np.testing.assert_allclose(streamed.column_means_, in_memory.column_means_, rtol=1e-13)
+    np.testing.assert_allclose(dense_from_file.eigenvalues_, in_memory.eigenvalues_, rtol=1e-10)
+    np.testing.assert_allclose(coords_from_file, in_memory.coords_, atol=1e-10)
+    # a float32 file is computed in float64: same as fitting the float32-rounded matrix in memory
+    rounded = InPCA(n_components=8, solver="dense").fit(D.astype(np.float32).astype(np.float64))
+    np.testing.assert_allclose(streamed32.eigenvalues_, rounded.eigenvalues_, rtol=1e-10)
+
+
+def test_float32_and_strided_inputs(trajectory_distances):
+    """Inputs BLAS cannot take whole go through the row-block path (upper-triangle blocks cast to
+    float64 one at a time)."""
+    D32 = trajectory_distances.astype(np.float32)
+    lanczos = InPCA(n_components=6, solver="lanczos", block_bytes=2**18).fit(D32)
+    dense = InPCA(n_components=6, solver="dense").fit(D32)
+    np.testing.assert_allclose(lanczos.eigenvalues_, dense.eigenvalues_, rtol=1e-10)
+    M = len(trajectory_distances)
+    padded = np.zeros((M, M + 3))
+    padded[:, :M] = trajectory_distances
+    strided = padded[:, :M]
+    assert not strided.flags.c_contiguous and not strided.flags.f_contiguous
+    from_strided = InPCA(n_components=6, solver="lanczos", block_bytes=2**18).fit(strided)
+    from_array = InPCA(n_components=6, solver="lanczos").fit(trajectory_distances)
+    np.testing.assert_allclose(from_strided.eigenvalues_, from_array.eigenvalues_, rtol=1e-12)
+    assert from_strided.frobenius_norm_ == pytest.approx(from_array.frobenius_norm_, rel=1e-13)
+    # Fortran order is taken whole, like C order
+    from_fortran = InPCA(n_components=6, solver="lanczos").fit(np.asfortranarray(trajectory_distances))
+    np.testing.assert_allclose(from_fortran.eigenvalues_, from_array.eigenvalues_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["dense", "lanczos"])
+def test_transform_in_sample_returns_coords(trajectory_distances, solver):
+    D = trajectory_distances
+    model = InPCA(n_components=10, solver=solver).fit(D)
+    assert (model.eigenvalues_ < 0).any()  # time-like axes divide by -sqrt|lambda|
+    np.testing.assert_allclose(model.transform(D), model.coords_, atol=1e-10)
+    np.testing.assert_allclose(model.transform(D[17]), model.coords_[17], atol=1e-10)
+    np.testing.assert_allclose(model.transform(D[5:9].tolist()), model.coords_[5:9], atol=1e-10)
+    with pytest.raises(ValueError):
+        model.transform(D[:, :10])
+
+
+def test_transform_places_new_geodesic_points():
+    """Lazy embedding of geodesic points between the fitted ones: with all non-zero axes, the
+    projection of a point equals its own in-sample coordinates if it were fitted."""
+    ts_fit = np.linspace(0, 1, 51)
+    ts_all = np.concatenate([ts_fit, [0.37, 0.81]])
+    D_all = geodesic_distances(ts_all)
+    model = InPCA(n_components=2).fit(D_all[:51, :51])
+    x_new = model.transform(D_all[51:, :51])
+    # the first coordinate is monotone in t along the geodesic, so the new points fall in order
+    first_axis = model.coords_[:, 0] * np.sign(model.coords_[-1, 0] - model.coords_[0, 0])
+    new_first = x_new[:, 0] * np.sign(model.coords_[-1, 0] - model.coords_[0, 0])
+    assert np.all(np.diff(first_axis) > 0)
+    for t, x in zip([0.37, 0.81], new_first):
+        i = np.searchsorted(ts_fit, t)
+        assert first_axis[i - 1] < x < first_axis[i]
