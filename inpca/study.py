@@ -34,7 +34,7 @@ _DATASET_IDENTITY = {
     "cifar10": ("keep_every",),
     "synthetic": ("n_train", "n_test", "num_classes", "input_shape", "seed", "keep_every"),
 }
-_FLOAT_FIELDS = {"lr", "momentum", "weight_decay", "warmup_epochs", "width"}
+_FLOAT_FIELDS = {"lr", "momentum", "weight_decay", "warmup_epochs"}
 _GRID_LIST_KEYS = ("arch", "optimizer", "batch_size", "weight_decay", "augment", "epochs", "seed")
 
 
@@ -152,6 +152,8 @@ def _check_semantics(config: dict) -> None:
         for arch in _as_list(entry["arch"]):
             if arch["name"] == "fc" and "widths" in arch and ("width" in arch or "depth" in arch):
                 raise ConfigError(f"grid[{i}].arch: fc takes either widths or width+depth, not both")
+            if arch["name"] == "fc" and "width" in arch and arch["width"] != int(arch["width"]):
+                raise ConfigError(f"grid[{i}].arch.width: fc's width is a number of units, got {arch['width']}")
         for opt in _as_list(entry["optimizer"]):
             if opt["name"] != "sgd" and ("momentum" in opt or "nesterov" in opt):
                 raise ConfigError(f"grid[{i}].optimizer: momentum/nesterov apply to sgd only, not {opt['name']}")
@@ -176,6 +178,14 @@ def _normalise_numbers(obj):
     if isinstance(obj, list):
         return [_normalise_numbers(v) for v in obj]
     return obj
+
+
+def _canonical_arch(arch: dict) -> dict:
+    """fc's width counts units (int); allcnn's width is a channel multiplier (float)."""
+    arch = dict(arch)
+    if "width" in arch:
+        arch["width"] = int(arch["width"]) if arch["name"] == "fc" else float(arch["width"])
+    return arch
 
 
 def _canonical_optimizer(opt: dict) -> dict:
@@ -222,6 +232,7 @@ def expand_grid(config: dict) -> dict[str, dict]:
         for values in itertools.product(*choices):
             run = dict(zip(_GRID_LIST_KEYS, values))
             run["optimizer"] = _canonical_optimizer(run["optimizer"])
+            run["arch"] = _canonical_arch(run["arch"])
             for key in ("lr_schedule", "warmup_epochs", "precision"):
                 run[key] = entry[key]
             run.update(shared)

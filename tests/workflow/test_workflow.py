@@ -20,7 +20,7 @@ from conftest import REPO
 pytestmark = pytest.mark.workflow
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "schemas", "report", "profiles", "inpca"]
+WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "schemas", "report", "profiles", "envs", "inpca"]
 
 
 def copy_workflow(dest: Path, config: dict | None = None) -> Path:
