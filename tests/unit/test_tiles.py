@@ -1,0 +1,94 @@
+"""Distance tiles from store blocks and their assembly (inpca.tiles), and the embedding step."""
+
+import csv
+
+import h5py
+import numpy as np
+import pytest
+
+from inpca.distances import pairwise
+from inpca.embedding import InPCA
+from inpca.embedding_file import embed, load_fitted
+from inpca.store import build_block, write_index, write_reference
+from inpca.tiles import assemble, compute_tile
+from inpca.train import load_study_dataset
+from unit.test_store import DIGITS, fake_run
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A reference block and two run blocks of fake runs, with index.tsv and tiles."""
+    root = tmp_path_factory.mktemp("tiles")
+    dataset = load_study_dataset(DIGITS)
+    write_reference(root / "ref.h5", DIGITS, geodesic_points=3)
+    blocks = {"ref": root / "ref.h5"}
+    for b, seeds in (("b000", [0, 1]), ("b001", [2])):
+        runs = [fake_run(root / f"run{s}.h5", dataset, f"fc-sgd-s{s}-0000000{s}", k=3 + s, seed=s) for s in seeds]
+        build_block(root / f"{b}.h5", runs, root / "ref.h5")
+        blocks[b] = root / f"{b}.h5"
+    write_index(root / "index.tsv", blocks)
+    names = list(blocks)
+    tiles = {}
+    for i, a in enumerate(names):
+        for b in names[i:]:
+            # a chunk that does not divide N, so streaming has a ragged last chunk
+            compute_tile(blocks[a], blocks[b], "train", root / f"{a}-{b}.h5", device="cpu", chunk_samples=100)
+            tiles[(a, b)] = root / f"{a}-{b}.h5"
+    assemble(tiles, root / "index.tsv", root / "train.h5", "train")
+    return root, blocks
+
+
+def all_points(blocks, split="train"):
+    parts = []
+    for path in blocks.values():
+        with h5py.File(path) as f:
+            parts.append(f[f"{split}_probs"][()])
+    return np.concatenate(parts)
+
+
+def test_assembled_tiles_equal_one_single_tile_computation(study):
+    root, blocks = study
+    with h5py.File(root / "train.h5") as f:
+        D = f["D"][()]
+        runs = [r.decode() for r in f["run"][()]]
+    full = pairwise(all_points(blocks), device="cpu")
+    np.testing.assert_allclose(D, full, atol=1e-9, rtol=0)
+    assert np.array_equal(D, D.T) and np.all(np.diag(D) == 0)
+    rows = list(csv.DictReader(open(root / "index.tsv"), delimiter="\t"))
+    assert runs == [r["run"] for r in rows]
+    assert D[runs.index("P0"), runs.index("P*")] == pytest.approx(0.5 * np.log(10), abs=1e-6)
+
+
+def test_a_tile_holds_every_pair_of_its_two_blocks(study):
+    root, blocks = study
+    with h5py.File(root / "b000-b001.h5") as f:
+        tile = f["D"][()]
+        assert f.attrs["metric"] == "bhattacharyya" and f.attrs["split"] == "train"
+    P = all_points({"b000": blocks["b000"]})
+    Q = all_points({"b001": blocks["b001"]})
+    np.testing.assert_allclose(tile, pairwise(P, Q, device="cpu"), atol=1e-9, rtol=0)
+
+
+def test_assembly_refuses_a_missing_tile(study, tmp_path):
+    root, _ = study
+    with pytest.raises(ValueError, match="no tile for block pair"):
+        assemble({("ref", "ref"): root / "ref-ref.h5"}, root / "index.tsv", tmp_path / "x.h5", "train")
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_embedding_step_writes_coordinates_progress_and_projects_a_second_split(study, tmp_path):
+    root, _ = study
+    out = tmp_path / "train_emb.h5"
+    embed(root / "train.h5", root / "index.tsv", out, split="train", n_components=4)
+    with h5py.File(root / "train.h5") as f:
+        expected = InPCA(n_components=4).fit(f["D"][()])
+    with h5py.File(out) as f:
+        np.testing.assert_allclose(f["eigenvalues"][()], expected.eigenvalues_, rtol=1e-10)
+        np.testing.assert_allclose(f["coords"][()], expected.coords_, atol=1e-10)
+        assert f["progress"][0] == pytest.approx(0) and f["progress"][4] == pytest.approx(1)
+        assert f.attrs["solver"] == "dense"
+    # projecting the same matrix into its own embedding gives back the coordinates
+    again = tmp_path / "again.h5"
+    embed(root / "train.h5", root / "index.tsv", again, split="train", n_components=4, train_embedding=out)
+    with h5py.File(again) as f:
+        np.testing.assert_allclose(f["coords_in_train"][()], load_fitted(out).coords_, atol=1e-8)
