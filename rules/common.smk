@@ -6,7 +6,7 @@ import sys
 
 sys.path.insert(0, workflow.basedir)  # the package beside this workflow, even if not installed
 
-from inpca.study import ConfigError, RESULTS_VERSION, load_study, runs_table_rows
+from inpca.study import ConfigError, RESULTS_VERSION, canonical_json, load_study, runs_table_rows
 from inpca import resources as estimate
 
 
@@ -33,7 +33,13 @@ def get_run_files():
 
 
 def get_run_config(wildcards):
-    return STUDY.runs[wildcards.run]
+    """The run's config as canonical JSON (sorted keys): Snakemake compares params as text, so
+    reordering keys in config.yaml must not look like a change."""
+    return canonical_json(STUDY.runs[wildcards.run])
+
+
+def get_dataset_identity():
+    return canonical_json(next(iter(STUDY.runs.values()))["dataset"])
 
 
 def get_block_runs(wildcards):

@@ -7,7 +7,7 @@ rule store_reference:
     log:
         "logs/store_reference.log",
     params:
-        dataset=STUDY.runs[next(iter(STUDY.runs))]["dataset"],
+        dataset=get_dataset_identity(),
         geodesic_points=config["reference"]["geodesic_points"],
         version=RESULTS_VERSION["store"],
     conda:

@@ -4,11 +4,13 @@ from inpca.logs import run_script
 
 
 def main(smk):
+    import json
+
     from inpca.train import train_run
 
     cfg = smk.config
     train_run(
-        smk.params.run,
+        json.loads(smk.params.run),
         smk.wildcards.run,
         smk.output.run,
         dataset_spec=cfg["dataset"],
