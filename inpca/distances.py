@@ -47,6 +47,7 @@ from typing import Callable
 import numpy as np
 
 from .kernels import CAP, METRICS, default_kernel_name, get_kernel
+from .resources import gpus_for_device
 
 __all__ = ["CAP", "METRICS", "pairwise", "pairwise_streamed", "validate_probabilities", "resolve_device"]
 
@@ -76,6 +77,8 @@ def resolve_device(device: str = "auto") -> str:
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
     if device == "cpu":
         return "cpu"
+    if device == "auto" and not gpus_for_device("auto"):
+        return "cpu"  # no NVIDIA device on this machine: skip importing torch (~1.5 s per job)
     import torch
 
     if device == "auto":
@@ -106,6 +109,12 @@ def _check_values(chunk, name: str, atol: float, sample_offset: int = 0) -> None
     The common, valid case costs two multi-threaded reductions (row sums, minimum); only a failing
     chunk is searched for the first offending entry.
     """
+    if not _is_torch(chunk):
+        # numpy fast path first, so the CPU path imports no torch (~1.5 s per job) for valid data
+        values = np.asarray(chunk)
+        if values.dtype.kind == "f" and bool(np.all(np.abs(values.sum(-1) - 1.0) <= atol)) \
+                and bool(values.min() >= 0):
+            return
     import torch
 
     if not _is_torch(chunk):
@@ -171,10 +180,12 @@ def _thread_limit(threads: int | None, kernel_name: str):
         return
     if int(threads) != threads or threads < 1:
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-    import torch
+    import sys
 
-    saved_torch = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
+    torch = sys.modules.get("torch") if kernel_name == "numba" else __import__("torch")
+    saved_torch = torch.get_num_threads() if torch else None
+    if torch:
+        torch.set_num_threads(int(threads))
     saved_numba = None
     if kernel_name == "numba":
         import numba
@@ -184,7 +195,8 @@ def _thread_limit(threads: int | None, kernel_name: str):
     try:
         yield
     finally:
-        torch.set_num_threads(saved_torch)
+        if torch:
+            torch.set_num_threads(saved_torch)
         if saved_numba is not None:
             import numba
 

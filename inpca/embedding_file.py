@@ -71,7 +71,10 @@ def embed(distance_path, index_path, out_path, *, split: str, n_components: int 
             train = load_fitted(train_embedding)
             if train.components_.shape[0] != m:
                 raise ValueError(f"{train_embedding}: has {train.components_.shape[0]} points, {distance_path} has {m}")
-            coords_in_train = train.transform(D if isinstance(D, np.ndarray) else D[()])
+            # row blocks: an on-disk matrix is projected without reading it whole
+            step = max(1, (256 << 20) // (8 * m))
+            coords_in_train = np.vstack([train.transform(np.asarray(D[i:i + step], dtype=np.float64))
+                                         for i in range(0, m, step)])
     progress, dist_truth = _index_columns(index_path, split)
     if len(progress) != m:
         raise ValueError(f"{index_path}: {len(progress)} points, but {distance_path} has {m}; rerun the store")

@@ -7,6 +7,7 @@ overridden per rule in a profile (`set-resources`).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -48,10 +49,16 @@ def dataset_size(dataset: dict, recorded: bool = True) -> tuple[int, int, int]:
     return math.ceil(n_train / k), math.ceil(n_test / k), c
 
 
+@functools.lru_cache(maxsize=None)
+def _checkpoint_count(checkpoints: tuple, steps_per_epoch: int, epochs: int) -> int:
+    return len(checkpoint_steps(dict(checkpoints), steps_per_epoch, epochs))
+
+
 def checkpoints_of(run: dict) -> int:
+    """Checkpoints of a run (cached: tile estimates ask for every run of two blocks, per tile)."""
     n_train, _, _ = dataset_size(run["dataset"], recorded=False)
     steps_per_epoch = max(n_train // run["batch_size"], 1)
-    return len(checkpoint_steps(run["checkpoints"], steps_per_epoch, run["epochs"]))
+    return _checkpoint_count(tuple(sorted(run["checkpoints"].items())), steps_per_epoch, run["epochs"])
 
 
 def run_file_mb(run: dict) -> float:
@@ -72,7 +79,10 @@ def train_mem_mb(run: dict, attempt: int = 1) -> int:
 def train_runtime(run: dict, gpu: bool, attempt: int = 1) -> int:
     """Minutes for a training job: epochs x samples / throughput, plus checkpoint evaluations."""
     n_train, n_test, _ = dataset_size(run["dataset"], recorded=False)
-    rate = _GPU_IMAGES_PER_S.get(run["arch"]["name"], 5_000) / (1 if gpu else _CPU_SLOWDOWN)
+    arch = run["arch"]
+    rate = _GPU_IMAGES_PER_S.get(arch["name"], 5_000) / (1 if gpu else _CPU_SLOWDOWN)
+    if arch["name"] == "wrn":  # the table's rate holds for narrow WRNs (launch-bound); wide ones cost ~ base² x depth
+        rate /= max(1.0, (arch.get("base", 8) / 16) ** 2 * arch.get("depth", 10) / 10)
     seconds = run["epochs"] * n_train / rate + checkpoints_of(run) * (n_train + n_test) / (3 * rate)
     return int(math.ceil((10 + 1.5 * seconds / 60) * attempt))
 
@@ -98,3 +108,16 @@ def tile_runtime(study, a: str, b: str, gpu: bool, attempt: int = 1) -> int:
     n_train, _, _ = dataset_size(study.config["dataset"])
     seconds = ma * mb * n_train / (1e12 if gpu else 1e9)
     return int(math.ceil((5 + 1.5 * seconds / 60) * attempt))
+
+
+def study_points(study) -> int:
+    return sum(block_points(study, b) for b in study.point_blocks)
+
+
+def embed_mem_mb(study, attempt: int = 1) -> int:
+    """The dense matrix in memory up to 30,000 points (the embedding streams it from disk above),
+    plus the solver's vectors."""
+    m = study_points(study)
+    dense = m * m * 8 if m <= 30_000 else 256 << 20
+    k = study.config["embedding"]["n_components"]
+    return int((1500 + (1.3 * dense + 40 * k * m * 8) / 2**20) * attempt)

@@ -101,3 +101,7 @@ def tile_runtime(wildcards, attempt):
 def get_state_dir(wildcards):
     """Resumable training state of a run; not an output, so it survives a killed job."""
     return f"results/state/{wildcards.run}"
+
+
+def embed_mem_mb(wildcards, attempt):
+    return estimate.embed_mem_mb(STUDY, attempt)

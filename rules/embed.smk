@@ -16,7 +16,10 @@ rule embed:
         n_components=config["embedding"]["n_components"],
         solver=config["embedding"]["solver"],
         version=RESULTS_VERSION["embedding"],
-    threads: workflow.cores
+    # BLAS threads for the eigensolver; local runs scale this down to --cores
+    threads: 4
+    resources:
+        mem_mb=embed_mem_mb,
     conda:
         "../envs/inpca.yaml"
     script:

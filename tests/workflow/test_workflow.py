@@ -169,3 +169,37 @@ def test_bad_config_fails_at_parse_time_naming_the_key(tmp_path):
     assert "config error: store.blocks: 0 is less than the minimum of 1" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (workdir / "results").exists()
+
+
+def test_a_job_killed_mid_way_is_redone_and_resumes_from_its_saved_state(study, tmp_path):
+    """SIGKILL the whole snakemake process group while a network trains; the next run finishes the
+    job from the state saved after its first epoch, and the run file equals an uninterrupted one."""
+    import os
+    import signal
+    import time
+
+    reference_dir, _ = study
+    cfg = config_of(reference_dir)
+    # ~20 s of training, long enough to be caught mid-way; a state is saved after every epoch
+    cfg["grid"][0].update(epochs=12, seed=0, batch_size=16, arch={"name": "allcnn", "width": 0.25})
+    workdir = copy_workflow(tmp_path, cfg)
+    proc = subprocess.Popen([SNAKEMAKE, "--cores", "1", "train"], cwd=workdir, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not list((workdir / "results/state").glob("*/state.pt")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list((workdir / "results/state").glob("*/state.pt")), "training never saved a state"
+    assert not list((workdir / "results/runs").glob("*.h5")), "a killed job left a run file that looks complete"
+    snakemake(workdir, "--unlock")  # a killed snakemake leaves its lock behind, as after a crash
+    snakemake(workdir, "train")
+    run_file = next((workdir / "results/runs").glob("*.h5"))
+    log = (workdir / "logs/train" / f"{run_file.stem}.log").read_text()
+    assert "resumed from" in log
+    assert not (workdir / "results/state" / run_file.stem).exists()
+    # the same run trained without interruption, in a fresh folder, gives the same bytes
+    (tmp_path / "fresh").mkdir()
+    fresh = copy_workflow(tmp_path / "fresh", cfg)
+    snakemake(fresh, "train")
+    assert (fresh / "results/runs" / run_file.name).read_bytes() == run_file.read_bytes()
