@@ -26,9 +26,14 @@ log = logging.getLogger("inpca.tiles")
 
 def compute_tile(block_a, block_b, split: str, out_path, *, metric: str = "bhattacharyya", device: str = "auto",
                  chunk_samples: int = 4096, threads: int | None = None) -> dict:
-    from .distances import pairwise_streamed
+    from .distances import pairwise_streamed, resolve_device
 
     started = time.time()
+    device = resolve_device(device)
+    if device == "cuda":
+        from .devices import claim_gpu
+
+        claim_gpu()
     same = Path(block_a) == Path(block_b)
     with open_checked(block_a) as fa, open_checked(block_b) as fb:
         pa, pb = fa[f"{split}_probs"], fb[f"{split}_probs"]

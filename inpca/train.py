@@ -244,6 +244,10 @@ def train_run(run: dict, run_id: str, out_path, *, dataset_spec: dict, device: s
     from .models import build_model, count_parameters
 
     device = resolve_device(device)
+    if device == "cuda":
+        from .devices import claim_gpu
+
+        claim_gpu()
     torch.set_num_threads(threads)
     if device == "cpu":
         torch.use_deterministic_algorithms(True)

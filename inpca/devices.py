@@ -1,0 +1,49 @@
+"""Which GPU a job uses when a machine has several: Snakemake assigns no device ids.
+
+With `resources: gpu: N` (profiles/local-gpu) Snakemake runs at most N GPU jobs at once, and each
+job takes the first GPU whose lock file it can lock (non-blocking `flock`, held until the process
+exits, released by the kernel even on SIGKILL). Locks are exact where "the GPU with most free memory"
+is not: two jobs starting together would pick the same one. On a SLURM node the job sees only its
+own GPU (CUDA_VISIBLE_DEVICES), so this picks device 0 at no cost.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger("inpca.devices")
+
+_held = []  # open lock files of this process (kept open = lock held)
+
+
+def lock_dir() -> Path:
+    return Path(os.environ.get("INPCA_GPU_LOCK_DIR", Path(tempfile.gettempdir()) / f"inpca-gpu-locks-{os.getuid()}"))
+
+
+def claim_gpu() -> int:
+    """Make the first unlocked visible GPU the current CUDA device for this process; return its index."""
+    import torch
+
+    count = torch.cuda.device_count()
+    if count <= 1:
+        return 0
+    directory = lock_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    for index in range(count):
+        handle = open(directory / f"gpu{visible.replace(',', '_')}-{index}.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _held.append(handle)
+        torch.cuda.set_device(index)
+        log.info("using GPU %d of %d (lock %s)", index, count, handle.name)
+        return index
+    log.warning("all %d GPUs are locked by other jobs; sharing GPU 0 (raise resources: gpu to the GPU count)", count)
+    return 0
