@@ -11,8 +11,12 @@ USER_ERRORS = (ValueError, RuntimeError, FileNotFoundError)
 
 
 def configure_logging(log_path: str | None, level=logging.INFO) -> None:
-    handlers = [logging.StreamHandler(sys.stderr)]
+    """Everything to the rule's log file; only warnings and errors to the console, where parallel
+    jobs would otherwise interleave their progress lines (a terminal gets a progress bar instead)."""
+    console = logging.StreamHandler(sys.stderr)
+    handlers = [console]
     if log_path:
+        console.setLevel(logging.WARNING)
         handlers.append(logging.FileHandler(log_path, mode="w"))
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         handlers=handlers, force=True)

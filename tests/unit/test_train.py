@@ -116,3 +116,19 @@ def test_learning_rate_schedule_warms_up_then_follows_a_cosine_to_zero():
     assert lr_factor(55, 100, 10, "cosine") == pytest.approx(0.5)
     assert lr_factor(99, 100, 0, "cosine") < 1e-3
     assert lr_factor(50, 100, 0, "constant") == 1.0
+
+
+def test_cifar10_training_from_a_tiny_directory_in_cifar_format(tmp_path):
+    """The CIFAR-10 path end to end on CPU: loader, 32x32 augmentation, every 2nd sample recorded."""
+    from cifar_fixture import write_tiny_cifar10
+
+    write_tiny_cifar10(tmp_path / "cifar", n_train=64, n_test=20)
+    dataset = {"name": "cifar10", "data_dir": str(tmp_path / "cifar"), "download": False, "keep_every": 2}
+    run = copy.deepcopy(RUN)
+    run.update(arch={"name": "allcnn", "width": 0.125}, augment=True, epochs=2, batch_size=16, precision="bf16",
+               dataset={"name": "cifar10", "keep_every": 2})
+    out, _ = train(tmp_path, "cifar", run=run, dataset=dataset)
+    data = read_run(out)
+    assert data["train_probs"].shape[1:] == (32, 10) and data["test_probs"].shape[1:] == (10, 10)
+    assert data["attrs"]["dataset"] == "cifar10/every2"
+    np.testing.assert_allclose(data["test_probs"].sum(-1), 1, atol=1e-5)

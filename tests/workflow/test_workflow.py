@@ -203,3 +203,12 @@ def test_a_job_killed_mid_way_is_redone_and_resumes_from_its_saved_state(study, 
     fresh = copy_workflow(tmp_path / "fresh", cfg)
     snakemake(fresh, "train")
     assert (fresh / "results/runs" / run_file.name).read_bytes() == run_file.read_bytes()
+
+
+def test_forcerun_and_until_plan_only_what_they_name(study):
+    workdir, _ = study
+    proc = snakemake(workdir, "-n", "--forcerun", "embed")
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts == {"embed": 2, "plot_trajectories": 2, "plot_spectrum": 2, "plot_progress": 2, "all": 1}
+    assert "Forced execution" in proc.stdout + proc.stderr  # -n prints the reason per job
+    assert "Nothing to be done" in "".join(snakemake(workdir, "-n", "--until", "store_index").stdout)
