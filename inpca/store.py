@@ -107,8 +107,6 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
 
     Runs are written one at a time into preallocated datasets, so memory holds one run, not a block.
     """
-    import h5py
-
     ref = read_reference(reference_path)
     ref_attrs = ref["attrs"]
     C = int(ref_attrs["num_classes"])
@@ -134,7 +132,7 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
                     raise StoreError(f"{path}: {split}_probs has (samples, classes) {got}, expected {expected}")
             headers.append((path, attrs["run_id"], int(f["step"].shape[0])))
     total = sum(k for *_, k in headers)
-    configs, rows = {}, []
+    configs = {}
     meta = {k: [] for k in ("run", "kind", *POINT_FIELDS)}
 
     def fill(f):

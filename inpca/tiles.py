@@ -83,8 +83,6 @@ def _index_blocks(index_path) -> tuple[list[str], dict[str, tuple[int, int]], li
 
 def assemble(tile_paths: dict, index_path, out_path, split: str) -> None:
     """Place every tile (keyed by (block_a, block_b)) and its transpose into one (M, M) matrix."""
-    import h5py
-
     order, ranges, runs, kinds = _index_blocks(index_path)
     m = len(runs)
     needed = {(a, b) for i, a in enumerate(order) for b in order[i:]}

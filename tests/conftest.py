@@ -28,3 +28,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def single_threaded_blas():
+    """Correctness tests on small matrices: one BLAS thread keeps them fast on a shared 2-core VM,
+    where multithreaded BLAS calls stall on descheduled partner threads (a 600 x 600 eigh took 4 s
+    instead of 0.05 s under load)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: only the speed of the tests depends on it
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

@@ -34,11 +34,11 @@ import time
 from pathlib import Path
 
 import pytest
+from workflow_helpers import copy_workflow, job_counts
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "schemas", "report", "profiles", "inpca", "envs"]
 GPU_RULES = {"train_run", "distance_tile"}
 LOCAL_RULES = {"all", "runs_table"}  # `localrule: True` in the workflow; never submitted
 
@@ -77,31 +77,6 @@ def _run(cmd, *, timeout_s: int, cwd=None, env=None, check=True) -> subprocess.C
         what = "timed out" if proc.returncode in (124, 137) else f"failed ({proc.returncode})"
         raise AssertionError(f"{' '.join(map(str, cmd))} {what}:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
-
-
-def copy_workflow(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            shutil.copy2(src, dest / name)
-    shutil.copy2(REPO / "tests/workflow/config.yaml", dest / "config.yaml")
-    return dest
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """Snakemake's 'Job stats' table, rule -> count (without the total)."""
-    counts = {}
-    if "Job stats:" in output:
-        for line in output.split("Job stats:", 1)[1].splitlines()[3:]:
-            match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-            if not match:
-                break
-            counts[match.group(1)] = int(match.group(2))
-    counts.pop("total", None)
-    return counts
 
 
 def rule_of_comment(comment: str, rules) -> str | None:

@@ -14,18 +14,7 @@ from inpca.geodesic import geodesic, ignorance, truth
 C = 10
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_threaded_blas():
-    """These are correctness tests on small matrices. One BLAS thread keeps them fast on the shared
-    2-core VM, where multithreaded BLAS calls stall on descheduled partner threads: a 600 x 600 eigh
-    took 4 s instead of 0.05 s under load."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only the speed of the tests depends on it
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("single_threaded_blas")
 
 
 def bhattacharyya_matrix(P):

@@ -4,8 +4,6 @@ One module-scoped study is run once (partial target first, then everything); the
 changes against it. Job counts come from Snakemake's own "Job stats" table.
 """
 
-import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,46 +14,17 @@ import pytest
 import yaml
 
 from conftest import REPO
+from workflow_helpers import copy_workflow, job_counts
 
 pytestmark = pytest.mark.workflow
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "schemas", "report", "profiles", "envs", "inpca"]
-
-
-def copy_workflow(dest: Path, config: dict | None = None) -> Path:
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / name)
-    text = (REPO / "tests/workflow/config.yaml").read_text()
-    (dest / "config.yaml").write_text(text if config is None else yaml.safe_dump(config))
-    return dest
-
-
 def snakemake(workdir: Path, *args, check=True, timeout=600) -> subprocess.CompletedProcess:
     proc = subprocess.run([SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True,
                           timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """Parse Snakemake's 'Job stats' table (printed by dry runs and real runs)."""
-    counts = {}
-    if "Job stats:" not in output:
-        return counts
-    table = output.split("Job stats:", 1)[1]
-    for line in table.splitlines()[3:]:
-        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not match:
-            break
-        counts[match.group(1)] = int(match.group(2))
-    counts.pop("total", None)
-    return counts
 
 
 def dry_run(workdir: Path, *args) -> dict[str, int]:

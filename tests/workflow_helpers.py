@@ -1,0 +1,39 @@
+"""Shared by the workflow and cluster tests: a copy of the workflow in a temp folder, and job counts."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "schemas", "report", "profiles", "envs", "inpca"]
+
+
+def copy_workflow(dest: Path, config: dict | None = None) -> Path:
+    """The workflow's files and a study config (default: the tiny tests/workflow/config.yaml) in dest."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    text = (REPO / "tests/workflow/config.yaml").read_text()
+    (dest / "config.yaml").write_text(text if config is None else yaml.safe_dump(config))
+    return dest
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Snakemake's 'Job stats' table (printed by dry runs and real runs), rule -> count, no total."""
+    counts = {}
+    if "Job stats:" in output:
+        for line in output.split("Job stats:", 1)[1].splitlines()[3:]:
+            match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+            if not match:
+                break
+            counts[match.group(1)] = int(match.group(2))
+    counts.pop("total", None)
+    return counts
