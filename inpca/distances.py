@@ -42,6 +42,7 @@ This module imports only numpy at import time; torch, numba and triton are impor
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Callable
 
 import numpy as np
@@ -109,8 +110,9 @@ def _check_values(chunk, name: str, atol: float, sample_offset: int = 0) -> None
     The common, valid case costs two multi-threaded reductions (row sums, minimum); only a failing
     chunk is searched for the first offending entry.
     """
-    if not _is_torch(chunk):
-        # numpy fast path first, so the CPU path imports no torch (~1.5 s per job) for valid data
+    if not _is_torch(chunk) and "torch" not in sys.modules:
+        # numpy fast path (one thread), so a CPU job that has not loaded torch need not import it
+        # (~1.5 s per distance-tile job) for valid data; torch's reductions are faster once loaded
         values = np.asarray(chunk)
         if values.dtype.kind == "f" and bool(np.all(np.abs(values.sum(-1) - 1.0) <= atol)) \
                 and bool(values.min() >= 0):
