@@ -1,4 +1,5 @@
-"""Which GPU a job uses when a machine has several: Snakemake assigns no device ids.
+"""Which device a job uses: `resolve_device` for the config's auto|cpu|cuda, and `claim_gpu` for
+which GPU when a machine has several (Snakemake assigns no device ids).
 
 With `resources: gpu: N` (profiles/local-gpu) Snakemake runs at most N GPU jobs at once, and each
 job takes the first GPU whose lock file it can lock (non-blocking `flock`, held until the process
@@ -15,9 +16,29 @@ import os
 import tempfile
 from pathlib import Path
 
+from .resources import gpus_for_device
+
 log = logging.getLogger("inpca.devices")
 
 _held = []  # open lock files of this process (kept open = lock held)
+
+
+def resolve_device(device: str = "auto") -> str:
+    """"auto" -> "cuda" if torch sees a GPU else "cpu"; "cuda" without a GPU -> ValueError."""
+    if device not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    if device == "cpu":
+        return "cpu"
+    if device == "auto" and not gpus_for_device("auto"):
+        return "cpu"  # no NVIDIA device on this machine: skip importing torch (~1.5 s per job)
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but no CUDA GPU is available (torch.cuda.is_available() is False); "
+                         "use device='cpu' or 'auto'")
+    return device
 
 
 def lock_dir() -> Path:

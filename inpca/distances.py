@@ -48,7 +48,7 @@ from typing import Callable
 import numpy as np
 
 from .kernels import CAP, METRICS, default_kernel_name, get_kernel
-from .resources import gpus_for_device
+from .devices import resolve_device
 
 __all__ = ["CAP", "METRICS", "pairwise", "pairwise_streamed", "validate_probabilities", "resolve_device"]
 
@@ -70,24 +70,6 @@ def _as_array(x):
     if isinstance(x, np.ndarray) or _is_torch(x):
         return x
     return np.asarray(x)
-
-
-def resolve_device(device: str = "auto") -> str:
-    """"auto" -> "cuda" if torch sees a GPU else "cpu"; "cuda" without a GPU -> ValueError."""
-    if device not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    if device == "cpu":
-        return "cpu"
-    if device == "auto" and not gpus_for_device("auto"):
-        return "cpu"  # no NVIDIA device on this machine: skip importing torch (~1.5 s per job)
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but no CUDA GPU is available (torch.cuda.is_available() is False); "
-                         "use device='cpu' or 'auto'")
-    return device
 
 
 def _check_metric(metric: str) -> None:

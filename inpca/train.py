@@ -26,25 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .devices import resolve_device
 from .runfile import METRICS, write_atomic, write_run
 from .schedule import checkpoint_steps
 
 log = logging.getLogger("inpca.train")
 
 STATE_FORMAT = 1
-
-
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; 'cuda' without a GPU is an error."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda was asked for, but no CUDA GPU is visible to this job")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
-    return device
 
 
 def subsample(dataset, keep_every: int):
