@@ -177,11 +177,15 @@ class Recorder:
     def __init__(self, path: Path):
         self.path = path
 
+    @staticmethod
+    def empty() -> dict:
+        return {"train_probs": [], "test_probs": [], "step": [], "epoch": [], **{m: [] for m in METRICS}}
+
     def load(self) -> dict:
         from .runfile import open_checked
 
         if not self.path.exists():
-            return {"train_probs": [], "test_probs": [], "step": [], "epoch": [], **{m: [] for m in METRICS}}
+            return self.empty()
         with open_checked(self.path) as f:
             return {k: list(f[k][()]) for k in f}
 
@@ -276,7 +280,7 @@ def train_run(run: dict, run_id: str, out_path, *, dataset_spec: dict, device: s
 
     state_dir = Path(state_dir) if state_dir else None
     recorder = Recorder(state_dir / "recorded.h5") if state_dir else None
-    rec = recorder.load() if recorder else Recorder(Path("/nonexistent")).load()
+    rec = recorder.load() if recorder else Recorder.empty()
     step, first_epoch = 0, 0
     if state_dir and (state_dir / "state.pt").exists():
         state = load_state(state_dir / "state.pt")
