@@ -211,12 +211,18 @@ def _streamed(read_p: Callable, n_samples: int, read_q: Callable | None, metric:
     symmetric = read_q is None
     p_shape = q_shape = None
     sums = None
+    # Kernels that can write a chunk's prepared input over the previous chunk's get it back; others
+    # drop it first, so that at most one chunk's prepared input is alive at a time.
+    reuse = getattr(kernel, "reuses_buffers", False)
+    left = right = None
     for start in range(0, n_samples, chunk_samples):
         stop = min(start + chunk_samples, n_samples)
+        old_left, old_right = (left, right) if reuse else (None, None)
+        left = right = None
         p = _read_checked(read_p, start, stop, "read_p", p_shape, validate)
         p_shape = (p.shape[0], p.shape[2])
-        left = kernel.prepare(p)
-        del p
+        left = kernel.prepare(p, reuse=old_left)
+        del p, old_left
         if symmetric:
             right, q_shape = left, p_shape
         else:
@@ -224,12 +230,13 @@ def _streamed(read_p: Callable, n_samples: int, read_q: Callable | None, metric:
             if q.shape[2] != p_shape[1]:
                 raise ValueError(f"read_q({start}, {stop}) has {q.shape[2]} classes but read_p has {p_shape[1]}")
             q_shape = (q.shape[0], q.shape[2])
-            right = kernel.prepare(q)
+            right = kernel.prepare(q, reuse=old_right)
             del q
+        del old_right
         if sums is None:
             sums = kernel.new_sums(p_shape[0], q_shape[0])
         kernel.accumulate(left, right, symmetric, metric, sums)
-        del left, right
+    del left, right
     D = np.array(kernel.to_numpy(sums, p_shape[0], q_shape[0]), dtype=np.float64) / n_samples
     if symmetric:  # only the upper triangle was computed: mirror it; the diagonal is exactly 0
         D = np.triu(D, 1)

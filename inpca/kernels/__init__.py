@@ -29,17 +29,19 @@ Shared numerics (all kernels use them, so that all agree to rounding):
   so a product would under- or overflow after a few samples. Every few samples the kernel therefore
   splits the binary exponent off the product (a bit mask, exact, no log, no branch) into an integer
   accumulator, leaving a mantissa in [1, 2). At the end, sum_n t_n = n LOG_BC_SCALE
-  - (log(mantissa) + exponent ln 2). The CPU product is float64 (peeled every 6 samples:
-  6 * 112 < 1022). The GPU product is float32 (peeled every sample: 112 + 33 < 126): each multiply
+  - (log(mantissa) + exponent ln 2). Both products are float32, peeled after every sample
+  (112 + 33 < 126 binades: one factor cannot leave the float32 range, two could): each multiply
   rounds by 2**-24 relative, an absolute error of 6e-8 in that sample's term, unbiased, so the
-  error of the mean over N samples is ~6e-8 / sqrt(N).
+  error of the mean over N samples is ~6e-8 / sqrt(N). (The product restarts at every chunk of
+  samples, so results for different chunkings agree to ~1e-8, not bit for bit.)
 * The pure-torch fallback multiplies the float64 factors of 8 samples at a time (no peel needed:
   8 * 112 < 1022) and takes a float64 log per group. (A float32 log per sample would cost ~1e-6
   absolute per sample: its result, up to 100, has a float32 ulp of up to 7.6e-6.)
 
 Kernels, chosen by `inpca.distances` from the device and what is installed:
 
-* "numba" (cpu.py): fused multi-threaded CPU kernel, upper triangle only for symmetric inputs.
+* "numba" (cpu.py): fused multi-threaded CPU kernel, a register-tiled micro-kernel written with the
+  explicit SIMD vectors of simd.py; upper triangle only for symmetric inputs.
 * "torch" (torch_blocked.py): blocked torch bmm, CPU or CUDA, used when numba (CPU) or Triton
   (GPU) is missing.
 * "triton" (triton_gpu.py): fused GPU kernel; also runs under the Triton interpreter

@@ -38,7 +38,7 @@ class TorchBlockedKernel:
         self.factor_min = float(torch.tensor(FACTOR_MIN, dtype=torch.float32))
         self.factor_max = float(torch.tensor(FACTOR_MAX, dtype=torch.float32))
 
-    def prepare(self, probs):
+    def prepare(self, probs, reuse=None):  # reuse: see cpu.py; torch's caching allocator does this
         """(samples, classes, points) float32 scaled square roots on this kernel's device."""
         return scaled_sqrt(as_torch(probs).to(self.device), points_last=True)
 

@@ -149,7 +149,7 @@ class TritonKernel:
             sms = torch.cuda.get_device_properties(self.device).multi_processor_count
             self.n_programs_wanted = PROGRAMS_PER_SM * sms
 
-    def prepare(self, probs):
+    def prepare(self, probs, reuse=None):  # reuse: see cpu.py; torch's caching allocator does this
         return scaled_sqrt(as_torch(probs).to(self.device), points_last=True)
 
     def new_sums(self, m1: int, m2: int):

@@ -52,7 +52,9 @@ def test_assembled_tiles_equal_one_single_tile_computation(study):
         D = f["D"][()]
         runs = [r.decode() for r in f["run"][()]]
     full = pairwise(all_points(blocks), device="cpu")
-    np.testing.assert_allclose(D, full, atol=1e-9, rtol=0)
+    # tiles stream samples in chunks, `pairwise` does not: the float32 running products round
+    # differently (~1e-8), so equal to well within the 1e-6 accuracy contract, not bit for bit
+    np.testing.assert_allclose(D, full, atol=1e-7, rtol=0)
     assert np.array_equal(D, D.T) and np.all(np.diag(D) == 0)
     rows = list(csv.DictReader(open(root / "index.tsv"), delimiter="\t"))
     assert runs == [r["run"] for r in rows]
@@ -66,7 +68,7 @@ def test_a_tile_holds_every_pair_of_its_two_blocks(study):
         assert f.attrs["metric"] == "bhattacharyya" and f.attrs["split"] == "train"
     P = all_points({"b000": blocks["b000"]})
     Q = all_points({"b001": blocks["b001"]})
-    np.testing.assert_allclose(tile, pairwise(P, Q, device="cpu"), atol=1e-9, rtol=0)
+    np.testing.assert_allclose(tile, pairwise(P, Q, device="cpu"), atol=1e-7, rtol=0)  # chunked: see above
 
 
 def test_assembly_refuses_a_missing_tile(study, tmp_path):
