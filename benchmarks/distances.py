@@ -25,10 +25,14 @@ reference); "full equiv." is M^2 N / t, comparable across methods; "x ref" is th
 Errors: max abs difference from a float64 evaluation of the formula with per-sample terms clamped to
 [0, 100], on every 8th row (64th for M > 1024) against all columns, off-diagonal.
 
-Bounds, measured in the same run: FMA bound = (fp32 FMAs/s of a large sgemm) / C, since a BC costs C
-multiply-adds; CPU one-log bound = 1 / (1 / FMA bound + 1 / float32 log rate) for any method with a
-log per pair-sample (inpca's kernels take one log per pair per chunk); GPU memory bound = bandwidth /
-8 B for any method that writes and re-reads each pair-sample once (the reference does ~5 passes).
+Bounds, measured in the same run: FMA bound = (fp32 FMAs/s) / C, since a BC costs C multiply-adds,
+with the FMA rate the higher of a large sgemm and (CPU) a register-only loop of independent FMAs;
+CPU one-log bound = 1 / (1 / FMA bound + 1 / float32 log rate) for any method with a log per
+pair-sample (the reference); CPU product bound = 1 / (1 / FMA bound + 1 / product-update rate) for
+inpca's log-free numba kernel, which instead clamps, multiplies and splits off an exponent per
+pair-sample (the update rate is measured in registers like the FMA rate: `cpu_vector_peaks`);
+GPU memory bound = bandwidth / 8 B for any method that writes and re-reads each pair-sample once
+(the reference does ~5 passes).
 Speed is never asserted; the machine may be shared, so the 1-minute load average is printed.
 """
 

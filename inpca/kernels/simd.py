@@ -136,12 +136,15 @@ def mul(typingctx, a, b):
 
 @intrinsic
 def fma(typingctx, a, b, c):
-    """a * b + c, one rounding (llvm.fma: an FMA instruction where the CPU has one)."""
+    """a * b + c: one FMA instruction where the CPU has them, else a multiply and an add.
+
+    (llvm.fmuladd, not llvm.fma: the latter is emulated in software on CPUs without FMA.)
+    """
     if not (a == f32x8 and b == f32x8 and c == f32x8):
         return None
 
     def codegen(context, builder, sig, args):
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VF, [_VF] * 3), "llvm.fma.v8f32")
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VF, [_VF] * 3), "llvm.fmuladd.v8f32")
         return builder.call(fn, list(args))
     return f32x8(a, b, c), codegen
 
@@ -195,17 +198,3 @@ def peel(typingctx, x, exponents):
                                   [builder.bitcast(mantissa, _VF), builder.add(args[1], field)])
     return sig, codegen
 
-
-@intrinsic
-def prefetch(typingctx, arr, idx):
-    """Hint the CPU to bring the cache line of arr[idx] into L1 (llvm.prefetch; never faults)."""
-    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(idx, types.Integer)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        ptr = builder.bitcast(_element_ptr(context, builder, sig.args[0], args[0], args[1]), ir.IntType(8).as_pointer())
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, _I32, _I32, _I32]), "llvm.prefetch.p0")
-        builder.call(fn, [ptr, ir.Constant(_I32, 0), ir.Constant(_I32, 3), ir.Constant(_I32, 1)])
-        return context.get_dummy_value()
-    return types.none(arr, idx), codegen
