@@ -31,8 +31,8 @@ CPU one-log bound = 1 / (1 / FMA bound + 1 / float32 log rate) for any method wi
 pair-sample (the reference); CPU product bound = 1 / (1 / FMA bound + 1 / product-update rate) for
 inpca's log-free numba kernel, which instead clamps, multiplies and splits off an exponent per
 pair-sample (the update rate is measured in registers like the FMA rate: `cpu_vector_peaks`);
-GPU memory bound = bandwidth / 8 B for any method that writes and re-reads each pair-sample once
-(the reference does ~5 passes).
+memory bound = copy bandwidth (bytes read + written) / 8 B for any method that writes and re-reads
+each pair-sample once as float32 (the reference does ~5 passes over its intermediate).
 Speed is never asserted; the machine may be shared, so the 1-minute load average is printed.
 """
 
@@ -212,7 +212,10 @@ def measure_bounds(device: str, repeats: int = 7) -> dict:
         x = torch.rand(1 << 22) + 0.5
         y = torch.empty_like(x)
         log_per_s = x.numel() / best_time(lambda: torch.log(x, out=y), device, repeats)
-        rates = {"sgemm FMA/s": fma_per_s, "float32 log/s": log_per_s}
+        big = torch.empty(1 << 26)  # 256 MB: far beyond the caches
+        copy = torch.empty_like(big)
+        bandwidth = 2 * 4 * big.numel() / best_time(lambda: copy.copy_(big), device, repeats)
+        rates = {"sgemm FMA/s": fma_per_s, "float32 log/s": log_per_s, "memory B/s (copy)": bandwidth}
         if default_kernel_name("cpu") == "numba":
             rates.update(cpu_vector_peaks())
         return rates
