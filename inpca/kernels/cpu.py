@@ -152,6 +152,8 @@ def _task_products(Tf, Uf, rb, height, c0, width, n, n_classes, slab, symmetric,
                         _tile_product(Tf, Uf, t, u, record, s0, s1, n_classes, man, ex, r * width + j, width)
 
 
+# _task_sums repeats _task_products' loops on purpose: one shared loop with a metric branch around
+# the two tile calls made LLVM compile the product tile worse (11 % slower, measured A/B).
 @numba.njit(cache=True, fastmath={"contract"})
 def _task_sums(Tf, Uf, rb, height, c0, width, n, n_classes, slab, symmetric, part, total):
     """total += the clamped BC' of the task's pairs summed over all samples (float32 per slab)."""
