@@ -26,14 +26,14 @@ Shared numerics (all kernels use them, so that all agree to rounding):
 * Log-free product (CPU numba and GPU Triton kernels). A log per pair-sample costs more than the C
   multiply-adds of the BC itself. So these kernels multiply the clamped factors BC' into a running
   product per pair instead, and take one log per pair per chunk. The factors span 2**-112 to 2**32,
-  so a product would under- or overflow after a few samples. Every few samples the kernel therefore
-  splits the binary exponent off the product (a bit mask, exact, no log, no branch) into an integer
-  accumulator, leaving a mantissa in [1, 2). At the end, sum_n t_n = n LOG_BC_SCALE
-  - (log(mantissa) + exponent ln 2). Both products are float32, peeled after every sample
-  (112 + 33 < 126 binades: one factor cannot leave the float32 range, two could): each multiply
-  rounds by 2**-24 relative, an absolute error of 6e-8 in that sample's term, unbiased, so the
-  error of the mean over N samples is ~6e-8 / sqrt(N). (The product restarts at every chunk of
-  samples, so results for different chunkings agree to ~1e-8, not bit for bit.)
+  so a float32 product could leave the float32 range after two samples. After every sample the
+  kernels therefore split the binary exponent off the product (bit operations, exact, no log, no
+  branch) into an integer accumulator, leaving a mantissa in [1, 2) (112 + 33 < 126 binades: one
+  factor cannot leave the range). At the end, sum_n t_n = n LOG_BC_SCALE - (log(mantissa) +
+  exponent ln 2). Both kernels keep the product in float32: each multiply rounds by 2**-24
+  relative, an absolute error of 6e-8 in that sample's term, unbiased, so the error of the mean
+  over N samples is ~6e-8 / sqrt(N). (The product restarts at every chunk of samples, so results
+  for different chunkings agree to ~1e-8, not bit for bit.)
 * The pure-torch fallback multiplies the float64 factors of 8 samples at a time (no peel needed:
   8 * 112 < 1022) and takes a float64 log per group. (A float32 log per sample would cost ~1e-6
   absolute per sample: its result, up to 100, has a float32 ulp of up to 7.6e-6.)
@@ -83,7 +83,7 @@ def has_module(name: str) -> bool:
 def get_kernel(name: str, device: str):
     """The kernel object `name` ("numba", "torch", "triton") for `device` ("cpu" or "cuda").
 
-    Every kernel object has `prepare(probs) -> layout`, `new_sums(m1, m2)`,
+    Every kernel object has `prepare(probs, reuse=None) -> layout`, `new_sums(m1, m2)`,
     `accumulate(left, right, symmetric, metric, sums)` and `to_numpy(sums, m1, m2)`; see cpu.py.
     """
     if name == "numba":
