@@ -177,7 +177,7 @@ def cpu_vector_peaks(repeats: int = 5) -> dict:
         for t in numba.prange(threads):
             m0 = simd.load(x, 0)
             m1 = m2 = m3 = m4 = m5 = m0
-            e0 = simd.load_int(exps, 0)
+            e0 = simd.load(exps, 0)
             e1 = e2 = e3 = e4 = e5 = e0
             for i in range(iters):
                 k = (i & 7) * 8
@@ -190,7 +190,7 @@ def cpu_vector_peaks(repeats: int = 5) -> dict:
             s = simd.add(simd.add(simd.add(m0, m1), simd.add(m2, m3)), simd.add(m4, m5))
             simd.store(out, 8 * t, s)
             for j, e in enumerate((e0, e1, e2, e3, e4, e5)):
-                simd.store_int(exps, 48 * t + 8 * j, e)
+                simd.store(exps, 48 * t + 8 * j, e)
         return out, exps
 
     x = (np.random.default_rng(0).random(512) * 2.0**40).astype(np.float32)

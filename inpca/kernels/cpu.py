@@ -82,8 +82,8 @@ def _tile_bcs(Tf, Uf, t, u, n_classes):
 @numba.njit(cache=True, fastmath={"contract"})
 def _update(m, f, ex, i):
     """m * f with its binary exponent split off into ex[i : i + 8] (both in [1, 2) after)."""
-    m, e = simd.peel(simd.mul(m, simd.clamp(f, _F_MIN, _F_MAX)), simd.load_int(ex, i))
-    simd.store_int(ex, i, e)
+    m, e = simd.peel(simd.mul(m, simd.clamp(f, _F_MIN, _F_MAX)), simd.load(ex, i))
+    simd.store(ex, i, e)
     return m
 
 

@@ -63,52 +63,36 @@ def _splat(builder, scalar, vector_type=_VF):
     return builder.shuffle_vector(v, ir.Constant(vector_type, ir.Undefined), ir.Constant(_VI, [0] * LANES))
 
 
+def _vector_of(arr):
+    """(numba vector type, LLVM vector type) of a 1-D float32 or int32 array, else None."""
+    if isinstance(arr, types.Array) and arr.ndim == 1:
+        return {types.float32: (f32x8, _VF), types.int32: (i32x8, _VI)}.get(arr.dtype)
+    return None
+
+
 @intrinsic
 def load(typingctx, arr, idx):
-    """arr[idx : idx + 8] of a float32 array."""
-    if not (_is_flat(arr, types.float32) and isinstance(idx, types.Integer)):
+    """arr[idx : idx + 8] of a float32 (-> f32x8) or int32 (-> i32x8) array."""
+    vector = _vector_of(arr)
+    if vector is None or not isinstance(idx, types.Integer):
         return None
 
     def codegen(context, builder, sig, args):
         ptr = _element_ptr(context, builder, sig.args[0], args[0], args[1])
-        return builder.load(builder.bitcast(ptr, _VF.as_pointer()), align=4)
-    return f32x8(arr, idx), codegen
+        return builder.load(builder.bitcast(ptr, vector[1].as_pointer()), align=4)
+    return vector[0](arr, idx), codegen
 
 
 @intrinsic
 def store(typingctx, arr, idx, value):
-    """arr[idx : idx + 8] = value, for a float32 array."""
-    if not (_is_flat(arr, types.float32) and isinstance(idx, types.Integer) and value == f32x8):
+    """arr[idx : idx + 8] = value, an f32x8 into a float32 array or an i32x8 into an int32 one."""
+    vector = _vector_of(arr)
+    if vector is None or not isinstance(idx, types.Integer) or value != vector[0]:
         return None
 
     def codegen(context, builder, sig, args):
         ptr = _element_ptr(context, builder, sig.args[0], args[0], args[1])
-        builder.store(args[2], builder.bitcast(ptr, _VF.as_pointer()), align=4)
-        return context.get_dummy_value()
-    return types.none(arr, idx, value), codegen
-
-
-@intrinsic
-def load_int(typingctx, arr, idx):
-    """arr[idx : idx + 8] of an int32 array."""
-    if not (_is_flat(arr, types.int32) and isinstance(idx, types.Integer)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        ptr = _element_ptr(context, builder, sig.args[0], args[0], args[1])
-        return builder.load(builder.bitcast(ptr, _VI.as_pointer()), align=4)
-    return i32x8(arr, idx), codegen
-
-
-@intrinsic
-def store_int(typingctx, arr, idx, value):
-    """arr[idx : idx + 8] = value, for an int32 array."""
-    if not (_is_flat(arr, types.int32) and isinstance(idx, types.Integer) and value == i32x8):
-        return None
-
-    def codegen(context, builder, sig, args):
-        ptr = _element_ptr(context, builder, sig.args[0], args[0], args[1])
-        builder.store(args[2], builder.bitcast(ptr, _VI.as_pointer()), align=4)
+        builder.store(args[2], builder.bitcast(ptr, vector[1].as_pointer()), align=4)
         return context.get_dummy_value()
     return types.none(arr, idx, value), codegen
 

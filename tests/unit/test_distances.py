@@ -190,9 +190,9 @@ def test_simd_peel_and_clamp_are_exact():
         m = np.empty(8, np.float32)
         e = np.zeros(8, np.int32)
         c = np.empty(8, np.float32)
-        mant, field = simd.peel(simd.load(x, 0), simd.load_int(e, 0))
+        mant, field = simd.peel(simd.load(x, 0), simd.load(e, 0))
         simd.store(m, 0, mant)
-        simd.store_int(e, 0, field)
+        simd.store(e, 0, field)
         simd.store(c, 0, simd.clamp(simd.load(x, 0), lo, hi))
         return m, e, c
 
