@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from .runfile import open_checked, write_atomic
+from .h5io import open_h5, write_h5
 
 log = logging.getLogger("inpca.embedding")
 
@@ -41,7 +41,7 @@ def load_fitted(path):
     """An InPCA object restored from an embedding file (enough for transform())."""
     from .embedding import InPCA
 
-    with open_checked(path) as f:
+    with open_h5(path) as f:
         model = InPCA(n_components=f["eigenvalues"].shape[0])
         model.eigenvalues_ = f["eigenvalues"][()]
         model.components_ = f["components"][()]
@@ -58,7 +58,7 @@ def embed(distance_path, index_path, out_path, *, split: str, n_components: int 
     from .embedding import InPCA
 
     started = time.time()
-    with open_checked(distance_path) as f:
+    with open_h5(distance_path) as f:
         dset = f["D"]
         m = dset.shape[0]
         D = dset[()] if m <= IN_MEMORY_POINTS else dset
@@ -90,7 +90,7 @@ def embed(distance_path, index_path, out_path, *, split: str, n_components: int 
         out.attrs.update({"split": split, "metric": metric, "solver": model.solver_, "n_points": m,
                           "frobenius_norm": model.frobenius_norm_, "grand_mean": model.grand_mean_})
 
-    write_atomic(out_path, fill)
+    write_h5(out_path, fill)
     stress = ", ".join(f"S({i + 1})={s:.4f}" for i, s in enumerate(model.explained_stress_[:3]))
     log.info("embedded %s: %d points, %s solver, eigenvalues %s, %s, in %.2f s", split, m, model.solver_,
              np.array2string(model.eigenvalues_[:4], precision=4), stress, time.time() - started)

@@ -34,10 +34,6 @@ __all__ = [
     "truth",
 ]
 
-# -log BC for a sample with zero overlap (BC = 0) is capped here, as in the distance kernels
-# (the authors' dbhat maps inf to 100).
-CAP = 100.0
-
 # Samples whose endpoints are closer than this angle (rad) are copied instead of interpolated:
 # sin(theta) in the denominator would amplify rounding (the authors' code uses the same threshold).
 _MIN_ANGLE = 1e-8

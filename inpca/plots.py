@@ -49,10 +49,10 @@ def load(embedding_path, index_path=None):
     """
     import pandas as pd
 
-    from .runfile import open_checked
+    from .h5io import open_h5
 
     emb: dict = {}
-    with open_checked(embedding_path) as f:
+    with open_h5(embedding_path) as f:
         for name in f:
             data = f[name][()]
             if name in ("run", "kind"):

@@ -10,50 +10,22 @@ Attributes: run_id, config (canonical JSON of the run), dataset, fingerprint (sa
 labels), num_classes, n_train, n_test, steps_per_epoch, diverged_at_step (-1 if never),
 inpca_version, format_version.
 
-Writers write `<path>.tmp` and rename it, so a file at the final path is always complete.
+Written through inpca.h5io.write_h5, so a file at the final path is always complete.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from .errors import RunFileError
+from .h5io import REBUILD_HINT, create, h5_reason, open_h5, write_h5
+
 FORMAT_VERSION = 1
 METRICS = ("train_loss", "train_error", "test_loss", "test_error")
 PROBS = {"train": "train_probs", "test": "test_probs"}
-
-
-class RunFileError(ValueError):
-    """A run file that cannot be used; the message names the file and the reason in one line."""
-
-
-def _h5():
-    import h5py
-
-    return h5py
-
-
-def write_atomic(path: str | Path, fill) -> None:
-    """Create `path` via `<path>.tmp` + rename; `fill(h5file)` writes the content."""
-    h5py = _h5()
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with h5py.File(tmp, "w", track_order=False) as f:
-            fill(f)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def create(f, name: str, data, chunks=None) -> None:
-    """A dataset without timestamps (bit-identical files for identical content)."""
-    f.create_dataset(name, data=data, track_times=False, chunks=chunks)
 
 
 def write_run(path, probs: dict, steps, epochs, metrics: dict, attrs: dict) -> None:
@@ -68,43 +40,24 @@ def write_run(path, probs: dict, steps, epochs, metrics: dict, attrs: dict) -> N
         for key, value in {**attrs, "format_version": FORMAT_VERSION}.items():
             f.attrs[key] = value
 
-    write_atomic(path, fill)
-
-
-def open_checked(path: str | Path):
-    """Open an HDF5 file for reading, turning a missing/truncated/corrupt file into one line."""
-    h5py = _h5()
-    path = Path(path)
-    if not path.exists():
-        raise RunFileError(f"{path}: file does not exist")
-    try:
-        return h5py.File(path, "r", locking=False)
-    except OSError as exc:
-        raise RunFileError(f"{path}: not a readable HDF5 file ({_h5_reason(exc)}); truncated or corrupted? "
-                           f"Delete it and rerun") from None
-
-
-def _h5_reason(exc: OSError) -> str:
-    """HDF5's detail ('truncated file: eof = ...', 'file signature not found') without the prefix."""
-    text = str(exc)
-    if "(" in text and text.rstrip().endswith(")"):
-        return text[text.index("(") + 1:text.rstrip().rindex(")")]
-    return text or "unreadable"
+    write_h5(path, fill)
 
 
 def read_run(path: str | Path) -> dict:
     """Read a whole run file into memory with structural checks (shapes, names, attributes)."""
     path = Path(path)
-    f = open_checked(path)
+    f = open_h5(path)
     try:
         with f:
             missing = [n for n in (*PROBS.values(), "step", "epoch", *METRICS) if n not in f]
             if missing:
-                raise RunFileError(f"{path}: missing dataset(s) {', '.join(missing)}; not a complete run file")
+                raise RunFileError(f"{path}: missing dataset(s) {', '.join(missing)}; not a complete run file; "
+                                   + REBUILD_HINT.format(path=path))
             attrs = dict(f.attrs)
             for key in ("run_id", "config", "fingerprint", "num_classes", "n_train", "n_test"):
                 if key not in attrs:
-                    raise RunFileError(f"{path}: missing attribute {key!r}; not a complete run file")
+                    raise RunFileError(f"{path}: missing attribute {key!r}; not a complete run file; "
+                                   + REBUILD_HINT.format(path=path))
             out = {"attrs": attrs, "config": json.loads(attrs["config"])}
             k = f["step"].shape[0]
             C = int(attrs["num_classes"])
@@ -116,7 +69,8 @@ def read_run(path: str | Path) -> dict:
                 try:
                     out[name] = f[name][()]
                 except OSError as exc:
-                    raise RunFileError(f"{path}: cannot read {name} ({_h5_reason(exc)}); truncated or corrupted?") from None
+                    raise RunFileError(f"{path}: cannot read {name} ({h5_reason(exc)}); truncated or corrupted? "
+                                           + REBUILD_HINT.format(path=path)) from None
             for key in ("step", "epoch", *METRICS):
                 out[key] = f[key][()]
                 if out[key].shape != (k,):
@@ -124,7 +78,8 @@ def read_run(path: str | Path) -> dict:
     except RunFileError:
         raise
     except (OSError, KeyError, ValueError) as exc:
-        raise RunFileError(f"{path}: cannot read ({exc}); truncated or corrupted?") from None
+        raise RunFileError(f"{path}: cannot read ({exc}); truncated or corrupted? "
+                                           + REBUILD_HINT.format(path=path)) from None
     return out
 
 

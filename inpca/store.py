@@ -30,19 +30,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .runfile import METRICS, RunFileError, check_probabilities, open_checked, read_run, write_atomic
-from .study import flatten
+from .errors import RunFileError, StoreError
+from .h5io import atomic_path, open_h5, write_h5
+from .runfile import METRICS, check_probabilities, read_run
+from .study import SPLITS, flatten
 
 log = logging.getLogger("inpca.store")
 
-SPLITS = ("train", "test")
 POINT_FIELDS = ("checkpoint", "step", "epoch", *METRICS, "t", "progress_train", "progress_test",
                 "dist_truth_train", "dist_truth_test")
 CHUNK_SAMPLES = 4096
-
-
-class StoreError(ValueError):
-    """Input that the store refuses; one line naming the file and the reason."""
 
 
 def _probs_chunks(n: int, c: int):
@@ -89,14 +86,14 @@ def write_reference(out_path, dataset_spec: dict, geodesic_points: int, data_dir
             f.create_dataset(key, data=value, track_times=False)
         f.attrs.update(attrs)
 
-    write_atomic(out_path, fill)
+    write_h5(out_path, fill)
     log.info("wrote %s: %d reference points (%s, N=%d/%d, C=%d)", out_path, m, dataset.name,
              attrs["n_train"], attrs["n_test"], C)
 
 
 def read_reference(path) -> dict:
     try:
-        with open_checked(path) as f:
+        with open_h5(path) as f:
             return {"attrs": dict(f.attrs), **{f"{s}_labels": f[f"{s}_labels"][()] for s in SPLITS}}
     except KeyError as exc:
         raise StoreError(f"{path}: not a reference block ({exc})") from None
@@ -115,7 +112,7 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
     headers = []
     for path in sorted(map(Path, run_paths)):
         try:
-            f = open_checked(path)
+            f = open_h5(path)
         except RunFileError as exc:
             raise StoreError(str(exc)) from None
         with f:
@@ -173,7 +170,7 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
                         "runs": json.dumps(configs, sort_keys=True)})
 
     try:
-        write_atomic(out_path, fill)
+        write_h5(out_path, fill)
     except RunFileError as exc:
         raise StoreError(str(exc)) from None
     log.info("wrote %s: %d runs, %d points", out_path, len(headers), total)
@@ -181,7 +178,7 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
 
 def read_points(path) -> tuple[list[dict], dict]:
     """Per-point metadata rows of a block file and its run configs (no probabilities)."""
-    with open_checked(path) as f:
+    with open_h5(path) as f:
         m = f["run"].shape[0]
         cols = {k: f[k][()] for k in ("run", "kind", *POINT_FIELDS)}
         configs = json.loads(f.attrs["runs"])
@@ -208,14 +205,11 @@ def write_index(out_path, block_paths: dict) -> None:
             rows.append({"point": len(rows), "block": block, "row": row_in_block, "run": point["run"],
                          "kind": point["kind"], **labels, **point, **cfg})
     fields = ["point", "block", "row", "run", "kind", "arch", "optimizer", *POINT_FIELDS, *sorted(config_keys)]
-    out_path = Path(out_path)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(out_path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, delimiter="\t", extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _fmt(row.get(k, "")) for k in fields})
-    tmp.replace(out_path)
     log.info("wrote %s: %d points in %d blocks", out_path, len(rows), len(block_paths))
 
 

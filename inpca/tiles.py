@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .runfile import open_checked, write_atomic
+from .h5io import open_h5, write_h5
 
 log = logging.getLogger("inpca.tiles")
 
@@ -35,7 +35,7 @@ def compute_tile(block_a, block_b, split: str, out_path, *, metric: str = "bhatt
 
         claim_gpu()
     same = Path(block_a) == Path(block_b)
-    with open_checked(block_a) as fa, open_checked(block_b) as fb:
+    with open_h5(block_a) as fa, open_h5(block_b) as fb:
         pa, pb = fa[f"{split}_probs"], fb[f"{split}_probs"]
         if pa.shape[1:] != pb.shape[1:]:
             raise ValueError(f"{block_a} and {block_b}: {split}_probs have (samples, classes) "
@@ -54,7 +54,7 @@ def compute_tile(block_a, block_b, split: str, out_path, *, metric: str = "bhatt
         f.attrs.update({"split": split, "metric": metric, "n_samples": n,
                         "block_a": Path(block_a).stem, "block_b": Path(block_b).stem})
 
-    write_atomic(out_path, fill)
+    write_h5(out_path, fill)
     seconds = time.time() - started
     pairs = shape[0] * shape[1] if not same else shape[0] * (shape[0] + 1) // 2
     rate = pairs * n / max(seconds, 1e-9)
@@ -96,7 +96,7 @@ def assemble(tile_paths: dict, index_path, out_path, split: str) -> None:
         chunk = (min(m, 1024), min(m, 1024))
         D = f.create_dataset("D", shape=(m, m), dtype=np.float64, chunks=chunk, track_times=False)
         for (a, b), path in tile_paths.items():
-            with open_checked(path) as t:
+            with open_h5(path) as t:
                 tile = t["D"][()]
                 metric, n_samples = t.attrs["metric"], int(t.attrs["n_samples"])
             (a0, a1), (b0, b1) = ranges[a], ranges[b]
@@ -110,5 +110,5 @@ def assemble(tile_paths: dict, index_path, out_path, split: str) -> None:
         f.create_dataset("kind", data=np.array(kinds, dtype="S"), track_times=False)
         f.attrs.update({"split": split, "metric": metric, "n_samples": n_samples})
 
-    write_atomic(out_path, fill)
+    write_h5(out_path, fill)
     log.info("wrote %s: %d x %d from %d tiles", out_path, m, m, len(tile_paths))

@@ -27,7 +27,8 @@ import numpy as np
 
 from . import __version__
 from .devices import resolve_device
-from .runfile import METRICS, write_atomic, write_run
+from .h5io import atomic_path, write_h5
+from .runfile import METRICS, write_run
 from .schedule import checkpoint_steps
 
 log = logging.getLogger("inpca.train")
@@ -182,11 +183,11 @@ class Recorder:
         return {"train_probs": [], "test_probs": [], "step": [], "epoch": [], **{m: [] for m in METRICS}}
 
     def load(self) -> dict:
-        from .runfile import open_checked
+        from .h5io import open_h5
 
         if not self.path.exists():
             return self.empty()
-        with open_checked(self.path) as f:
+        with open_h5(self.path) as f:
             return {k: list(f[k][()]) for k in f}
 
     def save(self, rec: dict) -> None:
@@ -194,7 +195,7 @@ class Recorder:
             for key, values in rec.items():
                 f.create_dataset(key, data=np.asarray(values), track_times=False)
 
-        write_atomic(self.path, fill)
+        write_h5(self.path, fill)
 
 
 def save_state(path: Path, model, optimizer, step: int, epoch: int, gens: dict) -> None:
@@ -206,9 +207,8 @@ def save_state(path: Path, model, optimizer, step: int, epoch: int, gens: dict) 
         "generators": {k: g.get_state() for k, g in gens.items()},
         "torch_rng": torch.get_rng_state(),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_state(path: Path):
