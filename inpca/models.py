@@ -31,8 +31,6 @@ Every model returns logits of shape (N, num_classes), works on channels_last inp
 from __future__ import annotations
 
 import math
-from typing import Any
-
 import torch
 import torch.nn as nn
 
@@ -285,114 +283,34 @@ class ViT(nn.Module):
 # build_model
 # --------------------------------------------------------------------------------------------
 
-#: Allowed size parameters per architecture and their defaults (the paper's CIFAR-10 nets).
-ARCHITECTURES: dict[str, dict[str, Any]] = {
-    "fc": {"widths": [1024, 512, 256, 128], "width": None, "depth": None},
-    "allcnn": {"width": 1.0},
-    "wrn": {"depth": 10, "widen": 4, "base": 8},
-    "convmixer": {"dim": 256, "depth": 8, "kernel": 5, "patch": 2},
-    "vit": {"patch": 4, "dim": 512, "depth": 6, "heads": 8, "mlp_dim": 512, "head_dim": 64},
-}
-
-
-def _pos_int(arch: str, key: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"architecture '{arch}': field '{key}' must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _image_shape(arch: str, input_shape: tuple) -> tuple[int, int, int]:
-    if len(input_shape) != 3:
-        raise ValueError(
-            f"architecture '{arch}' needs image input (C, H, W); got input_shape {tuple(input_shape)} "
-            "(use 'fc' for vector data)"
-        )
-    return input_shape  # type: ignore[return-value]
+#: Architecture names (their size parameters and defaults are in schemas/config.schema.yaml).
+ARCHITECTURES = ("fc", "allcnn", "wrn", "convmixer", "vit")
 
 
 def build_model(arch: dict, input_shape: tuple, num_classes: int) -> nn.Module:
     """Build the network for one grid entry ``arch = {"name": ..., **size params}``.
 
     ``input_shape`` is the per-sample shape ((C, H, W) or (D,)); ``num_classes`` the number of
-    logits.  Missing size params take the paper's CIFAR-10 defaults (see :data:`ARCHITECTURES`).
-    An unknown name, an unknown field or a bad value raises ``ValueError`` naming the field and
-    what is allowed.  fc takes either ``widths`` (list of hidden widths) or ``width`` + ``depth``
-    (``depth`` hidden layers of ``width`` units), not both.
+    logits. The schema is the one source of truth for the size params: missing ones take its
+    defaults (the paper's CIFAR-10 nets), and an unknown name, an unknown key or a bad value
+    raises :class:`~inpca.errors.ConfigError` naming it, exactly as the study's config does. fc
+    takes either ``widths`` (the hidden widths) or ``width`` + ``depth`` (``depth`` layers of
+    ``width`` units), not both.
     """
-    if not isinstance(arch, dict) or "name" not in arch:
-        raise ValueError(
-            f"architecture must be a mapping with a 'name' field (one of {sorted(ARCHITECTURES)}), got {arch!r}"
-        )
+    from .study import check_arch_fits, complete_section
+
+    arch = complete_section("arch", arch)
+    input_shape = tuple(int(s) for s in input_shape)
+    check_arch_fits(arch, input_shape)
     name = arch["name"]
-    if name not in ARCHITECTURES:
-        raise ValueError(f"architecture: field 'name' must be one of {sorted(ARCHITECTURES)}, got {name!r}")
-    allowed = ARCHITECTURES[name]
-    unknown = sorted(set(arch) - set(allowed) - {"name"})
-    if unknown:
-        raise ValueError(f"architecture '{name}': unknown field(s) {unknown}; allowed fields are {sorted(allowed)}")
-    try:
-        input_shape = tuple(int(s) for s in input_shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"input_shape must be a tuple of positive integers, got {input_shape!r}") from None
-    if not input_shape or any(s < 1 for s in input_shape):
-        raise ValueError(f"input_shape must be a non-empty tuple of positive integers, got {input_shape!r}")
-    _pos_int(name, "num_classes", num_classes)
-    p = {**allowed, **{k: v for k, v in arch.items() if k != "name"}}
-
     if name == "fc":
-        short = "width" in arch or "depth" in arch
-        if short and "widths" in arch:
-            raise ValueError("architecture 'fc': give either field 'widths' or fields 'width' + 'depth', not both")
-        if short:
-            if "width" not in arch or "depth" not in arch:
-                raise ValueError("architecture 'fc': fields 'width' and 'depth' must be given together")
-            widths = [_pos_int(name, "width", p["width"])] * _pos_int(name, "depth", p["depth"])
-        else:
-            widths = p["widths"]
-            if not isinstance(widths, (list, tuple)):
-                raise ValueError(f"architecture 'fc': field 'widths' must be a list of integers >= 1, got {widths!r}")
-            widths = [_pos_int(name, "widths", w) for w in widths]
-        return FC(math.prod(input_shape), widths, num_classes)
-
-    c, h, w = _image_shape(name, input_shape)
-
+        return FC(math.prod(input_shape), arch["widths"], num_classes)
+    c, h, w = input_shape
     if name == "allcnn":
-        width = p["width"]
-        if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
-            raise ValueError(f"architecture 'allcnn': field 'width' must be a number > 0, got {width!r}")
-        c1, c2 = max(1, round(96 * width)), max(1, round(144 * width))
-        return AllCNN(c, num_classes, c1, c2)
-
+        return AllCNN(c, num_classes, max(1, round(96 * arch["width"])), max(1, round(144 * arch["width"])))
     if name == "wrn":
-        depth = _pos_int(name, "depth", p["depth"], 10)
-        if (depth - 4) % 6:
-            raise ValueError(f"architecture 'wrn': field 'depth' must be 6n+4 (10, 16, 22, 28, ...), got {depth}")
-        return WideResNet(c, num_classes, depth, _pos_int(name, "widen", p["widen"]), _pos_int(name, "base", p["base"]))
-
+        return WideResNet(c, num_classes, arch["depth"], arch["widen"], arch["base"])
     if name == "convmixer":
-        patch = _pos_int(name, "patch", p["patch"])
-        if patch > min(h, w):
-            raise ValueError(f"architecture 'convmixer': field 'patch' ({patch}) must be <= the image size {h}x{w}")
-        return ConvMixer(
-            c,
-            num_classes,
-            _pos_int(name, "dim", p["dim"]),
-            _pos_int(name, "depth", p["depth"], 0),
-            _pos_int(name, "kernel", p["kernel"]),
-            patch,
-        )
-
-    # vit
-    patch = _pos_int(name, "patch", p["patch"])
-    if h % patch or w % patch:
-        raise ValueError(f"architecture 'vit': field 'patch' ({patch}) must divide the image size {h}x{w}")
-    return ViT(
-        (c, h, w),
-        num_classes,
-        patch,
-        _pos_int(name, "dim", p["dim"]),
-        _pos_int(name, "depth", p["depth"], 0),
-        _pos_int(name, "heads", p["heads"]),
-        _pos_int(name, "mlp_dim", p["mlp_dim"]),
-        _pos_int(name, "head_dim", p["head_dim"]),
-    )
+        return ConvMixer(c, num_classes, arch["dim"], arch["depth"], arch["kernel"], arch["patch"])
+    return ViT((c, h, w), num_classes, arch["patch"], arch["dim"], arch["depth"], arch["heads"], arch["mlp_dim"],
+               arch["head_dim"])

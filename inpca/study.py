@@ -15,31 +15,29 @@ Identity:
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import ConfigError
+
 # Bump one of these when package code changes what a stage produces on purpose: rules take the
 # number as a param, so Snakemake reruns that stage (and what depends on it) and nothing earlier.
-RESULTS_VERSION = {"train": 1, "store": 1, "distance": 1, "embedding": 1, "plots": 1}
+RESULTS_VERSION = {"train": 2, "store": 1, "distance": 1, "embedding": 1, "plots": 1}
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
 REFERENCE_BLOCK = "ref"
 SPLITS = ("train", "test")
 
-# Fields of `dataset` that change the samples, per data set (data_dir and download do not).
-_DATASET_IDENTITY = {
-    "digits": ("test_fraction", "split_seed", "keep_every"),
-    "cifar10": ("keep_every",),
-    "synthetic": ("n_train", "n_test", "num_classes", "input_shape", "seed", "keep_every"),
-}
-_FLOAT_FIELDS = {"lr", "momentum", "weight_decay", "warmup_epochs"}
 _GRID_LIST_KEYS = ("arch", "optimizer", "batch_size", "weight_decay", "augment", "epochs", "seed")
-
-
-class ConfigError(ValueError):
-    """A study config that does not match the schema; the message is one line."""
+# Keys of `dataset` that say where the data are, not what they are: not part of a run's identity.
+_DATASET_LOCATION = ("data_dir", "download")
+# Keys of `checkpoints` that each schedule reads (besides schedule and dtype).
+_SCHEDULE_KEYS = {"paper": ("early_epochs", "per_epoch"), "log": ("count",)}
 
 
 @dataclass(frozen=True)
@@ -68,18 +66,23 @@ class Study:
 
 
 # --------------------------------------------------------------------------------------------
-# validation
+# validation: the schema is the one source of truth for keys, types and defaults
 
 
-def load_schema(path: str | Path) -> dict:
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
     import yaml
 
     with open(path) as f:
         return yaml.safe_load(f)
 
 
+@functools.lru_cache(maxsize=4)
+def _schema_at(path: str) -> dict:
+    return load_schema(path)
+
+
 def _resolve(schema: dict, root: dict) -> dict:
-    ref = schema.get("$ref")
+    ref = schema.get("$ref") if isinstance(schema, dict) else None
     if ref and ref.startswith("#/"):
         node = root
         for part in ref[2:].split("/"):
@@ -89,78 +92,305 @@ def _resolve(schema: dict, root: dict) -> dict:
     return schema
 
 
-def _fill_defaults(instance, schema: dict, root: dict):
-    """Fill `default:` values of object properties, recursing into objects and array items."""
+def _json_type(value) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+def _declared_types(schema: dict) -> set[str]:
+    declared = schema.get("type")
+    if declared is None:
+        if "properties" in schema or "additionalProperties" in schema:
+            return {"object"}
+        if "items" in schema:
+            return {"array"}
+        if "enum" in schema or "const" in schema:
+            values = schema.get("enum", [schema.get("const")])
+            return {_json_type(v) for v in values}
+        return set()
+    return set(declared) if isinstance(declared, list) else {declared}
+
+
+def _type_matches(schema: dict, value) -> bool:
+    declared = _declared_types(schema)
+    kind = _json_type(value)
+    return not declared or kind in declared or (kind == "integer" and "number" in declared)
+
+
+def _branches(schema: dict, instance, root: dict) -> list[dict]:
+    """The resolved subschemas that describe `instance`: the schema itself, the oneOf/anyOf
+    alternative of the instance's type, and every allOf member whose if/then selects it."""
+    import jsonschema
+
     schema = _resolve(schema, root)
+    out = [schema]
+    for key in ("oneOf", "anyOf"):
+        for sub in schema.get(key, []):
+            sub = _resolve(sub, root)
+            if _type_matches(sub, instance):
+                out += _branches(sub, instance, root)
+                break
+    for sub in schema.get("allOf", []):
+        sub = _resolve(sub, root)
+        if "if" in sub:
+            condition = {**sub["if"], "$defs": root.get("$defs", {})}
+            if jsonschema.Draft202012Validator(condition).is_valid(instance) and "then" in sub:
+                out += _branches(sub["then"], instance, root)
+        else:
+            out += _branches(sub, instance, root)
+    return out
+
+
+def _property_schemas(schema: dict, instance, root: dict, key: str) -> list[dict]:
+    return [b["properties"][key] for b in _branches(schema, instance, root) if key in b.get("properties", {})]
+
+
+def _item_schemas(schema: dict, instance, root: dict) -> list[dict]:
+    return [b["items"] for b in _branches(schema, instance, root) if isinstance(b.get("items"), dict)]
+
+
+def _parse_text(text: str, types: set[str]):
+    """A value given as text (Snakemake's --config passes nested values as strings) converted to
+    the type the schema asks for; returned unchanged when it does not parse."""
+    word = text.strip()
+    if "boolean" in types and word.lower() in ("true", "false"):
+        return word.lower() == "true"
+    if "integer" in types:
+        try:
+            return int(word)
+        except ValueError:
+            pass
+    if "number" in types:
+        try:
+            return float(word)
+        except ValueError:
+            pass
+    return text
+
+
+def _coerce(instance, schema: dict, root: dict, floats: bool = False):
+    """Convert text to the numbers and booleans the schema asks for, and (`floats`) integers to
+    floats where the schema asks for a number (so 0 and 0.0 give one run id)."""
+    branches = _branches(schema, instance, root)
+    if isinstance(instance, str):
+        types = set().union(*(_declared_types(_resolve(b, root)) for b in _alternatives(schema, root)))
+        if "string" not in types and types & {"integer", "number", "boolean"}:
+            value = _parse_text(instance, types)
+            return instance if value is instance else _coerce(value, schema, root, floats)
+        return instance
+    if floats and isinstance(instance, int) and not isinstance(instance, bool):
+        types = set().union(*(_declared_types(b) for b in branches))
+        return float(instance) if "number" in types and "integer" not in types else instance
     if isinstance(instance, dict):
-        for key, sub in schema.get("properties", {}).items():
-            sub_resolved = _resolve(sub, root)
-            if key not in instance and "default" in sub_resolved:
-                instance[key] = copy.deepcopy(sub_resolved["default"])
-            if key in instance:
-                _fill_defaults(instance[key], sub_resolved, root)
-    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
-        for item in instance:
-            _fill_defaults(item, schema["items"], root)
+        return {k: _first(_property_schemas(schema, instance, root, k), lambda sub: _coerce(v, sub, root, floats), v)
+                for k, v in instance.items()}
+    if isinstance(instance, list):
+        items = _item_schemas(schema, instance, root)
+        return [_coerce(v, items[0], root, floats) if items else v for v in instance]
     return instance
 
 
-def _format_path(path) -> str:
-    out = ""
+def _alternatives(schema: dict, root: dict) -> list[dict]:
+    """The schema and, recursively, each of its oneOf/anyOf alternatives (for text of unknown type)."""
+    schema = _resolve(schema, root)
+    out = [schema]
+    for key in ("oneOf", "anyOf"):
+        for sub in schema.get(key, []):
+            out += _alternatives(sub, root)
+    return out
+
+
+def _first(candidates: list, apply, default):
+    return apply(candidates[0]) if candidates else default
+
+
+def _fill_defaults(instance, schema: dict, root: dict):
+    """Fill `default:` values of object properties, in every branch that applies to the instance
+    (a oneOf alternative of its type, an if/then selected by its `name`), recursing into objects
+    and array items. Repeated until nothing changes: a filled `name` can select a branch."""
+    while True:
+        before = copy.deepcopy(instance)
+        for branch in _branches(schema, instance, root):
+            if isinstance(instance, dict):
+                for key, sub in branch.get("properties", {}).items():
+                    sub = _resolve(sub, root)
+                    if key not in instance and "default" in sub:
+                        instance[key] = copy.deepcopy(sub["default"])
+                    if key in instance:
+                        _fill_defaults(instance[key], sub, root)
+            elif isinstance(instance, list) and isinstance(branch.get("items"), dict):
+                for item in instance:
+                    _fill_defaults(item, branch["items"], root)
+        if instance == before:
+            return instance
+
+
+def _format_path(path, prefix: str = "") -> str:
+    out = prefix
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
 
 
-def _one_line(error) -> str:
+def _specific_error(error, root: dict):
+    """Inside a oneOf/anyOf, the error of the alternative that matches the instance's type (an
+    architecture given as one mapping is judged as a mapping, not as a list)."""
     import jsonschema
 
-    error = jsonschema.exceptions.best_match([error])
-    where = _format_path(error.absolute_path)
+    while error.validator in ("oneOf", "anyOf") and error.context:
+        alternatives = error.validator_value
+        matching = [e for e in error.context
+                    if _type_matches(_resolve(alternatives[e.relative_schema_path[0]], root), error.instance)]
+        if not matching:
+            break
+        error = min(matching, key=jsonschema.exceptions.relevance)
+    return error
+
+
+def _one_line(error, root: dict, prefix: str = "") -> str:
+    error = _specific_error(error, root)
+    where = _format_path(error.absolute_path, prefix)
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed))
         return f"unknown key {', '.join(map(repr, extra))} in {where}; allowed: {', '.join(allowed)}"
     if error.validator == "enum":
         return f"{where}: {error.instance!r} is not one of {error.validator_value}"
-    if error.validator == "required":
+    if error.validator == "const":
+        return f"{where}: {error.instance!r} is not {error.validator_value!r}"
+    if error.validator == "dependentRequired":
         return f"{where}: {error.message}"
-    if error.validator == "oneOf":
-        # say what the alternatives expect instead of jsonschema's "is not valid under any"
-        descs = [_resolve(s, error.schema).get("type", "") if isinstance(s, dict) else "" for s in error.validator_value]
-        hint = " or ".join(str(d) for d in descs if d) or "one of the allowed forms"
-        return f"{where}: {error.instance!r} is not valid; expected {hint}"
+    if error.validator in ("oneOf", "anyOf"):
+        kinds = sorted(set().union(*(_declared_types(_resolve(s, root)) for s in error.validator_value)))
+        hint = " or ".join(kinds) or "one of the allowed forms"
+        return f"{where}: {error.instance!r} is not valid; expected {hint}" + _text_hint(error.instance)
+    if error.validator == "type":
+        return f"{where}: {error.instance!r} is not of type {error.validator_value!r}" + _text_hint(error.instance)
     return f"{where}: {error.message}"
 
 
-def validate_config(config: dict, schema: dict) -> dict:
-    """Return a deep copy of `config` with defaults filled in; raise ConfigError (one line) if invalid."""
+def _text_hint(instance) -> str:
+    if not isinstance(instance, str):
+        return ""
+    return (" (a value given with --config arrives as text and is converted only where it parses; "
+            "or give it in a file with --configfile)")
+
+
+def _validate(instance, schema: dict, root: dict, prefix: str = "") -> None:
     import jsonschema
 
-    config = _fill_defaults(copy.deepcopy(dict(config)), schema, schema)
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    schema = {**schema, "$defs": root.get("$defs", {})}
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(instance),
+                    key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
-        raise ConfigError(_one_line(errors[0]))
+        raise ConfigError(_one_line(errors[0], root, prefix))
+
+
+def validate_config(config: dict, schema: dict | None = None) -> dict:
+    """The config with text converted, defaults filled in and every rule checked; ConfigError (one
+    line naming the key and what is allowed) if it is invalid."""
+    schema = schema if schema is not None else _schema_at(str(SCHEMA_PATH))
+    config = _coerce(copy.deepcopy(dict(config)), schema, schema)
+    _validate(config, schema, schema)
+    for i, entry in enumerate(config["grid"]):
+        try:
+            entry["arch"] = _widths_of_fc(entry["arch"])
+        except ConfigError as error:
+            raise ConfigError(f"grid[{i}].{error}") from None
+    config = _coerce(_fill_defaults(config, schema, schema), schema, schema, floats=True)
     _check_semantics(config)
     return config
 
 
+def _widths_of_fc(arch):
+    """fc's width + depth is stored as widths, so the two ways to write one network are one run."""
+    if isinstance(arch, list):
+        return [_widths_of_fc(a) for a in arch]
+    if arch["name"] == "fc" and "width" in arch:
+        if "widths" in arch:
+            raise ConfigError(f"arch fc: give widths or width + depth, not both (got {arch})")
+        arch = {**{k: v for k, v in arch.items() if k not in ("width", "depth")},
+                "widths": [arch["width"]] * arch["depth"]}
+    return arch
+
+
+def complete_section(name: str, value: dict, schema: dict | None = None) -> dict:
+    """One $defs entry (e.g. "arch", "optimizer") validated and with its defaults, as the study
+    does for every grid entry; for callers of the package that build a network by hand."""
+    root = schema if schema is not None else _schema_at(str(SCHEMA_PATH))
+    sub = {"$ref": f"#/$defs/{name}"}
+    value = _coerce(copy.deepcopy(value), sub, root)
+    _validate(value, sub, root, prefix=name)
+    if name == "arch":
+        value = _widths_of_fc(value)
+    return _coerce(_fill_defaults(value, sub, root), sub, root, floats=True)
+
+
+def image_shape(dataset: dict) -> tuple[int, ...]:
+    """Per-sample input shape of the configured data set (no data loaded)."""
+    return {"digits": (1, 8, 8), "cifar10": (3, 32, 32)}.get(dataset["name"]) or tuple(dataset["input_shape"])
+
+
+def check_arch_fits(arch: dict, input_shape: tuple) -> None:
+    """Rules between an architecture and the data that a JSON schema cannot express."""
+    name = arch["name"]
+    if name == "fc":
+        return
+    if len(input_shape) != 3:
+        raise ConfigError(f"arch {name} needs image input (C, H, W); the data set's input shape is "
+                          f"{list(input_shape)} (use fc for vector data)")
+    _, h, w = input_shape
+    if name == "wrn" and (arch["depth"] - 4) % 6:
+        raise ConfigError(f"arch wrn: depth must be 6n+4 (10, 16, 22, 28, ...), got {arch['depth']}")
+    if name == "convmixer" and arch["patch"] > min(h, w):
+        raise ConfigError(f"arch convmixer: patch {arch['patch']} must be at most the image size {h}x{w}")
+    if name == "vit" and (h % arch["patch"] or w % arch["patch"]):
+        raise ConfigError(f"arch vit: patch {arch['patch']} must divide the image size {h}x{w}")
+
+
 def _check_semantics(config: dict) -> None:
     """Rules a JSON schema cannot express well, with the same one-line messages."""
+    from .resources import dataset_size
+
+    dataset = config["dataset"]
+    if dataset["name"] == "synthetic" and len(dataset["input_shape"]) == 2:
+        raise ConfigError(f"dataset.input_shape: [D] or [C, H, W], got {dataset['input_shape']}")
+    shape = image_shape(dataset)
+    n_train = dataset_size(dataset, recorded=False)[0]
     for i, entry in enumerate(config["grid"]):
         for arch in _as_list(entry["arch"]):
-            if arch["name"] == "fc" and "widths" in arch and ("width" in arch or "depth" in arch):
-                raise ConfigError(f"grid[{i}].arch: fc takes either widths or width+depth, not both")
-            if arch["name"] == "fc" and "width" in arch and arch["width"] != int(arch["width"]):
-                raise ConfigError(f"grid[{i}].arch.width: fc's width is a number of units, got {arch['width']}")
+            try:
+                check_arch_fits(arch, shape)
+            except ConfigError as error:
+                raise ConfigError(f"grid[{i}].{error}") from None
         for opt in _as_list(entry["optimizer"]):
-            if opt["name"] != "sgd" and ("momentum" in opt or "nesterov" in opt):
-                raise ConfigError(f"grid[{i}].optimizer: momentum/nesterov apply to sgd only, not {opt['name']}")
-            if opt["name"] == "sgd" and opt.get("nesterov") and not opt.get("momentum"):
+            if opt["name"] == "sgd" and opt["nesterov"] and not opt["momentum"]:
                 raise ConfigError(f"grid[{i}].optimizer: nesterov needs momentum > 0")
-            if opt["name"] == "sgd" and "betas" in opt:
-                raise ConfigError(f"grid[{i}].optimizer: betas apply to adam/adamw only")
+        for batch_size in _as_list(entry["batch_size"]):
+            if batch_size > n_train:
+                raise ConfigError(f"grid[{i}].batch_size: {batch_size} exceeds the {n_train} training samples of "
+                                  f"{dataset['name']}")
+
+
+def check_data_present(dataset: dict) -> None:
+    """A data set on disk that is missing is found now, not in every training job."""
+    if dataset["name"] != "cifar10" or dataset["download"]:
+        return
+    folder = Path(dataset["data_dir"]) / "cifar-10-batches-py"
+    if not folder.is_dir():
+        raise ConfigError(f"dataset.data_dir: {str(folder.resolve())!r} does not exist; put the extracted CIFAR-10 "
+                          "python version (cifar-10-python.tar.gz) there, or set dataset.download: true to fetch it")
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,36 +401,16 @@ def _as_list(value):
     return value if isinstance(value, list) else [value]
 
 
-def _normalise_numbers(obj):
-    if isinstance(obj, dict):
-        return {k: (float(v) if k in _FLOAT_FIELDS and isinstance(v, (int, float)) and not isinstance(v, bool)
-                    else _normalise_numbers(v)) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_normalise_numbers(v) for v in obj]
-    return obj
-
-
-def _canonical_arch(arch: dict) -> dict:
-    """fc's width counts units (int); allcnn's width is a channel multiplier (float)."""
-    arch = dict(arch)
-    if "width" in arch:
-        arch["width"] = int(arch["width"]) if arch["name"] == "fc" else float(arch["width"])
-    return arch
-
-
-def _canonical_optimizer(opt: dict) -> dict:
-    opt = dict(opt)
-    if opt["name"] == "sgd":
-        opt.setdefault("momentum", 0.0)
-        opt.setdefault("nesterov", False)
-    else:
-        opt.setdefault("betas", [0.9, 0.999])
-    return opt
-
-
 def dataset_identity(dataset: dict) -> dict:
-    name = dataset["name"]
-    return {"name": name, **{k: dataset[k] for k in _DATASET_IDENTITY[name]}}
+    """The fields of `dataset` that decide the samples (the schema admits only the data set's own)."""
+    return {k: v for k, v in dataset.items() if k not in _DATASET_LOCATION}
+
+
+def checkpoints_identity(checkpoints: dict) -> dict:
+    """The fields of `checkpoints` that the chosen schedule reads: a paper schedule's runs do not
+    change when `count` (a log-schedule key) does."""
+    keep = ("schedule", "dtype", *_SCHEDULE_KEYS[checkpoints["schedule"]])
+    return {k: checkpoints[k] for k in keep}
 
 
 def canonical_json(obj) -> str:
@@ -223,7 +433,7 @@ def expand_grid(config: dict) -> dict[str, dict]:
     """All runs of the study, id -> canonical config. Raises ConfigError on duplicates."""
     shared = {
         "dataset": dataset_identity(config["dataset"]),
-        "checkpoints": {k: v for k, v in config["checkpoints"].items()},
+        "checkpoints": checkpoints_identity(config["checkpoints"]),
     }
     runs: dict[str, dict] = {}
     origin: dict[str, int] = {}
@@ -231,12 +441,9 @@ def expand_grid(config: dict) -> dict[str, dict]:
         choices = [_as_list(entry[k]) for k in _GRID_LIST_KEYS]
         for values in itertools.product(*choices):
             run = dict(zip(_GRID_LIST_KEYS, values))
-            run["optimizer"] = _canonical_optimizer(run["optimizer"])
-            run["arch"] = _canonical_arch(run["arch"])
             for key in ("lr_schedule", "warmup_epochs", "precision"):
                 run[key] = entry[key]
             run.update(shared)
-            run = _normalise_numbers(run)
             rid = run_id(run)
             if rid in runs:
                 where = f"grid[{origin[rid]}]" + (" (twice)" if origin[rid] == i else f" and grid[{i}]")
@@ -246,8 +453,11 @@ def expand_grid(config: dict) -> dict[str, dict]:
     return dict(sorted(runs.items()))
 
 
-def load_study(config: dict, schema_path: str | Path) -> Study:
+def load_study(config: dict, schema_path: str | Path = SCHEMA_PATH, check_data: bool = True) -> Study:
+    """The validated study; `check_data` also refuses a data set that must be on disk and is not."""
     config = validate_config(config, load_schema(schema_path))
+    if check_data:
+        check_data_present(config["dataset"])
     runs = expand_grid(config)
     blocks: dict[str, list[str]] = {}
     for rid in runs:

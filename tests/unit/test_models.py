@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from inpca.errors import ConfigError
 from inpca.models import ARCHITECTURES, build_model, count_parameters
 
 CIFAR = (3, 32, 32)
@@ -178,21 +179,24 @@ def test_same_seed_same_weights(key):
         ({"name": "vit"}, (20,), "vit"),
     ],
 )
-def test_bad_arch_raises_value_error_naming_field(arch, shape, field):
-    with pytest.raises(ValueError, match=field):
+def test_bad_arch_raises_config_error_naming_field(arch, shape, field):
+    with pytest.raises(ConfigError, match=field) as info:
         build_model(arch, shape, 10)
+    assert "\n" not in str(info.value)
 
 
 def test_unknown_name_lists_allowed_values():
     with pytest.raises(ValueError) as e:
         build_model({"name": "mlp"}, CIFAR, 10)
     msg = str(e.value)
-    assert "'name'" in msg and all(n in msg for n in ARCHITECTURES)
+    assert "name" in msg and all(n in msg for n in ARCHITECTURES)
 
 
-def test_bad_num_classes():
-    with pytest.raises(ValueError, match="num_classes"):
-        build_model({"name": "fc"}, (5,), 0)
+def test_missing_size_params_take_the_schema_defaults():
+    """The schema is the one source of truth: {allcnn} is the paper's width-1 net."""
+    a = build_model({"name": "allcnn"}, CIFAR, 10)
+    b = build_model({"name": "allcnn", "width": 1.0}, CIFAR, 10)
+    assert count_parameters(a) == count_parameters(b) == 399_486
 
 
 def test_count_parameters_counts_all_parameters_not_buffers():

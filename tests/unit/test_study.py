@@ -118,7 +118,21 @@ def test_adding_a_run_changes_exactly_one_block():
          r"grid\[0\]\.optimizer\.lr: -1 is less than or equal to the minimum of 0"),
         ({"grid": [{"arch": {"name": "fc"}, "optimizer": {"name": "sgd", "lr": 0.1}, "seed": "x"}]}, r"grid\[0\]\.seed"),
         ({"grid": [{"arch": {"name": "fc"}, "optimizer": {"name": "adam", "lr": 0.1, "nesterov": True}}]},
-         r"momentum/nesterov apply to sgd only"),
+         r"unknown key 'nesterov' in grid\[0\]\.optimizer; allowed: betas, lr, name"),
+        ({"grid": [{"arch": {"name": "fc", "width": 8, "depth": 1, "heads": 3}, "optimizer": {"name": "sgd", "lr": 0.1}}]},
+         r"unknown key 'heads' in grid\[0\]\.arch; allowed: depth, name, width, widths"),
+        ({"grid": [{"arch": [{"name": "vit", "widen": 2}], "optimizer": {"name": "sgd", "lr": 0.1}}]},
+         r"unknown key 'widen' in grid\[0\]\.arch\[0\]; allowed: depth, dim, head_dim, heads, mlp_dim, name, patch"),
+        ({"grid": [{"arch": {"name": "wrn", "depth": 12}, "optimizer": {"name": "sgd", "lr": 0.1}}]},
+         r"grid\[0\]\.arch wrn: depth must be 6n\+4"),
+        ({"grid": [{"arch": {"name": "vit", "patch": 3}, "optimizer": {"name": "sgd", "lr": 0.1}}]},
+         r"arch vit: patch 3 must divide the image size 8x8"),
+        ({"grid": [{"arch": {"name": "fc"}, "optimizer": {"name": "sgd", "lr": 0.1}, "batch_size": 5000}]},
+         r"grid\[0\]\.batch_size: 5000 exceeds the 1347 training samples of digits"),
+        ({"dataset": {"name": "digits", "n_train": 100}}, r"unknown key 'n_train' in dataset"),
+        ({"dataset": {"name": "synthetic", "input_shape": [20]},
+          "grid": [{"arch": {"name": "allcnn"}, "optimizer": {"name": "sgd", "lr": 0.1}}]},
+         r"arch allcnn needs image input"),
         ({"grid": [{"optimizer": {"name": "adam", "lr": 0.1}}]}, r"'arch' is a required property"),
     ],
 )
@@ -133,4 +147,52 @@ def test_shipped_configs_are_valid():
     import yaml
 
     for path in [REPO / "config.yaml", REPO / "tests/workflow/config.yaml", *sorted((REPO / "presets").glob("*.yaml"))]:
-        load_study(yaml.safe_load(path.read_text()), SCHEMA)
+        load_study(yaml.safe_load(path.read_text()), SCHEMA, check_data=False)
+
+
+def test_architecture_defaults_are_filled_before_the_id_is_hashed():
+    """{allcnn} and {allcnn, width: 1.0} are one network: one id, and a duplicate if both are asked for."""
+    def ids(arch, optimizer={"name": "sgd", "lr": 0.1}):
+        return list(study({"grid": [{"arch": arch, "optimizer": optimizer}]}).runs)
+
+    assert ids({"name": "allcnn"}) == ids({"name": "allcnn", "width": 1.0}) == ids({"name": "allcnn", "width": 1})
+    assert ids({"name": "fc", "width": 64, "depth": 2}) == ids({"name": "fc", "widths": [64, 64]})
+    assert ids({"name": "wrn"}) == ids({"name": "wrn", "depth": 10, "widen": 4, "base": 8})
+    assert ids({"name": "fc"}, {"name": "sgd", "lr": 0.1}) == ids({"name": "fc"}, {"name": "sgd", "lr": 0.1,
+                                                                                  "momentum": 0, "nesterov": False})
+    with pytest.raises(ConfigError, match=r"grid\[0\] \(twice\) both expand to run allcnn-sgd-s0-"):
+        study({"grid": [{"arch": [{"name": "allcnn"}, {"name": "allcnn", "width": 1.0}],
+                         "optimizer": {"name": "sgd", "lr": 0.1}}]})
+
+
+def test_checkpoint_keys_of_another_schedule_do_not_change_ids():
+    cfg = copy.deepcopy(BASE)
+    cfg["checkpoints"] = {"schedule": "paper", "count": 99}
+    assert set(study(cfg).runs) == set(study().runs)
+
+
+def test_values_given_as_text_are_converted_to_the_schema_types():
+    """Snakemake's --config passes nested values as text ("8", "0.1", "true")."""
+    text = {"grid": [{"arch": {"name": "fc", "width": "8", "depth": "1"},
+                      "optimizer": {"name": "sgd", "lr": "0.1", "momentum": "0.9", "nesterov": "true"},
+                      "seed": ["0", "1"], "weight_decay": "0", "augment": "false"}],
+            "store": {"blocks": "3"}}
+    typed = {"grid": [{"arch": {"name": "fc", "width": 8, "depth": 1},
+                       "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True},
+                       "seed": [0, 1], "weight_decay": 0.0, "augment": False}],
+             "store": {"blocks": 3}}
+    assert study(text).runs == study(typed).runs
+    assert study(text).config["store"]["blocks"] == 3
+    with pytest.raises(ConfigError, match=r"grid\[0\]\.epochs: 'ten' is not valid.*--configfile|epochs.*--configfile"):
+        study({"grid": [{"arch": {"name": "fc"}, "optimizer": {"name": "sgd", "lr": 0.1}, "epochs": "ten"}]})
+
+
+def test_missing_cifar10_data_is_found_at_parse_time_with_both_remedies(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = {"dataset": {"name": "cifar10", "data_dir": "nowhere"}, "grid": BASE["grid"]}
+    with pytest.raises(ConfigError) as info:
+        study(cfg)
+    message = str(info.value)
+    assert str(tmp_path / "nowhere" / "cifar-10-batches-py") in message
+    assert "put the extracted CIFAR-10" in message and "dataset.download: true" in message and "\n" not in message
+    study({**cfg, "dataset": {**cfg["dataset"], "download": True}})  # downloading is the job's business
