@@ -3,33 +3,40 @@
 Every loader returns a :class:`Dataset` whose arrays are plain numpy:
 
 * image data is stored as **uint8 NCHW** so that the whole set can sit on a GPU as uint8; the
-  training loop normalises on the device with :func:`normalize`, ``(x/255 - mean)/std`` per
-  channel (channels are dim 1);
+  training loop normalises on the device, ``(x/255 - mean)/std`` per channel (channels are dim 1);
 * vector data (the synthetic set with a 1-D ``input_shape``) is float32 and already standardised;
-  its ``mean``/``std`` are ``(0.,)``/``(1.,)`` so that :func:`normalize` is the identity on it.
+  its ``mean``/``std`` are ``(0.,)``/``(1.,)``.
 
-``load_dataset(spec)`` takes the ``dataset`` section of a study config.  Supported specs::
+``load_dataset(spec)`` takes the ``dataset`` section of a study config, or part of it: the spec is
+completed and checked against ``$defs/dataset`` of ``schemas/config.schema.yaml``, the one source
+of its keys, types and defaults, e.g.::
 
     {"name": "digits", "test_fraction": 0.25, "split_seed": 0}
     {"name": "cifar10", "data_dir": "data/cifar10", "download": False}
     {"name": "synthetic", "n_train": 1000, "n_test": 200, "num_classes": 10,
      "input_shape": [20], "seed": 0}
 
-Unknown keys, wrong types and unreadable data all raise :class:`DatasetError` (a ``ValueError``)
+A spec the schema refuses raises :class:`~inpca.errors.ConfigError`; data that are missing,
+unreadable or too few to split raise :class:`~inpca.errors.DatasetError`. Both are ``ValueError``
 with a one-line message that names the offending field or path.
 
-Importing this module only imports numpy; scikit-learn, torch and torchvision are imported
-inside the functions that need them.
+:func:`load_study_dataset` is the study's view of it: the samples whose predictions are recorded
+(every ``keep_every``-th).
+
+Importing this module imports numpy and the standard library only; scikit-learn, torch and
+torchvision are imported inside the functions that need them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+
+from .errors import ConfigError, DatasetError
+from .study import complete_section
 
 __all__ = [
     "CIFAR10_MEAN",
@@ -37,7 +44,8 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "load_dataset",
-    "normalize",
+    "load_study_dataset",
+    "subsample",
 ]
 
 #: Per-channel normalisation constants used by the paper (section 6) for CIFAR-10.
@@ -49,13 +57,6 @@ CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_TRAIN_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5")
 CIFAR10_TEST_FILES = ("test_batch",)
 CIFAR10_META_FILE = "batches.meta"
-
-
-class DatasetError(ValueError):
-    """A dataset spec is invalid or the data it points to is missing or unreadable.
-
-    The message is always a single line that names the field or path at fault.
-    """
 
 
 # --------------------------------------------------------------------------------------------
@@ -73,8 +74,8 @@ def _fingerprint(
 ) -> str:
     """sha256 (first 16 hex chars) over the name, sample counts, labels *and* inputs.
 
-    The brief asks for name + labels + counts/order.  Hashing the labels alone does not see a swap
-    of two samples that share a label, so the inputs are hashed too (about 0.2 s for all of
+    Hashing the labels alone does not see a swap of two samples that share a label, so the
+    inputs are hashed too (about 0.2 s for all of
     CIFAR-10, once per load).  Any change of split, order, label set or pixel data changes it.
     """
     h = hashlib.sha256()
@@ -95,7 +96,7 @@ class Dataset:
     ``x_*``: uint8 NCHW images (``is_image``) or float32 (N, D) standardised vectors.
     ``y_*``: int64 labels of shape (N,), values in ``[0, num_classes)``.
     ``input_shape``: per-sample shape, (C, H, W) or (D,).
-    ``mean``/``std``: per-channel constants for :func:`normalize` (``(0.,)``/``(1.,)`` for vectors).
+    ``mean``/``std``: per-channel constants of ``(x/255 - mean)/std`` (``(0.,)``/``(1.,)`` for vectors).
     ``fingerprint``: 16 hex chars of sha256 over name, counts, labels and inputs (see
     :func:`_fingerprint`); computed once at construction.
     """
@@ -151,62 +152,6 @@ class Dataset:
         )
 
 
-def normalize(x: Any, mean, std):
-    """Return ``(x/255 - mean)/std`` as a float32 tensor on ``x``'s device (channels = dim 1).
-
-    ``x`` is a uint8 tensor of images (N, C, H, W) (any memory format, e.g. channels_last, is
-    kept).  A floating-point ``x`` is taken as already scaled (no division by 255), so that the
-    same call handles the synthetic vector data, whose ``mean``/``std`` are ``(0.,)``/``(1.,)``.
-    ``mean``/``std`` have one entry per channel, or a single entry applied to all.
-    """
-    import torch
-
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"normalize expects a torch.Tensor, got {type(x).__name__}")
-    mean = tuple(float(m) for m in mean)
-    std = tuple(float(s) for s in std)
-    if len(mean) != len(std) or not mean:
-        raise ValueError(f"normalize: mean {mean} and std {std} must be non-empty and of equal length")
-    if x.dtype == torch.uint8:
-        xf = x.to(torch.float32) / 255.0
-    elif x.is_floating_point():
-        xf = x.to(torch.float32)
-    else:
-        raise TypeError(f"normalize expects a uint8 or floating tensor, got {x.dtype}")
-    if xf.ndim < 2:
-        raise ValueError(f"normalize expects a batch (N, C, ...) with channels at dim 1, got shape {tuple(xf.shape)}")
-    if len(mean) not in (1, xf.shape[1]):
-        raise ValueError(f"normalize: {len(mean)} mean/std entries for {xf.shape[1]} channels")
-    bshape = (1, len(mean)) + (1,) * (xf.ndim - 2)
-    m = torch.tensor(mean, dtype=torch.float32, device=xf.device).view(bshape)
-    s = torch.tensor(std, dtype=torch.float32, device=xf.device).view(bshape)
-    return (xf - m) / s
-
-
-# --------------------------------------------------------------------------------------------
-# Spec helpers
-# --------------------------------------------------------------------------------------------
-
-
-def _check_keys(spec: dict, allowed: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``spec`` over the defaults in ``allowed``; unknown keys raise DatasetError."""
-    name = spec["name"]
-    unknown = sorted(set(spec) - set(allowed) - {"name"})
-    if unknown:
-        raise DatasetError(
-            f"dataset '{name}': unknown field(s) {unknown}; allowed fields are {sorted(allowed)}"
-        )
-    out = dict(allowed)
-    out.update({k: v for k, v in spec.items() if k != "name"})
-    return out
-
-
-def _int_field(ds: str, key: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise DatasetError(f"dataset '{ds}': field '{key}' must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 # --------------------------------------------------------------------------------------------
 # digits (scikit-learn, bundled, no download)
 # --------------------------------------------------------------------------------------------
@@ -224,12 +169,7 @@ def _load_digits(spec: dict) -> Dataset:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    p = _check_keys(spec, {"test_fraction": 0.25, "split_seed": 0})
-    tf = p["test_fraction"]
-    if isinstance(tf, bool) or not isinstance(tf, (int, float)) or not 0.0 < float(tf) < 1.0:
-        raise DatasetError(f"dataset 'digits': field 'test_fraction' must be a number in (0, 1), got {tf!r}")
-    seed = _int_field("digits", "split_seed", p["split_seed"], 0)
-
+    tf = spec["test_fraction"]
     raw = load_digits()
     images = np.asarray(raw.images, dtype=np.float64)  # (1797, 8, 8), values 0..16
     y = np.asarray(raw.target, dtype=np.int64)
@@ -237,7 +177,7 @@ def _load_digits(spec: dict) -> Dataset:
 
     idx = np.arange(len(y))
     try:
-        tr, te = train_test_split(idx, test_size=float(tf), stratify=y, random_state=seed)
+        tr, te = train_test_split(idx, test_size=tf, stratify=y, random_state=spec["split_seed"])
     except ValueError as e:  # e.g. a test_fraction too small to hold one sample per class
         raise DatasetError(f"dataset 'digits': cannot split with test_fraction={tf}: {e}".replace("\n", " ")) from None
     tr = np.sort(tr)
@@ -312,17 +252,8 @@ def _load_cifar10(spec: dict, data_dir_base: str | None) -> Dataset:
     mean/std are the paper's constants :data:`CIFAR10_MEAN`/:data:`CIFAR10_STD`.
     ``download`` is passed to torchvision only when the spec sets it to true.
     """
-    p = _check_keys(spec, {"data_dir": None, "download": False})
-    data_dir = p["data_dir"]
-    if not isinstance(data_dir, (str, os.PathLike)) or not str(data_dir):
-        raise DatasetError(
-            "dataset 'cifar10': field 'data_dir' is required (a directory that holds "
-            f"'{CIFAR10_FOLDER}/'), got {data_dir!r}"
-        )
-    download = p["download"]
-    if not isinstance(download, bool):
-        raise DatasetError(f"dataset 'cifar10': field 'download' must be true or false, got {download!r}")
-    root = os.path.expanduser(os.fspath(data_dir))
+    download = spec["download"]
+    root = os.path.expanduser(spec["data_dir"])
     if not os.path.isabs(root) and data_dir_base is not None:
         root = os.path.join(os.fspath(data_dir_base), root)
     root = os.path.normpath(root)
@@ -425,8 +356,9 @@ def _load_synthetic(spec: dict) -> Dataset:
     * 1-D ``input_shape`` (D,): ``x ~ N(0, I_D)``; labels are the argmax of a fixed random
       teacher MLP ``D -> 64 (tanh) -> num_classes`` (per-class offsets adjusted so classes are
       roughly balanced).  The boundary is nonlinear: with the defaults a logistic regression
-      reaches ~70% test accuracy, an MLP fits the train set and generalises better with more data.  ``x`` is then standardised per feature with the train statistics and
-      stored float32; ``mean``/``std`` are ``(0.,)``/``(1.,)``.
+      reaches ~70% test accuracy, an MLP fits the train set and generalises better with more
+      data.  ``x`` is then standardised per feature with the train statistics and stored
+      float32; ``mean``/``std`` are ``(0.,)``/``(1.,)``.
     * 3-D ``input_shape`` (C, H, W): uint8 images for conv nets.  Each class has a fixed random
       smooth template (a coarse random grid upsampled to H x W); a sample is
       ``template[y] + noise`` with spatially smooth Gaussian noise of twice the template scale,
@@ -434,23 +366,12 @@ def _load_synthetic(spec: dict) -> Dataset:
       are balanced (a shuffled repeat of 0..C-1).  ``mean``/``std`` are per-channel statistics of
       ``x/255`` on the train split.
     """
-    p = _check_keys(spec, {"n_train": 1000, "n_test": 200, "num_classes": 10, "input_shape": [20], "seed": 0})
-    n_train = _int_field("synthetic", "n_train", p["n_train"], 1)
-    n_test = _int_field("synthetic", "n_test", p["n_test"], 1)
-    c = _int_field("synthetic", "num_classes", p["num_classes"], 2)
-    seed = _int_field("synthetic", "seed", p["seed"], 0)
-    shape = p["input_shape"]
-    if (
-        not isinstance(shape, (list, tuple))
-        or len(shape) not in (1, 3)
-        or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape)
-    ):
-        raise DatasetError(
-            f"dataset 'synthetic': field 'input_shape' must be [D] or [C, H, W] of positive integers, got {shape!r}"
-        )
-    shape = tuple(int(s) for s in shape)
+    n_train, n_test, c = spec["n_train"], spec["n_test"], spec["num_classes"]
+    shape = tuple(spec["input_shape"])
+    if len(shape) not in (1, 3):  # the schema admits 1 to 3 entries; a 2-D shape has no meaning here
+        raise ConfigError(f"dataset.input_shape: [D] or [C, H, W], got {list(shape)}")
     n = n_train + n_test
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(spec["seed"])
 
     if len(shape) == 1:
         (d,) = shape
@@ -523,23 +444,40 @@ def _load_synthetic(spec: dict) -> Dataset:
 # entry point
 # --------------------------------------------------------------------------------------------
 
-DATASETS = ("digits", "cifar10", "synthetic")
-
 
 def load_dataset(spec: dict, data_dir_base: str | None = None) -> Dataset:
-    """Load the dataset described by ``spec`` (the study config's ``dataset`` section).
+    """Load the dataset described by ``spec`` (the study config's ``dataset`` section, or part of it).
 
     ``data_dir_base``: directory against which a relative ``data_dir`` (cifar10) is resolved,
     e.g. the directory of the study config.  Without it a relative path is taken as is (relative
     to the current working directory).
     """
-    if not isinstance(spec, dict):
-        raise DatasetError(f"dataset spec must be a mapping with a 'name' field, got {type(spec).__name__}")
-    name = spec.get("name")
-    if name == "digits":
+    spec = complete_section("dataset", spec)
+    if spec["name"] == "digits":
         return _load_digits(spec)
-    if name == "cifar10":
+    if spec["name"] == "cifar10":
         return _load_cifar10(spec, data_dir_base)
-    if name == "synthetic":
-        return _load_synthetic(spec)
-    raise DatasetError(f"dataset: field 'name' must be one of {list(DATASETS)}, got {name!r}")
+    return _load_synthetic(spec)
+
+
+def subsample(dataset: Dataset, keep_every: int) -> Dataset:
+    """Every k-th sample of each split: the samples whose predictions are recorded.
+
+    Networks always train on the full training set; ``dataset.keep_every`` only thins what is
+    recorded and compared (the paper's distance code used every 2nd sample). The fingerprint of
+    the thinned set differs from the full set's, so the two are never mixed in one store.
+    """
+    if keep_every == 1:
+        return dataset
+    return replace(
+        dataset,
+        name=f"{dataset.name}/every{keep_every}",
+        x_train=dataset.x_train[::keep_every], y_train=dataset.y_train[::keep_every],
+        x_test=dataset.x_test[::keep_every], y_test=dataset.y_test[::keep_every],
+    )
+
+
+def load_study_dataset(dataset_spec: dict, data_dir_base: str | None = None) -> Dataset:
+    """The study's data set thinned to the samples whose predictions are recorded (``keep_every``)."""
+    spec = complete_section("dataset", dataset_spec)
+    return subsample(load_dataset(spec, data_dir_base), spec["keep_every"])

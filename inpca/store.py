@@ -59,7 +59,7 @@ def _point_metrics(probs: dict, labels: dict, num_classes: int) -> dict:
 def write_reference(out_path, dataset_spec: dict, geodesic_points: int, data_dir_base=None) -> None:
     """The reference block of a data set: P0, `geodesic_points` interior geodesic points, P*."""
     from .geodesic import reference_points
-    from .train import load_study_dataset
+    from .data import load_study_dataset
 
     dataset = load_study_dataset(dataset_spec, data_dir_base)
     labels = {"train": np.asarray(dataset.y_train, np.int64), "test": np.asarray(dataset.y_test, np.int64)}

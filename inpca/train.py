@@ -9,14 +9,19 @@ Shuffling and augmentation draw from their own seeded generators, and both gener
 the optimizer and the learning-rate schedule are saved in a resumable state (`torch.save` of tensors
 and plain containers, loaded with `weights_only=True`), so a job killed at any moment resumes from its
 last saved epoch and writes the same run file as an uninterrupted run.
+
+:func:`train_run` tells a run's story; each of its steps is a method of :class:`Training`: set up
+torch, load the data and build the model (the constructor), resume from a saved state, record the
+untrained network, train epoch by epoch (recording at the checkpoint steps), save the state, write
+the run file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
-import os
 import shutil
 import sys
 import time
@@ -26,49 +31,19 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .data import load_dataset, subsample
 from .devices import resolve_device
-from .h5io import atomic_path, write_h5
+from .errors import ConfigError, InpcaError
+from .h5io import atomic_path, open_h5, write_h5
 from .runfile import METRICS, write_run
 from .schedule import checkpoint_steps
+from .study import complete_section
 
 log = logging.getLogger("inpca.train")
 
 STATE_FORMAT = 1
-
-
-def subsample(dataset, keep_every: int):
-    """Every k-th sample of each split: the samples whose predictions are recorded.
-
-    Networks always train on the full training set; `dataset.keep_every` only thins what is
-    recorded and compared (the paper's distance code used every 2nd sample). The fingerprint of
-    the thinned set differs from the full set's, so the two are never mixed in one store.
-    """
-    if keep_every == 1:
-        return dataset
-    import dataclasses
-
-    return dataclasses.replace(
-        dataset,
-        name=f"{dataset.name}/every{keep_every}",
-        x_train=dataset.x_train[::keep_every], y_train=dataset.y_train[::keep_every],
-        x_test=dataset.x_test[::keep_every], y_test=dataset.y_test[::keep_every],
-    )
-
-
-def load_study_dataset(dataset_spec: dict, data_dir_base=None, recorded: bool = True):
-    """The study's data set; `recorded` thins it to the samples whose predictions are recorded.
-
-    The loader gets the fields of its own data set only (the validated config carries every data
-    set's defaults).
-    """
-    from .data import load_dataset
-    from .study import dataset_identity
-
-    spec = {k: v for k, v in dataset_identity(dataset_spec).items() if k != "keep_every"}
-    if spec["name"] == "cifar10":
-        spec.update(data_dir=dataset_spec["data_dir"], download=dataset_spec["download"])
-    dataset = load_dataset(spec, data_dir_base)
-    return subsample(dataset, dataset_spec.get("keep_every", 1)) if recorded else dataset
+STATE_FILE = "state.pt"
+RECORDED_FILE = "recorded.h5"
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,13 +105,15 @@ class DeviceData:
         return x.to(torch.float32)
 
 
-def to_device(dataset, device: str, channels_last: bool) -> DeviceData:
+def to_device(dataset, device: str) -> DeviceData:
+    """The arrays of `dataset` as tensors on `device` (images stay uint8), labels as int64."""
     import torch
 
     def t(a):
         return torch.from_numpy(np.ascontiguousarray(a)).to(device)
 
-    mean = torch.tensor(dataset.mean, dtype=torch.float32, device=device).view(1, -1, *([1] * (len(dataset.input_shape) - 1)))
+    per_channel = (1, -1, *([1] * (len(dataset.input_shape) - 1)))
+    mean = torch.tensor(dataset.mean, dtype=torch.float32, device=device).view(per_channel)
     std = torch.tensor(dataset.std, dtype=torch.float32, device=device).view_as(mean)
     return DeviceData(t(dataset.x_train), t(dataset.y_train).long(), t(dataset.x_test), t(dataset.y_test).long(),
                       dataset.is_image, mean, std)
@@ -169,7 +146,7 @@ def evaluate(model, data: DeviceData, batch_size: int, channels_last: bool):
 
 
 # --------------------------------------------------------------------------------------------
-# resumable state
+# the recorded checkpoints
 
 
 class Recorder:
@@ -183,8 +160,6 @@ class Recorder:
         return {"train_probs": [], "test_probs": [], "step": [], "epoch": [], **{m: [] for m in METRICS}}
 
     def load(self) -> dict:
-        from .h5io import open_h5
-
         if not self.path.exists():
             return self.empty()
         with open_h5(self.path) as f:
@@ -198,42 +173,14 @@ class Recorder:
         write_h5(self.path, fill)
 
 
-def save_state(path: Path, model, optimizer, step: int, epoch: int, gens: dict) -> None:
-    import torch
-
-    state = {
-        "format": STATE_FORMAT, "step": step, "epoch": epoch,
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "generators": {k: g.get_state() for k, g in gens.items()},
-        "torch_rng": torch.get_rng_state(),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_state(path: Path):
-    import torch
-
-    # weights_only: never unpickle arbitrary objects from disk
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
 # --------------------------------------------------------------------------------------------
 # the run
 
 
-def train_run(run: dict, run_id: str, out_path, *, dataset_spec: dict, device: str = "auto", threads: int = 1,
-              eval_batch_size: int = 2048, state_dir=None, state_every_epochs: int = 1,
-              data_dir_base=None, stop_after_epochs: int | None = None) -> dict:
-    """Train the network of `run` and write its run file to `out_path`.
-
-    `dataset_spec` is the study's full `dataset` section (with data_dir); `run` the canonical run
-    config. `state_dir` holds the resumable state; it is removed once the run file exists.
-    `stop_after_epochs` (tests) stops after that many epochs as if the job had been killed.
-    """
+def set_up_torch(device: str, threads: int, seed: int) -> str:
+    """The process-wide torch state of a run: its device (claimed, if a GPU), thread count,
+    deterministic kernels on a CPU, and the seed of the model's initialisation. Returns the device."""
     import torch
-
-    from .models import build_model, count_parameters
 
     device = resolve_device(device)
     if device == "cuda":
@@ -243,137 +190,232 @@ def train_run(run: dict, run_id: str, out_path, *, dataset_spec: dict, device: s
     torch.set_num_threads(threads)
     if device == "cpu":
         torch.use_deterministic_algorithms(True)
-    torch.manual_seed(run["seed"])
+    torch.manual_seed(seed)
+    return device
 
-    started = time.time()
-    dataset = load_study_dataset(dataset_spec, data_dir_base, recorded=False)
-    recorded = subsample(dataset, dataset_spec.get("keep_every", 1))
-    n_train = len(dataset.y_train)
-    bs = run["batch_size"]
-    if bs > n_train:
-        raise ValueError(f"run {run_id}: batch_size {bs} exceeds the {n_train} training samples")
-    steps_per_epoch = n_train // bs  # drop the last partial batch: every step sees a full batch
-    total_steps = steps_per_epoch * run["epochs"]
-    steps = checkpoint_steps(run["checkpoints"], steps_per_epoch, run["epochs"])
-    step_set = set(steps)
 
-    is_conv = dataset.is_image and run["arch"]["name"] != "fc"
-    channels_last = device == "cuda" and is_conv
-    model = build_model(run["arch"], tuple(dataset.input_shape), dataset.num_classes).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model.parameters(), run["optimizer"], run["weight_decay"])
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-    warmup_steps = int(round(run["warmup_epochs"] * steps_per_epoch))
-    data = to_device(dataset, device, channels_last)
-    eval_data = data if recorded is dataset else to_device(recorded, device, channels_last)
-    gens = {"shuffle": torch.Generator().manual_seed(run["seed"]),
-            "augment": torch.Generator(device=device).manual_seed(run["seed"] + 1)}
-    pad = max(dataset.input_shape[-1] // 8, 1) if dataset.is_image else 0
-    augment = bool(run["augment"]) and dataset.is_image
-    use_bf16 = run["precision"] == "bf16" and (device == "cpu" or torch.cuda.is_bf16_supported())
+class Training:
+    """One network of the grid, trained step by step (:func:`train_run` runs the steps in order).
 
-    log.info("run %s: %s, %d parameters, %d train / %d test samples (%d / %d recorded), %d steps (%d per epoch), "
-             "%d checkpoints, device %s", run_id, run["arch"]["name"], count_parameters(model), n_train,
-             len(dataset.y_test), len(recorded.y_train), len(recorded.y_test), total_steps, steps_per_epoch,
-             len(steps), device)
+    Building one sets up torch, puts the data on the device and builds the model and optimizer.
+    `step` and `epoch` count the optimizer steps and epochs done; `record` holds the checkpoints
+    recorded so far; `diverged_at` is the step at which training diverged, or -1.
+    """
 
-    state_dir = Path(state_dir) if state_dir else None
-    recorder = Recorder(state_dir / "recorded.h5") if state_dir else None
-    rec = recorder.load() if recorder else Recorder.empty()
-    step, first_epoch = 0, 0
-    if state_dir and (state_dir / "state.pt").exists():
-        state = load_state(state_dir / "state.pt")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        for key, g in gens.items():
-            g.set_state(state["generators"][key])
+    def __init__(self, run: dict, run_id: str, *, dataset_spec: dict, device: str = "auto", threads: int = 1,
+                 eval_batch_size: int = 2048, data_dir_base=None):
+        from .models import count_parameters
+
+        self.run, self.run_id, self.eval_batch_size = run, run_id, eval_batch_size
+        self.device = set_up_torch(device, threads, run["seed"])
+        self.started = time.time()
+        self._load_data(dataset_spec, data_dir_base)
+        self._build_model()
+        self.step, self.epoch, self.diverged_at = 0, 0, -1
+        self.record = Recorder.empty()
+        log.info("run %s: %s, %d parameters, %d train / %d test samples (%d / %d recorded), %d steps (%d per epoch), "
+                 "%d checkpoints, device %s", run_id, run["arch"]["name"], count_parameters(self.model),
+                 self.dataset.n_train, self.dataset.n_test, self.recorded.n_train, self.recorded.n_test,
+                 self.total_steps, self.steps_per_epoch, len(self.checkpoint_steps), self.device)
+
+    def _load_data(self, dataset_spec: dict, data_dir_base) -> None:
+        """The full data set to train on and its recorded samples to evaluate, both on the device,
+        and the step counts that follow from the batch size."""
+        spec = complete_section("dataset", dataset_spec)
+        self.dataset = load_dataset(spec, data_dir_base)
+        self.recorded = subsample(self.dataset, spec["keep_every"])
+        n_train, batch_size = self.dataset.n_train, self.run["batch_size"]
+        if batch_size > n_train:
+            raise ConfigError(f"run {self.run_id}: batch_size {batch_size} exceeds the {n_train} training samples")
+        self.steps_per_epoch = n_train // batch_size  # drop the last partial batch: every step sees a full batch
+        self.total_steps = self.steps_per_epoch * self.run["epochs"]
+        self.checkpoint_steps = set(checkpoint_steps(self.run["checkpoints"], self.steps_per_epoch, self.run["epochs"]))
+        self.data = to_device(self.dataset, self.device)
+        self.eval_data = self.data if self.recorded is self.dataset else to_device(self.recorded, self.device)
+        self.augment = bool(self.run["augment"]) and self.dataset.is_image
+        self.pad = max(self.dataset.input_shape[-1] // 8, 1) if self.dataset.is_image else 0
+
+    def _build_model(self) -> None:
+        """The network, its optimizer and the seeded generators of shuffling and augmentation."""
+        import torch
+
+        from .models import build_model
+
+        run, device = self.run, self.device
+        # channels_last is the fast memory layout of convolutions on a GPU
+        self.channels_last = device == "cuda" and self.dataset.is_image and run["arch"]["name"] != "fc"
+        self.model = build_model(run["arch"], self.dataset.input_shape, self.dataset.num_classes).to(device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = make_optimizer(self.model.parameters(), run["optimizer"], run["weight_decay"])
+        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        self.warmup_steps = int(round(run["warmup_epochs"] * self.steps_per_epoch))
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+        self.use_bf16 = run["precision"] == "bf16" and (device == "cpu" or torch.cuda.is_bf16_supported())
+        self.generators = {"shuffle": torch.Generator().manual_seed(run["seed"]),
+                           "augment": torch.Generator(device=device).manual_seed(run["seed"] + 1)}
+
+    def resume(self, state_dir: Path) -> bool:
+        """Go on from the state saved in `state_dir`; False if there is none."""
+        import torch
+
+        path = state_dir / STATE_FILE
+        if not path.exists():
+            return False
+        # weights_only: never unpickle arbitrary objects from disk
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for key, generator in self.generators.items():
+            generator.set_state(state["generators"][key])
         torch.set_rng_state(state["torch_rng"])
-        step, first_epoch = int(state["step"]), int(state["epoch"])
-        rec = {k: v[: len([s for s in rec["step"] if s <= step])] for k, v in rec.items()}
-        log.info("resumed from %s at epoch %d, step %d (%d checkpoints recorded)", state_dir, first_epoch, step, len(rec["step"]))
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        # a job killed between writing the checkpoints and the state recorded some after the state
+        recorded = Recorder(state_dir / RECORDED_FILE).load()
+        kept = sum(1 for s in recorded["step"] if s <= self.step)
+        self.record = {key: values[:kept] for key, values in recorded.items()}
+        log.info("resumed from %s at epoch %d, step %d (%d checkpoints recorded)", state_dir, self.epoch, self.step,
+                 kept)
+        return True
 
-    def record(current_step: int) -> bool:
-        """Evaluate and append a checkpoint; False if the predictions are not finite (divergence)."""
-        result = evaluate(model, eval_data, eval_batch_size, channels_last)
-        finite = all(np.isfinite(result[s][0]).all() for s in ("train", "test"))
-        if not finite:
+    def record_checkpoint(self) -> bool:
+        """Evaluate the network at the current step and append its predictions and metrics; False,
+        with nothing appended, if the predictions are not finite (the network diverged)."""
+        result = evaluate(self.model, self.eval_data, self.eval_batch_size, self.channels_last)
+        if not all(np.isfinite(result[split][0]).all() for split in ("train", "test")):
             return False
         for split in ("train", "test"):
             probs, loss, err = result[split]
-            rec[f"{split}_probs"].append(probs)
-            rec[f"{split}_loss"].append(loss)
-            rec[f"{split}_error"].append(err)
-        rec["step"].append(current_step)
-        rec["epoch"].append(current_step / steps_per_epoch)
+            self.record[f"{split}_probs"].append(probs)
+            self.record[f"{split}_loss"].append(loss)
+            self.record[f"{split}_error"].append(err)
+        epoch = self.step / self.steps_per_epoch
+        self.record["step"].append(self.step)
+        self.record["epoch"].append(epoch)
         log.info("epoch %6.2f step %6d  train loss %.4f err %.4f  test loss %.4f err %.4f  (%.1f s)",
-                 current_step / steps_per_epoch, current_step, rec["train_loss"][-1], rec["train_error"][-1],
-                 rec["test_loss"][-1], rec["test_error"][-1], time.time() - started)
+                 epoch, self.step, self.record["train_loss"][-1], self.record["train_error"][-1],
+                 self.record["test_loss"][-1], self.record["test_error"][-1], time.time() - self.started)
         return True
 
-    diverged_at = -1
-    if step == 0 and not rec["step"]:
-        if not record(0):
-            raise RuntimeError(f"run {run_id}: the untrained network already predicts NaN/Inf")
+    def record_untrained(self) -> None:
+        """The first checkpoint (step 0). An untrained network that already predicts NaN or Inf has
+        nothing to record, so the run is refused."""
+        if not self.record_checkpoint():
+            raise InpcaError(f"run {self.run_id}: the untrained network already predicts NaN/Inf")
 
-    progress = None
-    if sys.stderr.isatty():
-        from tqdm import tqdm
+    def train_epoch(self, progress=None) -> bool:
+        """One pass over the shuffled training set, recording at the checkpoint steps it reaches.
 
-        progress = tqdm(total=total_steps, initial=step, desc=run_id, unit="step", leave=False)
-    model.train()
-    loss_fn = torch.nn.CrossEntropyLoss()
-    for epoch in range(first_epoch, run["epochs"]):
-        if stop_after_epochs is not None and epoch >= stop_after_epochs:
-            log.info("stopping after %d epochs as asked (stop_after_epochs)", epoch)
-            return {"stopped": True, "step": step}
-        order = torch.randperm(n_train, generator=gens["shuffle"]).to(device)
-        for i in range(steps_per_epoch):
-            idx = order[i * bs:(i + 1) * bs]
-            x = data.x_train[idx]
-            if augment:
-                x = augment_batch(x, gens["augment"], pad)
-            x = data.prepare(x)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            factor = lr_factor(step, total_steps, warmup_steps, run["lr_schedule"])
-            for group, base in zip(optimizer.param_groups, base_lrs):
-                group["lr"] = base * factor
-            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = loss_fn(model(x), data.y_train[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
+        False if the network diverged (a non-finite loss or non-finite predictions): training
+        stops there and the run file keeps the checkpoints before it. `progress` (a tqdm bar, or
+        None) counts the steps.
+        """
+        import torch
+
+        batch_size = self.run["batch_size"]
+        self.model.train()
+        order = torch.randperm(self.dataset.n_train, generator=self.generators["shuffle"]).to(self.device)
+        for i in range(self.steps_per_epoch):
+            loss = self._optimizer_step(order[i * batch_size:(i + 1) * batch_size])
+            self.step += 1
             if progress:
                 progress.update(1)
-            if not torch.isfinite(loss.detach()):
-                diverged_at = step
-                break
-            if step in step_set and not record(step):
-                diverged_at = step
-                break
-        if diverged_at >= 0:
-            log.warning("run %s diverged (non-finite loss or predictions) at step %d; the run file keeps the "
-                        "%d checkpoints before it", run_id, diverged_at, len(rec["step"]))
-            break
-        if state_dir and state_every_epochs and (epoch + 1) % state_every_epochs == 0 and epoch + 1 < run["epochs"]:
-            state_dir.mkdir(parents=True, exist_ok=True)
-            recorder.save(rec)
-            save_state(state_dir / "state.pt", model, optimizer, step, epoch + 1, gens)
-    if progress:
-        progress.close()
+            loss_finite = bool(torch.isfinite(loss.detach()))
+            if not loss_finite or (self.step in self.checkpoint_steps and not self.record_checkpoint()):
+                self.diverged_at = self.step
+                log.warning("run %s diverged (non-finite loss or predictions) at step %d; the run file keeps the "
+                            "%d checkpoints before it", self.run_id, self.step, len(self.record["step"]))
+                return False
+        self.epoch += 1
+        return True
 
-    attrs = {
-        "run_id": run_id, "config": json.dumps(run, sort_keys=True), "dataset": recorded.name,
-        "fingerprint": recorded.fingerprint, "num_classes": dataset.num_classes,
-        "n_train": len(recorded.y_train), "n_test": len(recorded.y_test), "steps_per_epoch": steps_per_epoch,
-        "diverged_at_step": diverged_at, "inpca_version": __version__,
-    }
-    dtype = np.float16 if run["checkpoints"]["dtype"] == "float16" else np.float32
-    probs = {s: np.stack(rec[f"{s}_probs"]).astype(dtype) for s in ("train", "test")}
-    write_run(out_path, probs, rec["step"], rec["epoch"], {m: rec[m] for m in METRICS}, attrs)
+    def _optimizer_step(self, idx):
+        """One optimizer step on the training samples `idx` (augmented if the run asks); the batch loss."""
+        import torch
+
+        x = self.data.x_train[idx]
+        if self.augment:
+            x = augment_batch(x, self.generators["augment"], self.pad)
+        x = self.data.prepare(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        factor = lr_factor(self.step, self.total_steps, self.warmup_steps, self.run["lr_schedule"])
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+        with torch.autocast(device_type=self.device, dtype=torch.bfloat16, enabled=self.use_bf16):
+            loss = self.loss_fn(self.model(x), self.data.y_train[idx])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss
+
+    def save_state(self, state_dir: Path) -> None:
+        """What a killed job needs to go on from here: the checkpoints recorded so far, then the
+        model, optimizer, step, epoch and random generators."""
+        import torch
+
+        state_dir.mkdir(parents=True, exist_ok=True)
+        # checkpoints first: a job killed between the two writes resumes from the older state and
+        # drops the checkpoints after it (see resume), never the other way round
+        Recorder(state_dir / RECORDED_FILE).save(self.record)
+        state = {
+            "format": STATE_FORMAT, "step": self.step, "epoch": self.epoch,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "generators": {key: g.get_state() for key, g in self.generators.items()},
+            "torch_rng": torch.get_rng_state(),
+        }
+        with atomic_path(state_dir / STATE_FILE) as tmp:
+            torch.save(state, tmp)
+
+    def write_run_file(self, out_path) -> None:
+        """The recorded checkpoints, with the run's config and the data set's identity, as the run file."""
+        recorded, record = self.recorded, self.record
+        attrs = {
+            "run_id": self.run_id, "config": json.dumps(self.run, sort_keys=True), "dataset": recorded.name,
+            "fingerprint": recorded.fingerprint, "num_classes": self.dataset.num_classes,
+            "n_train": recorded.n_train, "n_test": recorded.n_test, "steps_per_epoch": self.steps_per_epoch,
+            "diverged_at_step": self.diverged_at, "inpca_version": __version__,
+        }
+        dtype = np.float16 if self.run["checkpoints"]["dtype"] == "float16" else np.float32
+        probs = {split: np.stack(record[f"{split}_probs"]).astype(dtype) for split in ("train", "test")}
+        write_run(out_path, probs, record["step"], record["epoch"], {m: record[m] for m in METRICS}, attrs)
+        log.info("wrote %s: %d checkpoints in %.1f s", out_path, len(record["step"]), time.time() - self.started)
+
+
+@contextlib.contextmanager
+def progress_bar(training: Training):
+    """A bar of the optimizer steps on an interactive terminal; None when stderr is a job's log."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=training.total_steps, initial=training.step, desc=training.run_id, unit="step",
+              leave=False) as bar:
+        yield bar
+
+
+def train_run(run: dict, run_id: str, out_path, *, dataset_spec: dict, device: str = "auto", threads: int = 1,
+              eval_batch_size: int = 2048, state_dir=None, state_every_epochs: int = 1,
+              data_dir_base=None) -> None:
+    """Train the network of `run` and write its run file to `out_path`.
+
+    `dataset_spec` is the study's `dataset` section (with data_dir); `run` the canonical run config.
+    `state_dir` holds the resumable state, saved every `state_every_epochs` epochs (0: never); a
+    run whose state is there goes on from it, and the state is removed once the run file exists.
+    """
+    training = Training(run, run_id, dataset_spec=dataset_spec, device=device, threads=threads,
+                        eval_batch_size=eval_batch_size, data_dir_base=data_dir_base)
+    state_dir = Path(state_dir) if state_dir else None
+    if not (state_dir and training.resume(state_dir)):
+        training.record_untrained()
+    epochs = run["epochs"]
+    with progress_bar(training) as progress:
+        while training.epoch < epochs and training.train_epoch(progress):
+            # after the last epoch the run file follows at once: no state to save
+            due = state_every_epochs and training.epoch % state_every_epochs == 0 and training.epoch < epochs
+            if state_dir and due:
+                training.save_state(state_dir)
+    training.write_run_file(out_path)
     if state_dir and state_dir.exists():
         shutil.rmtree(state_dir)
-    log.info("wrote %s: %d checkpoints in %.1f s", out_path, len(rec["step"]), time.time() - started)
-    return {"stopped": False, "step": step, "checkpoints": len(rec["step"])}

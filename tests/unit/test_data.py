@@ -1,4 +1,4 @@
-"""Unit tests for inpca.data: digits, synthetic, tiny CIFAR-10 and their errors."""
+"""Unit tests for inpca.data: digits, synthetic, tiny CIFAR-10, the study's recorded samples, and their errors."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (for cifar_fixture)
 from cifar_fixture import tiny_cifar10_arrays, write_tiny_cifar10  # noqa: E402
 
-from inpca.data import CIFAR10_MEAN, CIFAR10_STD, Dataset, DatasetError, load_dataset, normalize  # noqa: E402
+from inpca.data import CIFAR10_MEAN, CIFAR10_STD, Dataset, DatasetError, load_dataset, load_study_dataset  # noqa: E402
+from inpca.errors import ConfigError, InpcaError  # noqa: E402
 
 # ------------------------------------------------------------------------------------------
 # digits
@@ -102,33 +103,6 @@ def test_fingerprint_sees_order_labels_and_name(digits):
 
 
 # ------------------------------------------------------------------------------------------
-# normalize
-# ------------------------------------------------------------------------------------------
-
-
-def test_normalize_uint8_per_channel_channels_last():
-    x = torch.randint(0, 256, (4, 3, 5, 5), dtype=torch.uint8)
-    out = normalize(x, CIFAR10_MEAN, CIFAR10_STD)
-    expect = (x.double() / 255 - torch.tensor(CIFAR10_MEAN, dtype=torch.float64).view(1, 3, 1, 1)) / torch.tensor(
-        CIFAR10_STD, dtype=torch.float64
-    ).view(1, 3, 1, 1)
-    assert out.dtype == torch.float32 and out.shape == x.shape
-    assert torch.allclose(out.double(), expect, atol=1e-5)
-    out_cl = normalize(x.to(memory_format=torch.channels_last), CIFAR10_MEAN, CIFAR10_STD)
-    assert out_cl.is_contiguous(memory_format=torch.channels_last)
-    assert torch.allclose(out_cl, out)
-
-
-def test_normalize_vector_identity_and_single_channel():
-    v = torch.randn(5, 20)
-    assert torch.equal(normalize(v, (0.0,), (1.0,)), v)
-    x = torch.full((2, 1, 8, 8), 255, dtype=torch.uint8)
-    assert torch.allclose(normalize(x, (0.5,), (0.25,)), torch.full((2, 1, 8, 8), 2.0))
-    with pytest.raises(ValueError):
-        normalize(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), (0.0, 0.0), (1.0, 1.0))
-
-
-# ------------------------------------------------------------------------------------------
 # synthetic
 # ------------------------------------------------------------------------------------------
 
@@ -177,9 +151,11 @@ def test_synthetic_images():
 def test_synthetic_images_work_with_conv_net():
     from inpca.models import build_model
 
-    ds = load_dataset({**SYN, "input_shape": [1, 8, 8], "n_train": 16, "n_test": 4})
+    ds = load_dataset({**SYN, "input_shape": [1, 8, 8], "n_train": 16, "n_test": 10})
     model = build_model({"name": "allcnn", "width": 0.1}, ds.input_shape, ds.num_classes)
-    out = model(normalize(torch.from_numpy(ds.x_train), ds.mean, ds.std))
+    mean = torch.tensor(ds.mean).view(1, -1, 1, 1)
+    std = torch.tensor(ds.std).view(1, -1, 1, 1)
+    out = model((torch.from_numpy(ds.x_train).float() / 255 - mean) / std)
     assert out.shape == (16, 10)
 
 
@@ -192,22 +168,37 @@ def test_synthetic_images_work_with_conv_net():
     "spec,field",
     [
         ({"name": "mnist"}, "name"),
-        ({}, "name"),
         ({"name": "digits", "test_fraction": 1.5}, "test_fraction"),
         ({"name": "digits", "split_seed": -1}, "split_seed"),
         ({"name": "digits", "subsample": 10}, "subsample"),
+        ({"name": "digits", "n_train": 100}, "n_train"),  # a key of another data set
         ({"name": "synthetic", "input_shape": [3, 8]}, "input_shape"),
         ({"name": "synthetic", "num_classes": 1}, "num_classes"),
         ({"name": "synthetic", "n_train": 0}, "n_train"),
-        ({"name": "cifar10"}, "data_dir"),
+        ({"name": "cifar10", "data_dir": ""}, "data_dir"),
         ({"name": "cifar10", "data_dir": "/x", "download": "yes"}, "download"),
     ],
 )
-def test_bad_spec(spec, field):
-    with pytest.raises(DatasetError, match=field) as e:
+def test_a_spec_the_schema_refuses_is_a_config_error_naming_the_key(spec, field):
+    with pytest.raises(ConfigError, match=field) as e:
         load_dataset(spec)
     assert isinstance(e.value, ValueError)
     assert "\n" not in str(e.value)
+
+
+def test_a_digits_split_too_small_for_every_class_is_a_dataset_error():
+    with pytest.raises(DatasetError, match="test_fraction=0.001") as e:
+        load_dataset({"name": "digits", "test_fraction": 0.001})
+    assert isinstance(e.value, InpcaError) and "\n" not in str(e.value)
+
+
+def test_the_study_records_every_kth_sample_of_each_split():
+    full = load_dataset({"name": "synthetic", "n_train": 100, "n_test": 30})
+    recorded = load_study_dataset({"name": "synthetic", "n_train": 100, "n_test": 30, "keep_every": 3})
+    assert recorded.name == "synthetic/every3" and (recorded.n_train, recorded.n_test) == (34, 10)
+    assert np.array_equal(recorded.x_train, full.x_train[::3]) and np.array_equal(recorded.y_test, full.y_test[::3])
+    assert recorded.fingerprint != full.fingerprint
+    assert load_study_dataset({"name": "synthetic", "n_train": 100, "n_test": 30}).fingerprint == full.fingerprint
 
 
 # ------------------------------------------------------------------------------------------

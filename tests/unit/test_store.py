@@ -6,9 +6,9 @@ import h5py
 import numpy as np
 import pytest
 
+from inpca.data import load_study_dataset
 from inpca.runfile import write_run
 from inpca.store import StoreError, build_block, read_points, write_index, write_reference
-from inpca.train import load_study_dataset
 
 DIGITS = {"name": "digits", "test_fraction": 0.25, "split_seed": 0, "keep_every": 5}
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from inpca.errors import ConfigError, InpcaError
 from inpca.runfile import read_run
 from inpca.schedule import checkpoint_steps
-from inpca.train import augment_batch, lr_factor, train_run
+from inpca.train import RECORDED_FILE, Recorder, Training, augment_batch, lr_factor, train_run
 
 DATASET = {"name": "synthetic", "n_train": 256, "n_test": 64, "num_classes": 4, "input_shape": [12], "seed": 0,
            "keep_every": 1}
@@ -28,15 +29,23 @@ def sha(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
-def train(tmp_path, name, run=RUN, dataset=DATASET, **kwargs):
+def train(tmp_path, name, run=RUN, dataset=DATASET):
     out = tmp_path / f"{name}.h5"
-    result = train_run(run, name, out, dataset_spec=dataset, device="cpu", threads=1,
-                       state_dir=tmp_path / f"state-{name}", **kwargs)
-    return out, result
+    train_run(run, name, out, dataset_spec=dataset, device="cpu", threads=1, state_dir=tmp_path / f"state-{name}")
+    return out
+
+
+def first_epochs(name, epochs, run=RUN, dataset=DATASET):
+    """The steps of train_run for the first `epochs` epochs, as a job does before it is killed."""
+    training = Training(run, name, dataset_spec=dataset, device="cpu", threads=1)
+    training.record_untrained()
+    for _ in range(epochs):
+        assert training.train_epoch()
+    return training
 
 
 def test_run_file_holds_probabilities_metrics_and_attributes_at_every_checkpoint(tmp_path):
-    out, _ = train(tmp_path, "a")
+    out = train(tmp_path, "a")
     run = read_run(out)
     steps = checkpoint_steps(RUN["checkpoints"], 256 // 32, 3)
     assert list(run["step"]) == steps and steps[0] == 0
@@ -55,29 +64,54 @@ def test_run_file_holds_probabilities_metrics_and_attributes_at_every_checkpoint
 
 
 def test_same_config_and_seed_on_cpu_give_bit_identical_files(tmp_path):
-    a, _ = train(tmp_path, "same")
+    a = train(tmp_path, "same")
     b_dir = tmp_path / "again"
     b_dir.mkdir()
-    b, _ = train(b_dir, "same")
+    b = train(b_dir, "same")
     assert sha(a) == sha(b)
 
 
 def test_another_seed_gives_other_predictions(tmp_path):
-    a, _ = train(tmp_path, "s0")
-    b, _ = train(tmp_path, "s1", run={**RUN, "seed": 1})
+    a = train(tmp_path, "s0")
+    b = train(tmp_path, "s1", run={**RUN, "seed": 1})
     assert not np.array_equal(read_run(a)["train_probs"][-1], read_run(b)["train_probs"][-1])
 
 
 def test_a_killed_run_resumes_and_writes_the_same_file(tmp_path):
-    whole, _ = train(tmp_path, "r")
+    whole = train(tmp_path, "r")
     resumed_dir = tmp_path / "resumed"
     resumed_dir.mkdir()
-    out, result = train(resumed_dir, "r", stop_after_epochs=2)
-    assert result["stopped"] and not out.exists()
-    assert (resumed_dir / "state-r" / "state.pt").exists()
-    out, result = train(resumed_dir, "r")
-    assert not result["stopped"]
+    first_epochs("r", 2).save_state(resumed_dir / "state-r")  # killed during epoch 3 of 3
+    out = train(resumed_dir, "r")
     assert sha(out) == sha(whole)
+    assert not (resumed_dir / "state-r").exists()
+
+
+def test_a_run_killed_between_saving_checkpoints_and_state_resumes_from_the_older_state(tmp_path):
+    whole = train(tmp_path, "k")
+    resumed_dir = tmp_path / "resumed"
+    resumed_dir.mkdir()
+    state_dir = resumed_dir / "state-k"
+    training = first_epochs("k", 1)
+    training.save_state(state_dir)
+    assert training.train_epoch()
+    Recorder(state_dir / RECORDED_FILE).save(training.record)  # epoch 2's checkpoints, but epoch 1's state
+    out = train(resumed_dir, "k")
+    assert sha(out) == sha(whole)
+
+
+def test_a_batch_larger_than_the_training_set_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="batch_size 512 exceeds the 256 training samples"):
+        train(tmp_path, "big", run={**RUN, "batch_size": 512})
+
+
+def test_an_untrained_network_that_predicts_nan_is_refused():
+    training = Training(RUN, "nan", dataset_spec=DATASET, device="cpu", threads=1)
+    with torch.no_grad():
+        for parameter in training.model.parameters():
+            parameter.fill_(float("nan"))
+    with pytest.raises(InpcaError, match="untrained network already predicts NaN"):
+        training.record_untrained()
 
 
 def test_image_training_with_augmentation_on_digits_and_an_allcnn(tmp_path):
@@ -86,7 +120,7 @@ def test_image_training_with_augmentation_on_digits_and_an_allcnn(tmp_path):
                optimizer={"name": "adam", "lr": 0.01, "betas": [0.9, 0.999]})
     digits = {"name": "digits", "test_fraction": 0.25, "split_seed": 0, "keep_every": 3}
     run["dataset"] = digits
-    out, _ = train(tmp_path, "img", run=run, dataset=digits)
+    out = train(tmp_path, "img", run=run, dataset=digits)
     data = read_run(out)
     assert data["train_probs"].shape[1:] == (449, 10) and data["test_probs"].shape[1:] == (150, 10)
 
@@ -94,7 +128,7 @@ def test_image_training_with_augmentation_on_digits_and_an_allcnn(tmp_path):
 def test_float16_storage(tmp_path):
     run = copy.deepcopy(RUN)
     run["checkpoints"]["dtype"] = "float16"
-    out, _ = train(tmp_path, "f16", run=run)
+    out = train(tmp_path, "f16", run=run)
     with h5py.File(out) as f:
         assert f["train_probs"].dtype == np.float16
 
@@ -127,7 +161,7 @@ def test_cifar10_training_from_a_tiny_directory_in_cifar_format(tmp_path):
     run = copy.deepcopy(RUN)
     run.update(arch={"name": "allcnn", "width": 0.125}, augment=True, epochs=2, batch_size=16, precision="bf16",
                dataset={"name": "cifar10", "keep_every": 2})
-    out, _ = train(tmp_path, "cifar", run=run, dataset=dataset)
+    out = train(tmp_path, "cifar", run=run, dataset=dataset)
     data = read_run(out)
     assert data["train_probs"].shape[1:] == (32, 10) and data["test_probs"].shape[1:] == (10, 10)
     assert data["attrs"]["dataset"] == "cifar10/every2"
