@@ -12,7 +12,7 @@ distance, so the embedding is classical MDS on D:
 d_B is not a squared Euclidean distance, so W has negative eigenvalues too: the embedding lives in a
 Minkowski (pseudo-Euclidean) space with space-like (lambda > 0) and time-like (lambda < 0) axes.
 
-Two eigen-solvers (timings on the 2-core CPU machine, research/perf.md section 6):
+Two eigen-solvers (timings on a 2-core CPU machine):
 
 * ``"dense"``: ``scipy.linalg.eigh(driver="evd")`` on the explicit W, full spectrum. 0.74 s at
   M = 2,000, 10.5 s at 5,000, 89 s at 10,000 (O(M^3)); it also needs a few M x M float64 copies.
@@ -40,10 +40,14 @@ M = 20,000 on the 2-core machine (more when other jobs compete for memory bandwi
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import scipy.linalg
 import scipy.linalg.blas
 import scipy.sparse.linalg
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
 
 __all__ = [
     "DENSE_MAX_POINTS",
@@ -54,6 +58,8 @@ __all__ = [
 
 # "auto" uses the dense solver up to this many points (see the module docstring for why).
 DENSE_MAX_POINTS = 2000
+
+_SOLVERS = ("auto", "dense", "lanczos")
 
 # Row blocks are sized by bytes so that memory stays bounded for any M: a block of float64 rows
 # at most this large is read (or cast) at a time. 64 MB keeps the overhead of the Python loop
@@ -308,24 +314,34 @@ def _sorted_by_magnitude(eigenvalues, eigenvectors, n_keep):
 # The estimator
 # --------------------------------------------------------------------------------------------
 
-class InPCA:
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+class InPCA(TransformerMixin, BaseEstimator):
     """InPCA embedding of a symmetric matrix D of intensive Bhattacharyya distances.
+
+    A scikit-learn transformer: ``__init__`` only stores the parameters, ``fit`` validates them
+    (ValueError naming the parameter), and ``get_params``/``set_params``/``sklearn.base.clone`` work.
+    ``fit`` and ``fit_transform`` take the (M, M) distance matrix in place of a feature matrix, and
+    ``transform`` the (M_new, M) distances of new points to the fitted ones.
 
     Parameters
     ----------
-    n_components : int or None
-        Number k of eigenpairs kept (largest |lambda|). None keeps all M (dense solver).
+    n_components : int >= 1 or None
+        Number k of eigenpairs kept (largest |lambda|), at most M. None keeps all M (dense solver).
     solver : {"auto", "dense", "lanczos"}
         See the module docstring. "lanczos" with k >= M - 1 (where ARPACK cannot run) falls back to
         dense; ``solver_`` records the solver actually used.
-    random_state : int
+    random_state : int >= 0
         Seeds the Lanczos start vector v0 so that repeated fits are bit-for-bit identical.
-    ncv : int or None
-        Lanczos basis size; default max(2k + 1, 20) (ARPACK's own default), capped at M.
-    tol : float
-        ARPACK stopping tolerance: a Ritz pair is accepted once ||W v - lambda v|| <= tol |lambda|.
-    block_bytes : int
-        Size of a float64 row block of D read at a time by the Lanczos path.
+    ncv : int >= 1 or None
+        Lanczos basis size; default max(2k + 1, 20) (ARPACK's own default), kept within [k + 2, M].
+    tol : float >= 0
+        ARPACK stopping tolerance: a Ritz pair is accepted once ||W v - lambda v|| <= tol |lambda|
+        (0: machine precision).
+    block_bytes : int >= 1
+        Size of a float64 row block of D read at a time by the Lanczos path and by ``transform``.
 
     Attributes (after ``fit``)
     --------------------------
@@ -336,14 +352,11 @@ class InPCA:
     explained_stress_ : (k,) S(j) = 1 - sqrt(1 - sum_{i<=j} lambda_i^2 / ||W||_F^2)
     column_means_ : (M,) D_bar_j = mean_i D_ij;  grand_mean_ : mean_j D_bar_j
     solver_ : "dense" or "lanczos";  n_matvec_ : number of W-products (0 for dense)
+    n_features_in_ : M, the number of fitted points (= columns ``transform`` expects)
     """
 
     def __init__(self, n_components=10, solver="auto", random_state=0, ncv=None, tol=LANCZOS_TOL,
                  block_bytes=DEFAULT_BLOCK_BYTES):
-        if solver not in ("auto", "dense", "lanczos"):
-            raise ValueError(f"solver must be 'auto', 'dense' or 'lanczos', got {solver!r}")
-        if n_components is not None and int(n_components) < 1:
-            raise ValueError(f"n_components must be >= 1 or None, got {n_components!r}")
         self.n_components = n_components
         self.solver = solver
         self.random_state = random_state
@@ -353,6 +366,24 @@ class InPCA:
 
     # -- fitting ------------------------------------------------------------------------------
 
+    def _validate_parameters(self):
+        """Checked at fit, not at construction: scikit-learn's convention, so that set_params and
+        clone can store any value and the error comes when the value is used."""
+        if self.n_components is not None and not (_is_int(self.n_components) and self.n_components >= 1):
+            raise ValueError(f"InPCA: n_components must be an int >= 1 or None, got {self.n_components!r}")
+        if not isinstance(self.solver, str) or self.solver not in _SOLVERS:
+            raise ValueError(f"InPCA: solver must be one of {', '.join(map(repr, _SOLVERS))}, "
+                             f"got {self.solver!r}")
+        if not (_is_int(self.random_state) and self.random_state >= 0):
+            raise ValueError(f"InPCA: random_state must be an int >= 0, got {self.random_state!r}")
+        if self.ncv is not None and not (_is_int(self.ncv) and self.ncv >= 1):
+            raise ValueError(f"InPCA: ncv must be an int >= 1 or None, got {self.ncv!r}")
+        if not (isinstance(self.tol, numbers.Real) and not isinstance(self.tol, bool)
+                and 0.0 <= self.tol < np.inf):
+            raise ValueError(f"InPCA: tol must be a finite float >= 0, got {self.tol!r}")
+        if not (_is_int(self.block_bytes) and self.block_bytes >= 1):
+            raise ValueError(f"InPCA: block_bytes must be an int >= 1, got {self.block_bytes!r}")
+
     def _choose_solver(self, M, k):
         lanczos_possible = k < M - 1  # ARPACK needs k < M and a basis ncv > k with ncv <= M
         if self.solver == "dense" or not lanczos_possible:
@@ -361,10 +392,11 @@ class InPCA:
             return "lanczos"
         return "dense" if M <= DENSE_MAX_POINTS else "lanczos"
 
-    def fit(self, D):
-        """Embed D (see the class docstring); returns self."""
+    def fit(self, D, y=None):
+        """Embed D (see the class docstring); returns self. ``y`` is ignored (scikit-learn API)."""
+        self._validate_parameters()
         M = _check_square(D)
-        k = M if self.n_components is None else min(int(self.n_components), M)
+        k = M if self.n_components is None else min(self.n_components, M)
         solver = self._choose_solver(M, k)
         if solver == "dense":
             eigenvalues, eigenvectors = self._fit_dense(D)
@@ -376,6 +408,7 @@ class InPCA:
         self.components_ = eigenvectors
         self.coords_ = eigenvectors * np.sqrt(np.abs(eigenvalues))
         self.explained_stress_ = explained_stress(eigenvalues, self.frobenius_norm_)
+        self.n_features_in_ = M
         return self
 
     def _fit_dense(self, D):
@@ -429,13 +462,15 @@ class InPCA:
 
         Time-like axes therefore divide by -sqrt|lambda|. Axes with lambda = 0 give coordinate 0.
         Rows are processed in blocks, so D_new may be an h5py Dataset too.
+        Raises ``sklearn.exceptions.NotFittedError`` before ``fit``.
         """
+        check_is_fitted(self)
         if not hasattr(D_new, "shape"):
             D_new = np.asarray(D_new, dtype=np.float64)
         single = len(D_new.shape) == 1
         if single:
             D_new = np.asarray(D_new, dtype=np.float64)[None, :]
-        M = self.components_.shape[0]
+        M = self.n_features_in_
         if len(D_new.shape) != 2 or D_new.shape[1] != M:
             raise ValueError(f"D_new must have shape (M_new, {M}), got {D_new.shape}")
         magnitude = np.sqrt(np.abs(self.eigenvalues_))
@@ -450,5 +485,7 @@ class InPCA:
             coords[i0:i1] = (b @ self.components_) * inverse_scale
         return coords[0] if single else coords
 
-    def fit_transform(self, D):
+    def fit_transform(self, D, y=None):
+        """Fit D and return ``coords_``: the in-sample coordinates from the eigenpairs themselves
+        (``transform(D)`` would give the same up to rounding, at the cost of another pass over D)."""
         return self.fit(D).coords_

@@ -19,7 +19,9 @@ import logging
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from .errors import ResultsError
 from .h5io import open_h5, write_h5
 
 log = logging.getLogger("inpca.embedding")
@@ -38,7 +40,9 @@ def _index_columns(index_path, split: str):
 
 
 def load_fitted(path):
-    """An InPCA object restored from an embedding file (enough for transform())."""
+    """A fitted InPCA restored from an embedding file: every fitted attribute is set, so transform()
+    works and check_is_fitted passes. The file does not record the fit's W-product count, so
+    ``n_matvec_`` is 0 (no W-product was computed for this object)."""
     from .embedding import InPCA
 
     with open_h5(path) as f:
@@ -50,15 +54,24 @@ def load_fitted(path):
         model.grand_mean_ = float(f.attrs["grand_mean"])
         model.explained_stress_ = f["explained_stress"][()]
         model.frobenius_norm_ = float(f.attrs["frobenius_norm"])
+        model.solver_ = str(f.attrs["solver"])
+        model.n_matvec_ = 0
+        model.n_features_in_ = model.components_.shape[0]
     return model
 
 
 def embed(distance_path, index_path, out_path, *, split: str, n_components: int = 10, solver: str = "auto",
-          train_embedding=None) -> dict:
+          train_embedding=None, threads: int | None = None) -> dict:
+    """Embed one split's distance matrix and write `out_path` (layout: module docstring).
+
+    ``threads`` caps the BLAS threads of the eigensolver and of the projection into the train
+    embedding (None: no cap). BLAS otherwise starts one thread per core of the machine, so a job
+    given fewer cores would oversubscribe them beside the other jobs.
+    """
     from .embedding import InPCA
 
     started = time.time()
-    with open_h5(distance_path) as f:
+    with threadpool_limits(limits=threads, user_api="blas"), open_h5(distance_path) as f:
         dset = f["D"]
         m = dset.shape[0]
         D = dset[()] if m <= IN_MEMORY_POINTS else dset
@@ -69,15 +82,15 @@ def embed(distance_path, index_path, out_path, *, split: str, n_components: int 
         coords_in_train = None
         if train_embedding is not None:
             train = load_fitted(train_embedding)
-            if train.components_.shape[0] != m:
-                raise ValueError(f"{train_embedding}: has {train.components_.shape[0]} points, {distance_path} has {m}")
+            if train.n_features_in_ != m:
+                raise ResultsError(f"{train_embedding}: has {train.n_features_in_} points, {distance_path} has {m}")
             # row blocks: an on-disk matrix is projected without reading it whole
             step = max(1, (256 << 20) // (8 * m))
             coords_in_train = np.vstack([train.transform(np.asarray(D[i:i + step], dtype=np.float64))
                                          for i in range(0, m, step)])
     progress, dist_truth = _index_columns(index_path, split)
     if len(progress) != m:
-        raise ValueError(f"{index_path}: {len(progress)} points, but {distance_path} has {m}; rerun the store")
+        raise ResultsError(f"{index_path}: {len(progress)} points, but {distance_path} has {m}; rerun the store")
 
     def fill(out):
         for name, value in {"coords": model.coords_, "eigenvalues": model.eigenvalues_,

@@ -14,6 +14,7 @@ def main(smk):
         n_components=smk.params.n_components,
         solver=smk.params.solver,
         train_embedding=smk.input.get("train_embedding"),
+        threads=smk.threads,
     )
 
 

@@ -1,5 +1,6 @@
-"""InPCA embedding: analytic cases, the P0 -> P* geodesic reference numbers (research/paper.md sections
-3 and 9), dense/Lanczos agreement, streaming from HDF5 and out-of-sample projection.
+"""InPCA embedding: analytic cases, reference numbers for the P0 -> P* geodesic (C = 10 classes),
+dense/Lanczos agreement, streaming from HDF5, out-of-sample projection and the scikit-learn estimator
+conventions.
 
 Distance matrices are built with a small float64 helper here, independent of inpca.distances.
 """
@@ -7,6 +8,8 @@ Distance matrices are built with a small float64 helper here, independent of inp
 import h5py
 import numpy as np
 import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 
 from inpca.embedding import DENSE_MAX_POINTS, InPCA, embedded_distances, explained_stress
 from inpca.geodesic import geodesic, ignorance, truth
@@ -45,7 +48,7 @@ def trajectory_distances():
     return bhattacharyya_matrix(points[rng.permutation(len(points))])
 
 
-# -- the P0 -> P* geodesic (paper section 9, item 11) ------------------------------------------
+# -- the P0 -> P* geodesic -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("labels", [(3,), (3, 0, 7, 7, 1)])
 def test_geodesic_101_points(labels):
@@ -77,7 +80,7 @@ def test_geodesic_lanczos_matches_dense():
     np.testing.assert_allclose(lanczos.explained_stress_, dense.explained_stress_, atol=1e-12)
 
 
-# -- analytic cases (items 10, 12, 13, 15) -----------------------------------------------------
+# -- analytic cases ------------------------------------------------------------------------------
 
 def test_full_embedding_reproduces_distances(trajectory_distances):
     D = trajectory_distances
@@ -218,8 +221,6 @@ def test_solver_selection():
     assert InPCA(n_components=29, solver="lanczos").fit(D).solver_ == "dense"
     assert InPCA(n_components=100).fit(D).eigenvalues_.shape == (30,)
     with pytest.raises(ValueError):
-        InPCA(solver="arpack")
-    with pytest.raises(ValueError):
         InPCA().fit(np.zeros((3, 4)))
     with pytest.raises(ValueError):
         InPCA(solver="dense").fit(np.triu(np.ones((4, 4)), 1))
@@ -301,3 +302,58 @@ def test_transform_places_new_geodesic_points():
     for t, x in zip([0.37, 0.81], new_first):
         i = np.searchsorted(ts_fit, t)
         assert first_axis[i - 1] < x < first_axis[i]
+
+
+# -- scikit-learn estimator conventions ----------------------------------------------------------
+
+def test_transform_before_fit_raises_not_fitted():
+    with pytest.raises(NotFittedError):
+        InPCA().transform(np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("parameters, name", [
+    ({"n_components": 0}, "n_components"),
+    ({"n_components": 2.5}, "n_components"),
+    ({"n_components": True}, "n_components"),
+    ({"solver": "arpack"}, "solver"),
+    ({"random_state": -1}, "random_state"),
+    ({"ncv": 0}, "ncv"),
+    ({"tol": -1e-3}, "tol"),
+    ({"tol": float("nan")}, "tol"),
+    ({"block_bytes": 0}, "block_bytes"),
+])
+def test_invalid_parameters_raise_at_fit_not_at_construction(parameters, name):
+    model = InPCA(**parameters)  # sklearn convention: __init__ stores, fit validates
+    assert model.get_params()[name] is parameters[name]
+    D = geodesic_distances(np.linspace(0, 1, 10))
+    with pytest.raises(ValueError, match=rf"\b{name}\b") as raised:
+        model.fit(D)
+    assert "\n" not in str(raised.value)
+    assert not hasattr(model, "coords_")
+    # the same error through set_params on a valid model
+    with pytest.raises(ValueError, match=rf"\b{name}\b"):
+        InPCA().set_params(**parameters).fit(D)
+
+
+def test_get_params_set_params_and_clone_round_trip():
+    parameters = {"n_components": 3, "solver": "lanczos", "random_state": 7, "ncv": 12, "tol": 1e-10,
+                  "block_bytes": 4096}
+    model = InPCA(**parameters)
+    assert model.get_params() == parameters
+    fitted = model.fit(geodesic_distances(np.linspace(0, 1, 30)))
+    copy = clone(fitted)
+    assert copy.get_params() == parameters
+    assert not hasattr(copy, "coords_")  # clone copies parameters, not the fit
+    with pytest.raises(NotFittedError):
+        copy.transform(np.zeros((1, 30)))
+    assert InPCA().set_params(**parameters).get_params() == parameters
+
+
+@pytest.mark.parametrize("solver", ["dense", "lanczos"])
+def test_fit_transform_returns_in_sample_coords(trajectory_distances, solver):
+    model = InPCA(n_components=5, solver=solver)
+    coords = model.fit_transform(trajectory_distances)
+    assert coords is model.coords_
+    assert model.n_features_in_ == len(trajectory_distances)
+    reference = InPCA(n_components=5, solver=solver).fit(trajectory_distances)
+    np.testing.assert_array_equal(coords, reference.coords_)
