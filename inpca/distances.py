@@ -187,7 +187,8 @@ def _thread_limit(threads: int | None, kernel_name: str):
             numba.set_num_threads(saved_numba)
 
 
-def _read_checked(read: Callable, start: int, stop: int, name: str, expect: tuple | None, validate: bool):
+def _read_checked(read: Callable, start: int, stop: int, name: str, expect: tuple | None, validate: bool,
+                  atol: float):
     chunk = _as_array(read(start, stop))
     shape = tuple(int(s) for s in chunk.shape)
     if len(shape) != 3 or shape[1] != stop - start or (expect is not None and (shape[0], shape[2]) != expect):
@@ -196,12 +197,12 @@ def _read_checked(read: Callable, start: int, stop: int, name: str, expect: tupl
     if 0 in shape:
         raise ValueError(f"{name}({start}, {stop}) returned an empty array of shape {shape}")
     if validate:
-        _check_values(chunk, name.removeprefix("read_").upper(), atol=1e-3, sample_offset=start)
+        _check_values(chunk, name.removeprefix("read_").upper(), atol=atol, sample_offset=start)
     return chunk
 
 
 def _streamed(read_p: Callable, n_samples: int, read_q: Callable | None, metric: str, kernel,
-              chunk_samples: int, validate: bool = True) -> np.ndarray:
+              chunk_samples: int, validate: bool = True, atol: float = 1e-3) -> np.ndarray:
     """The distance matrix from chunks of samples, with an explicit kernel object (see inpca.kernels)."""
     _check_metric(metric)
     if int(n_samples) != n_samples or n_samples < 1:
@@ -219,14 +220,14 @@ def _streamed(read_p: Callable, n_samples: int, read_q: Callable | None, metric:
         stop = min(start + chunk_samples, n_samples)
         old_left, old_right = (left, right) if reuse else (None, None)
         left = right = None
-        p = _read_checked(read_p, start, stop, "read_p", p_shape, validate)
+        p = _read_checked(read_p, start, stop, "read_p", p_shape, validate, atol)
         p_shape = (p.shape[0], p.shape[2])
         left = kernel.prepare(p, reuse=old_left)
         del p, old_left
         if symmetric:
             right, q_shape = left, p_shape
         else:
-            q = _read_checked(read_q, start, stop, "read_q", q_shape, validate)
+            q = _read_checked(read_q, start, stop, "read_q", q_shape, validate, atol)
             if q.shape[2] != p_shape[1]:
                 raise ValueError(f"read_q({start}, {stop}) has {q.shape[2]} classes but read_p has {p_shape[1]}")
             q_shape = (q.shape[0], q.shape[2])
@@ -247,7 +248,7 @@ def _streamed(read_p: Callable, n_samples: int, read_q: Callable | None, metric:
 
 def pairwise_streamed(read_p: Callable, n_samples: int, read_q: Callable | None = None,
                       metric: str = "bhattacharyya", device: str = "auto", chunk_samples: int = 2048,
-                      threads: int | None = None) -> np.ndarray:
+                      threads: int | None = None, sum_tolerance: float = 1e-3) -> np.ndarray:
     """Distance matrix (M1, M2) float64 from samples read in chunks.
 
     read_p(start, stop) returns the (M1, stop - start, C) float32 probabilities of samples [start, stop)
@@ -255,12 +256,15 @@ def pairwise_streamed(read_p: Callable, n_samples: int, read_q: Callable | None 
     the symmetric matrix of the row points with themselves. Each chunk is validated, square-rooted
     once, and its per-pair sums of per-sample terms are added in float64; the sum is divided by
     n_samples at the end. Memory is bounded by points x chunk_samples x C, not by n_samples.
+    sum_tolerance: how far a row may sum from 1 (the pipeline passes the store's own tolerance, so
+    what the store accepted is accepted here too).
     """
     _check_metric(metric)
     device = resolve_device(device)
     name = default_kernel_name("cpu" if device == "cpu" else "cuda")
     with _thread_limit(threads, name):
-        return _streamed(read_p, n_samples, read_q, metric, get_kernel(name, device), chunk_samples)
+        return _streamed(read_p, n_samples, read_q, metric, get_kernel(name, device), chunk_samples,
+                         atol=sum_tolerance)
 
 
 def pairwise(P, Q=None, metric: str = "bhattacharyya", device: str = "auto", threads: int | None = None) -> np.ndarray:

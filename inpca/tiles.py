@@ -19,13 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ResultsError
 from .h5io import open_h5, write_h5
 
 log = logging.getLogger("inpca.tiles")
 
 
 def compute_tile(block_a, block_b, split: str, out_path, *, metric: str = "bhattacharyya", device: str = "auto",
-                 chunk_samples: int = 4096, threads: int | None = None) -> dict:
+                 chunk_samples: int = 4096, threads: int | None = None, sum_tolerance: float = 1e-3) -> dict:
+    """Distances between the points of two store blocks on one split -> `out_path`. `sum_tolerance`
+    is the store's own (store.sum_tolerance): a block the store wrote passes the same check here."""
     from .distances import pairwise_streamed, resolve_device
 
     started = time.time()
@@ -38,7 +41,7 @@ def compute_tile(block_a, block_b, split: str, out_path, *, metric: str = "bhatt
     with open_h5(block_a) as fa, open_h5(block_b) as fb:
         pa, pb = fa[f"{split}_probs"], fb[f"{split}_probs"]
         if pa.shape[1:] != pb.shape[1:]:
-            raise ValueError(f"{block_a} and {block_b}: {split}_probs have (samples, classes) "
+            raise ResultsError(f"{block_a} and {block_b}: {split}_probs have (samples, classes) "
                              f"{pa.shape[1:]} and {pb.shape[1:]}; blocks of one study must match")
         n = pa.shape[1]
 
@@ -46,7 +49,7 @@ def compute_tile(block_a, block_b, split: str, out_path, *, metric: str = "bhatt
             return lambda start, stop: dset[:, start:stop, :].astype(np.float32, copy=False)
 
         D = pairwise_streamed(reader(pa), n, read_q=None if same else reader(pb), metric=metric, device=device,
-                              chunk_samples=chunk_samples, threads=threads)
+                              chunk_samples=chunk_samples, threads=threads, sum_tolerance=sum_tolerance)
         shape = (pa.shape[0], pb.shape[0])
 
     def fill(f):
@@ -74,7 +77,7 @@ def _index_blocks(index_path) -> tuple[list[str], dict[str, tuple[int, int]], li
                 ranges[block] = (point, point)
             start, stop = ranges[block]
             if point != stop:
-                raise ValueError(f"{index_path}: points of block {block} are not contiguous at point {point}")
+                raise ResultsError(f"{index_path}: points of block {block} are not contiguous at point {point}")
             ranges[block] = (start, point + 1)
             runs.append(row["run"])
             kinds.append(row["kind"])
@@ -88,7 +91,7 @@ def assemble(tile_paths: dict, index_path, out_path, split: str) -> None:
     needed = {(a, b) for i, a in enumerate(order) for b in order[i:]}
     missing = needed - set(tile_paths)
     if missing:
-        raise ValueError(f"{index_path}: no tile for block pair(s) {sorted(missing)[:3]}")
+        raise ResultsError(f"{index_path}: no tile for block pair(s) {sorted(missing)[:3]}")
     metric, n_samples = None, None
 
     def fill(f):
@@ -101,7 +104,7 @@ def assemble(tile_paths: dict, index_path, out_path, split: str) -> None:
                 metric, n_samples = t.attrs["metric"], int(t.attrs["n_samples"])
             (a0, a1), (b0, b1) = ranges[a], ranges[b]
             if tile.shape != (a1 - a0, b1 - b0):
-                raise ValueError(f"{path}: tile is {tile.shape}, but index.tsv has {a1 - a0} x {b1 - b0} points "
+                raise ResultsError(f"{path}: tile is {tile.shape}, but index.tsv has {a1 - a0} x {b1 - b0} points "
                                  f"for blocks {a} x {b}; rerun the store")
             D[a0:a1, b0:b1] = tile
             if a != b:

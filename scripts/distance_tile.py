@@ -16,6 +16,7 @@ def main(smk):
         device=cfg["device"],
         chunk_samples=cfg["distance"]["chunk_samples"],
         threads=smk.threads,
+        sum_tolerance=cfg["store"]["sum_tolerance"],
     )
 
 

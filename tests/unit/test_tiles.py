@@ -6,12 +6,12 @@ import h5py
 import numpy as np
 import pytest
 
+from inpca.data import load_study_dataset
 from inpca.distances import pairwise
 from inpca.embedding import InPCA
 from inpca.embedding_file import embed, load_fitted
 from inpca.store import build_block, write_index, write_reference
 from inpca.tiles import assemble, compute_tile
-from inpca.train import load_study_dataset
 from unit.test_store import DIGITS, fake_run
 
 
@@ -94,3 +94,22 @@ def test_embedding_step_writes_coordinates_progress_and_projects_a_second_split(
     embed(root / "train.h5", root / "index.tsv", again, split="train", n_components=4, train_embedding=out)
     with h5py.File(again) as f:
         np.testing.assert_allclose(f["coords_in_train"][()], load_fitted(out).coords_, atol=1e-8)
+
+
+def test_a_block_the_store_accepted_under_its_tolerance_is_accepted_by_the_tiles(tmp_path, study):
+    """store.sum_tolerance reaches the distance step: rows summing to 1.005 pass a tolerance of 0.01
+    in the store, and then in the tile (which once checked a hard-coded 1e-3 again)."""
+    root, _ = study
+    dataset = load_study_dataset(DIGITS)
+    run = fake_run(tmp_path / "run.h5", dataset, "fc-sgd-s7-00000007", k=2, seed=7)
+    with h5py.File(run, "a") as f:
+        for split in ("train", "test"):
+            f[f"{split}_probs"][...] = f[f"{split}_probs"][()] * np.float32(1.005)
+    build_block(tmp_path / "b005.h5", [run], root / "ref.h5", sum_tolerance=0.01)
+    compute_tile(tmp_path / "b005.h5", tmp_path / "b005.h5", "train", tmp_path / "tile.h5", device="cpu",
+                 sum_tolerance=0.01)
+    with h5py.File(tmp_path / "tile.h5") as f:
+        assert f["D"].shape == (2, 2)
+    with pytest.raises(ValueError, match="sum to"):
+        compute_tile(tmp_path / "b005.h5", tmp_path / "b005.h5", "train", tmp_path / "tile2.h5", device="cpu",
+                     sum_tolerance=1e-3)
