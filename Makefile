@@ -21,4 +21,4 @@ test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest
 
 clean:
-	rm -rf results logs benchmarks/*/ .snakemake report.html
+	rm -rf results logs .snakemake report.html

@@ -21,6 +21,10 @@ include: "rules/embed.smk"
 include: "rules/plots.smk"
 
 
+# Each target also asks for the intermediates it is built from (get_kept_files in rules/common.smk):
+# Snakemake rebuilds a missing intermediate only when a target asks for it.
+
+
 rule all:
     default_target: True
     localrule: True
@@ -37,6 +41,7 @@ rule train:
 rule store:
     localrule: True
     input:
+        get_run_files(),
         "results/runs.tsv",
         "results/store/index.tsv",
         get_store_blocks(),
@@ -46,15 +51,18 @@ rule distances:
     localrule: True
     input:
         expand("results/distances/{split}.h5", split=STUDY.splits),
+        get_kept_files(),
 
 
 rule embedding:
     localrule: True
     input:
         expand("results/embedding/{split}.h5", split=STUDY.splits),
+        get_kept_files(),
 
 
 rule plots:
     localrule: True
     input:
         get_plot_files(),
+        get_kept_files(),

@@ -1,4 +1,5 @@
-"""Which device a job uses: `resolve_device` for the config's auto|cpu|cuda, and `claim_gpu` for
+"""Which device a job uses: `gpus_for_device` (at parse time, without torch), `resolve_device` for the
+config's auto|cpu|cuda, and `claim_gpu` for
 which GPU when a machine has several (Snakemake assigns no device ids).
 
 With `resources: gpu: N` (profiles/local-gpu) Snakemake runs at most N GPU jobs at once, and each
@@ -16,17 +17,29 @@ import os
 import tempfile
 from pathlib import Path
 
-from .resources import gpus_for_device
+from .errors import DeviceError
 
 log = logging.getLogger("inpca.devices")
 
 _held = []  # open lock files of this process (kept open = lock held)
 
 
+def gpus_for_device(device: str) -> int:
+    """1 when the configured device resolves to CUDA on this machine, else 0 (no torch import)."""
+    if device == "cuda":
+        return 1
+    if device == "auto":
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible is not None and visible.strip() in ("", "-1"):
+            return 0
+        return int(os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0"))
+    return 0
+
+
 def resolve_device(device: str = "auto") -> str:
     """"auto" -> "cuda" if torch sees a GPU else "cpu"; "cuda" without a GPU -> ValueError."""
     if device not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+        raise DeviceError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
     if device == "cpu":
         return "cpu"
     if device == "auto" and not gpus_for_device("auto"):
@@ -36,7 +49,7 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but no CUDA GPU is available (torch.cuda.is_available() is False); "
+        raise DeviceError(f"device={device!r} but no CUDA GPU is available (torch.cuda.is_available() is False); "
                          "use device='cpu' or 'auto'")
     return device
 

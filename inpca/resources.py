@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 
 from .schedule import checkpoint_steps
 
@@ -21,18 +20,6 @@ _CIFAR10 = (50_000, 10_000, 10)
 # for runtime estimates; CPU runs use the cpu factor below. Values err on the slow side.
 _GPU_IMAGES_PER_S = {"fc": 200_000, "allcnn": 40_000, "wrn": 15_000, "convmixer": 12_000, "vit": 8_000}
 _CPU_SLOWDOWN = 50
-
-
-def gpus_for_device(device: str) -> int:
-    """1 when the configured device resolves to CUDA on this machine, else 0 (no torch import)."""
-    if device == "cuda":
-        return 1
-    if device == "auto":
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        if visible is not None and visible.strip() in ("", "-1"):
-            return 0
-        return int(os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0"))
-    return 0
 
 
 def dataset_size(dataset: dict, recorded: bool = True) -> tuple[int, int, int]:

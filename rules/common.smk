@@ -6,8 +6,10 @@ import sys
 
 sys.path.insert(0, workflow.basedir)  # the package beside this workflow, even if not installed
 
-from inpca.study import ConfigError, RESULTS_VERSION, canonical_json, load_study, runs_table_rows
+from inpca.errors import ConfigError
+from inpca.study import RESULTS_VERSION, canonical_json, load_study, runs_table_rows
 from inpca import resources as estimate
+from inpca.devices import gpus_for_device
 
 
 try:
@@ -18,6 +20,9 @@ except ConfigError as error:
 
 # Scripts read the config too: give them the validated one, defaults filled in.
 config.update(STUDY.config)
+# The report's front page (report/workflow.rst) sees only the config: the study's size for its words.
+config["report_summary"] = {"runs": len(STUDY.runs), "checkpoints": estimate.study_points(STUDY)
+                            - estimate.block_points(STUDY, "ref")}
 
 
 wildcard_constraints:
@@ -54,6 +59,14 @@ def get_tiles(wildcards):
     return {f"{a}-{b}": f"results/distances/{wildcards.split}/tiles/{a}-{b}.h5" for a, b in STUDY.tiles}
 
 
+def get_kept_files():
+    """Every intermediate a study keeps: run files, store blocks, distance tiles. The targets ask
+    for them, because Snakemake does not rebuild a missing intermediate whose downstream files
+    exist; so deleting a damaged one and rerunning rebuilds it and everything after it."""
+    tiles = [f"results/distances/{split}/tiles/{a}-{b}.h5" for split in STUDY.splits for a, b in STUDY.tiles]
+    return [*get_run_files(), *get_store_blocks(), *tiles]
+
+
 def get_train_embedding(wildcards):
     """The test split is also placed in the train axes, when asked and when both splits exist."""
     if (
@@ -71,12 +84,12 @@ def get_plot_files():
 
 
 def get_all_outputs():
-    return ["results/runs.tsv", "results/store/index.tsv", *get_plot_files()]
+    return ["results/runs.tsv", "results/store/index.tsv", *get_plot_files(), *get_kept_files()]
 
 
 def gpu_count(wildcards=None):
     """Ask for a GPU only when the configured device resolves to CUDA on this machine."""
-    return estimate.gpus_for_device(config["device"])
+    return gpus_for_device(config["device"])
 
 
 # Resources: estimated from the study by inpca.resources, scaled by the retry attempt.

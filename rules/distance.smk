@@ -10,7 +10,7 @@ rule distance_tile:
     log:
         "logs/distance_tile/{split}/{a}-{b}.log",
     benchmark:
-        "benchmarks/distance_tile/{split}/{a}-{b}.tsv"
+        "logs/benchmarks/distance_tile/{split}/{a}-{b}.tsv"
     params:
         metric=config["distance"]["metric"],
         version=RESULTS_VERSION["distance"],
@@ -34,7 +34,7 @@ rule assemble_distances:
     log:
         "logs/assemble_distances/{split}.log",
     benchmark:
-        "benchmarks/assemble_distances/{split}.tsv"
+        "logs/benchmarks/assemble_distances/{split}.tsv"
     conda:
         "../envs/inpca.yaml"
     script:

@@ -11,7 +11,7 @@ rule embed:
     log:
         "logs/embed/{split}.log",
     benchmark:
-        "benchmarks/embed/{split}.tsv"
+        "logs/benchmarks/embed/{split}.tsv"
     params:
         n_components=config["embedding"]["n_components"],
         solver=config["embedding"]["solver"],

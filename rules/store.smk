@@ -25,7 +25,7 @@ rule store_block:
     log:
         "logs/store_block/{block}.log",
     benchmark:
-        "benchmarks/store_block/{block}.tsv"
+        "logs/benchmarks/store_block/{block}.tsv"
     params:
         sum_tolerance=config["store"]["sum_tolerance"],
         version=RESULTS_VERSION["store"],

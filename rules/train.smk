@@ -21,7 +21,7 @@ rule train_run:
     log:
         "logs/train/{run}.log",
     benchmark:
-        "benchmarks/train/{run}.tsv"
+        "logs/benchmarks/train/{run}.tsv"
     params:
         # The run's canonical config is its identity: a change retrains it. Device, threads and
         # data_dir are read from the config by the script, so changing them retrains nothing.

@@ -122,11 +122,14 @@ def test_editing_a_comment_in_the_config_or_a_plot_script_retrains_nothing(study
     assert counts.get("plot_spectrum") == 2
 
 
-def test_report_builds_after_a_run(study):
+def test_report_builds_after_a_run_without_docutils_errors_and_names_the_number_of_networks(study):
     workdir, _ = study
-    snakemake(workdir, "--report", "report.html")
+    proc = snakemake(workdir, "--report", "report.html")
+    output = proc.stdout + proc.stderr
+    assert "ERROR/" not in output and "Undefined substitution" not in output
     html = (workdir / "report.html").read_text(errors="replace")
     assert "trajectories" in html.lower()
+    assert "trajectories of 4 networks" in html
 
 
 def test_bad_config_fails_at_parse_time_naming_the_key(tmp_path):
@@ -138,6 +141,52 @@ def test_bad_config_fails_at_parse_time_naming_the_key(tmp_path):
     assert "config error: store.blocks: 0 is less than the minimum of 1" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (workdir / "results").exists()
+
+
+def test_missing_cifar10_data_stops_the_dry_run_with_one_line_naming_the_folder_and_both_remedies(tmp_path):
+    cfg = yaml.safe_load((REPO / "tests/workflow/config.yaml").read_text())
+    cfg["dataset"] = {"name": "cifar10", "data_dir": "data/cifar10", "download": False}
+    workdir = copy_workflow(tmp_path, cfg)
+    proc = snakemake(workdir, "-n", check=False)
+    assert proc.returncode != 0
+    line = next(line for line in proc.stderr.splitlines() if line.startswith("config error:"))
+    assert str(workdir / "data/cifar10/cifar-10-batches-py") in line
+    assert "put the extracted CIFAR-10" in line and "dataset.download: true" in line
+    assert "Traceback" not in proc.stderr
+
+
+def test_nested_config_overrides_given_as_text_are_typed_by_the_schema(tmp_path):
+    """--config passes nested values as text; the schema's types convert them (they failed with
+    "'1' is not of type 'integer'")."""
+    workdir = copy_workflow(tmp_path)
+    grid = "grid=[{arch: {name: fc, width: 8, depth: 1}, optimizer: {name: sgd, lr: 0.1}, seed: [0, 1], epochs: 1}]"
+    counts = dry_run(workdir, "--config", grid, "store={blocks: 2}")
+    assert counts["train_run"] == 2 and counts["store_block"] <= 2
+
+
+def test_a_corrupt_run_file_names_a_command_that_rebuilds_it_and_the_command_works(study, tmp_path):
+    """Truncate a run file of a finished study: the store refuses it naming `rm ... && snakemake`;
+    that command retrains the run and brings the study back to complete (it once said "Nothing to
+    be done", because Snakemake does not rebuild a missing intermediate whose outputs exist)."""
+    import shutil
+
+    finished, _ = study
+    workdir = tmp_path / "study"
+    shutil.copytree(finished, workdir, symlinks=True)  # copy2 keeps the mtimes Snakemake compares
+    run_file = sorted((workdir / "results/runs").glob("*.h5"))[0]
+    original = run_file.read_bytes()
+    run_file.write_bytes(original[: len(original) // 2])
+    block = next(line.split("\t")[1] for line in (workdir / "results/runs.tsv").read_text().splitlines()
+                 if line.startswith(run_file.stem))
+    failed = snakemake(workdir, check=False)
+    assert failed.returncode != 0
+    command = f"rm results/runs/{run_file.name} && snakemake --cores all"
+    assert command in failed.stdout + failed.stderr
+    subprocess.run(command.replace("snakemake", SNAKEMAKE, 1).replace("--cores all", "--cores 2"), shell=True,
+                   cwd=workdir, check=True, capture_output=True)
+    assert run_file.read_bytes() == original  # retrained bit for bit
+    assert (workdir / f"results/store/{block}.h5").exists()
+    assert "Nothing to be done" in snakemake(workdir, "-n").stdout
 
 
 def test_a_job_killed_mid_way_is_redone_and_resumes_from_its_saved_state(study, tmp_path):
