@@ -23,6 +23,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.optimize
 
+# -log BC of a sample with zero overlap is capped as in the distance kernels (the authors' dbhat
+# maps inf to 100).
+from .kernels import CAP
+
 __all__ = [
     "CAP",
     "distance_to_truth",

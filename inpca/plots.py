@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ConfigError, ResultsError
+
 # Above this many distinct numeric values a colour column gets a colormap and colorbar, not a legend.
 MAX_CATEGORIES_NUMERIC = 8
 DPI = 150
@@ -44,7 +46,7 @@ def load(embedding_path, index_path=None):
     """(emb, index): the embedding file as a dict of arrays (+ 'attrs') and index.tsv as a DataFrame
     (index is None when index_path is None: the spectrum needs no index).
 
-    `run` and `kind` are decoded to str arrays. Raises ValueError (one line naming both files) when the
+    `run` and `kind` are decoded to str arrays. Raises ResultsError (one line naming both files) when the
     row counts differ or the run labels are not in the same order.
     """
     import pandas as pd
@@ -62,24 +64,24 @@ def load(embedding_path, index_path=None):
                               (v.item() if isinstance(v, np.generic) else v)) for key, v in f.attrs.items()}
     missing = [n for n in ("coords", "eigenvalues", "explained_stress") if n not in emb]
     if missing:
-        raise ValueError(f"{embedding_path}: missing dataset(s) {', '.join(missing)}; not an embedding file")
+        raise ResultsError(f"{embedding_path}: missing dataset(s) {', '.join(missing)}; not an embedding file")
     if index_path is None:
         return emb, None
     index_path = Path(index_path)
     if not index_path.exists():
-        raise ValueError(f"{index_path}: file does not exist")
+        raise ResultsError(f"{index_path}: file does not exist")
     # labels stay text even when they look like numbers (a run id of hex digits, a block name)
     labels = {c: str for c in ("run", "kind", "block", "arch", "optimizer")}
     index = pd.read_csv(index_path, sep="\t", dtype=labels)
     m = emb["coords"].shape[0]
     if len(index) != m:
-        raise ValueError(f"{embedding_path} has {m} points but {index_path} has {len(index)} rows; "
+        raise ResultsError(f"{embedding_path} has {m} points but {index_path} has {len(index)} rows; "
                          "rerun the store and the embedding")
     if "run" in emb and "run" in index.columns:
         bad = np.flatnonzero(index["run"].astype(str).to_numpy() != emb["run"].astype(str))
         if bad.size:
             i = int(bad[0])
-            raise ValueError(f"{embedding_path} and {index_path} disagree on the run of row {i} "
+            raise ResultsError(f"{embedding_path} and {index_path} disagree on the run of row {i} "
                              f"({emb['run'][i]!r} vs {index['run'].iloc[i]!r}) and {bad.size - 1} more rows; "
                              "rerun the store and the embedding")
     return emb, index
@@ -101,7 +103,7 @@ def _mpl():
 def _check_rows(emb: dict, index) -> None:
     m = emb["coords"].shape[0]
     if len(index) != m:
-        raise ValueError(f"the embedding has {m} points but the index has {len(index)} rows")
+        raise ResultsError(f"the embedding has {m} points but the index has {len(index)} rows")
 
 
 def _split(emb: dict) -> str:
@@ -167,7 +169,7 @@ def _resolve_column(index, color_by: str) -> str:
     if len(matches) == 1:
         return matches[0]
     hint = f" (ambiguous: {', '.join(matches)})" if matches else ""
-    raise ValueError(f"color_by {color_by!r} is not a column of the index{hint}; available columns: "
+    raise ConfigError(f"plots.color_by: {color_by!r} is not a column of the index{hint}; available columns: "
                      f"{', '.join(cols)}")
 
 
