@@ -5,7 +5,7 @@ sqrt(p_n) lies on the positive orthant of the unit sphere S^{C-1}, so a model is
 product of N spheres. The Bhattacharyya coefficient of sample n is BC_n = <sqrt p_n, sqrt q_n> = cos theta_n
 and the intensive Bhattacharyya distance is d_B(P, Q) = -(1/N) sum_n log BC_n.
 
-Reference points (Mao et al. PNAS 2024, research/paper.md section 4):
+Reference points (Mao et al., PNAS 2024, and the authors' code):
 
 * ignorance P0: p_n = 1/C for every sample;
 * truth P*: the one-hot vector of the true label y_n;

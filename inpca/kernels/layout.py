@@ -1,7 +1,7 @@
 """Input preparation shared by the kernels: scaled square roots in a sample-major layout.
 
 Done in torch because it is multi-threaded (numpy's sqrt and transpose are single-threaded and
-were 2-10x slower at N = 50,000 in perf.md), and because the same code then runs on the GPU.
+were 2-10x slower at N = 50,000 on a 2-core CPU), and because the same code then runs on the GPU.
 """
 
 from __future__ import annotations

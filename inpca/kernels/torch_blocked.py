@@ -2,8 +2,8 @@
 
 It follows the reference approach (one batched matmul gives the BCs of all pairs for a batch of
 samples) but keeps the (samples, rows, columns) intermediate small enough to stay in cache on the
-CPU (perf.md: 32 samples x 128 rows) and bounded on the GPU, and computes only the tiles on or above
-the diagonal of a symmetric input (perf.md, "torch blocked, upper triangle": ~11x the reference).
+CPU (32 samples x 128 rows was fastest on a 2-core CPU) and bounded on the GPU, and computes only the tiles on or above
+the diagonal of a symmetric input (~11x the reference approach on a 2-core CPU).
 
 Per sample the scaled BC' is clamped to [exp(-CAP) 2**32, 2**32] in float32 and converted to float64.
 A float32 log would cost ~1e-6 absolute per sample (see `inpca.kernels`), and a float64 log per
