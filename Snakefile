@@ -19,6 +19,8 @@ include: "rules/store.smk"
 include: "rules/distance.smk"
 include: "rules/embed.smk"
 include: "rules/plots.smk"
+include: "rules/trajectories.smk"
+include: "rules/analysis.smk"
 
 
 # Each target also asks for the intermediates it is built from (get_kept_files in rules/common.smk):
@@ -66,3 +68,18 @@ rule plots:
     input:
         get_plot_files(),
         get_kept_files(),
+
+
+rule trajectories:
+    localrule: True
+    input:
+        "results/trajectories/index.tsv",
+        expand("results/analysis/{split}/equal_progress.h5", split=STUDY.splits),
+        get_kept_files(trajectories=True),
+
+
+rule analysis:
+    localrule: True
+    input:
+        get_analysis_files(),
+        get_kept_files(trajectories=True),

@@ -13,9 +13,16 @@ Reference points (Mao et al., PNAS 2024, and the authors' code):
   theta_n = arccos(1/sqrt C) (1.2490458 rad for C = 10), d_B(P_s, P_t) = -log cos(|t - s| theta),
   and d_B(P0, P*) = 1/2 log C.
 
-Progress lambda(P) is the position of the point of the P0 -> P* geodesic closest to P in d_B (the
-objective of the ICML 2023 follow-up code, ``Geodesic.project``), in [0, 1]: lambda(P0) = 0,
-lambda(P*) = 1 and lambda(gamma(t)) = t.
+Progress lambda(P) in [0, 1] is the position of the point of the P0 -> P* geodesic gamma closest to
+P, in one of two senses (``mode``):
+
+* "angle" (default; the PNAS authors' ``compute_lambda``, mode 'prod'): the t minimising the summed
+  per-sample angle between sqrt P and sqrt gamma(t), sum_n arccos <sqrt p_n, sqrt gamma_n(t)> (the
+  great-circle distances on the N spheres, added up);
+* "bhattacharyya": the t minimising d_B(gamma(t), P) (the objective of the ICML 2023 follow-up code,
+  ``Geodesic.project``).
+
+Both give lambda(P0) = 0, lambda(P*) = 1 and lambda(gamma(t)) = t; off the geodesic they differ.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from .kernels import CAP
 
 __all__ = [
     "CAP",
+    "PROGRESS_MODES",
     "distance_to_truth",
     "geodesic",
     "ignorance",
@@ -145,7 +153,7 @@ def _overlaps_with_endpoints(P, labels, n_classes):
     return c1, c2
 
 
-class _GeodesicObjective:
+class _BhattacharyyaObjective:
     """f(t) = d_B(gamma(t), P) = -(1/N) sum_n log BC_n(t) along the P0 -> P* geodesic gamma, with
 
         BC_n(t) = [sin((1 - t) theta) c1_n + sin(t theta) c2_n] / sin theta,  theta = arccos(1/sqrt C)
@@ -158,8 +166,13 @@ class _GeodesicObjective:
         f'(t) = -(1/N) sum_n BC_n'(t) / BC_n(t),  BC_n'(t) = theta [cos(t theta) c2_n - cos((1 - t) theta) c1_n] / sin theta.
 
     BC is clamped to [1e-300, 1] so that f and f' stay finite (a sample with p[y] = 0 sends f to
-    +690.8 at t = 1 instead of +inf).
+    +690.8 at t = 1 instead of +inf). f is smooth, so its slope is probed at the endpoints themselves.
     """
+
+    edge = 0.0
+    # |f'| below this at an endpoint counts as zero: rounding of the overlaps (~1e-16) must not move
+    # lambda(P0) off 0 or lambda(P*) off 1.
+    slope_tolerance = 1e-12
 
     def __init__(self, c1, c2, n_classes):
         self.c1 = c1
@@ -172,9 +185,6 @@ class _GeodesicObjective:
         weight_end = np.sin(t * self.theta) / self.sin_theta
         return np.clip(weight_start * self.c1 + weight_end * self.c2, _MIN_BC, 1.0)
 
-    def value(self, t):
-        return float(-np.mean(np.log(self.coefficient(t))))
-
     def slope(self, t):
         rate = self.theta / self.sin_theta
         derivative = rate * (np.cos(t * self.theta) * self.c2 - np.cos((1.0 - t) * self.theta) * self.c1)
@@ -184,36 +194,88 @@ class _GeodesicObjective:
         return float(np.clip(value, -1e300, 1e300))
 
 
-# |f'| below this at an endpoint counts as zero: rounding of the overlaps (~1e-16) must not move
-# lambda(P0) off 0 or lambda(P*) off 1.
-_SLOPE_TOLERANCE = 1e-12
+class _AngleObjective:
+    """f(t) = (1/N) sum_n arccos BC_n(t), the mean per-sample angle between sqrt P and sqrt gamma(t)
+    (the authors' ``compute_lambda`` minimises the sum; the argmin is the same), with BC_n(t) as in
+    _BhattacharyyaObjective and the overlaps c1, c2 clipped to [0, 1].
 
+    In the orthonormal basis a = sqrt P0_n, b = (sqrt P*_n - cos theta a) / sin theta of the plane of
+    sample n's great circle, sqrt gamma_n(t) = cos(t theta) a + sin(t theta) b and sqrt p_n projects to
+    (u, v) = (c1, (c2 - cos theta c1) / sin theta), leaving h^2 = 1 - u^2 - v^2 off the plane. Then
 
-def progress(P, labels, n_classes):
-    """Progress lambda = argmin_{t in [0, 1]} d_B(gamma(t), P) along the P0 -> P* geodesic gamma.
+        BC_n(t) = cos(t theta) u + sin(t theta) v,   A_n(t) = sin(t theta) u - cos(t theta) v,
+        1 - BC_n^2 = A_n^2 + h_n^2,
+        d/dt arccos BC_n(t) = theta A_n / sqrt(1 - BC_n^2) = theta A_n / sqrt(A_n^2 + h_n^2).
 
-    P: (N, C) probabilities. The objective f(t) is convex (see _GeodesicObjective), so the
-    minimiser is 0 if f'(0) >= 0, 1 if f'(1) <= 0, and otherwise the root of f' in (0, 1), found by
-    Brent's method to ~1e-14 (finer than a bounded golden-section search on f, which can only
-    resolve t to ~sqrt(machine epsilon) where f is flat). lambda(P0) = 0 and lambda(P*) = 1 exactly,
-    and lambda(gamma(t0)) = t0.
+    The last form avoids 1 - BC_n^2, which cancels catastrophically near BC_n = 1. With (u, v) =
+    R_n (cos phi_n, sin phi_n), A_n = R_n sin(t theta - phi_n), and c1, c2 >= 0 keep t theta - phi_n
+    within [-pi/2, pi/2] on [0, 1]: A_n is increasing in t, so each slope term is nondecreasing and f
+    is convex. A sample on the geodesic (h_n = 0) has a kink, arccos BC_n = theta |t - t_n|.
+
+    Because of those kinks the slope exactly at an endpoint is the sign of rounding noise for P0 and
+    P* (their t_n is 0 or 1 only to ~1e-16), so the endpoint slopes are probed 1e-12 inside [0, 1]:
+    a minimiser within 1e-12 of an endpoint is returned as that endpoint.
     """
+
+    edge = 1e-12
+    slope_tolerance = 0.0
+
+    def __init__(self, c1, c2, n_classes):
+        cos_theta = 1.0 / np.sqrt(n_classes)
+        sin_theta = np.sqrt(1.0 - 1.0 / n_classes)
+        self.theta = float(np.arccos(cos_theta))
+        self.u = np.clip(c1, 0.0, 1.0)
+        self.v = (np.clip(c2, 0.0, 1.0) - cos_theta * self.u) / sin_theta
+        self.off_plane_squared = np.clip(1.0 - self.u ** 2 - self.v ** 2, 0.0, None)
+
+    def slope(self, t):
+        across = np.sin(t * self.theta) * self.u - np.cos(t * self.theta) * self.v
+        sine = np.sqrt(across ** 2 + self.off_plane_squared)
+        # A sample exactly at its kink (A = h = 0) contributes 0, the middle of its one-sided slopes.
+        ratio = np.divide(across, sine, out=np.zeros_like(across), where=sine > 0)
+        return self.theta * float(np.mean(ratio))
+
+
+_OBJECTIVES = {"angle": _AngleObjective, "bhattacharyya": _BhattacharyyaObjective}
+#: The ``mode`` values of progress() and progress_many(); the first is the default.
+PROGRESS_MODES = tuple(_OBJECTIVES)
+
+
+def _objective_class(mode):
+    if mode not in _OBJECTIVES:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, PROGRESS_MODES))}, got {mode!r}")
+    return _OBJECTIVES[mode]
+
+
+def progress(P, labels, n_classes, mode="angle"):
+    """Progress lambda = argmin_{t in [0, 1]} f(t) along the P0 -> P* geodesic gamma.
+
+    P: (N, C) probabilities. mode "angle" (default, the authors' ``compute_lambda``): f(t) = sum_n
+    arccos <sqrt p_n, sqrt gamma_n(t)>; mode "bhattacharyya": f(t) = d_B(gamma(t), P). Both objectives
+    are convex (see _AngleObjective, _BhattacharyyaObjective), so the minimiser is 0 if f' >= 0 at the
+    start, 1 if f' <= 0 at the end, and otherwise the sign change of f' in (0, 1), found by Brent's
+    method to ~1e-15 (finer than a bounded golden-section search on f, which can only resolve t to
+    ~sqrt(machine epsilon) where f is flat). lambda(P0) = 0 and lambda(P*) = 1 exactly, and
+    lambda(gamma(t0)) = t0 to ~1e-15.
+    """
+    objective_class = _objective_class(mode)
     labels = _check_labels(labels, n_classes)
     c1, c2 = _overlaps_with_endpoints(P, labels, int(n_classes))
-    return _minimise(_GeodesicObjective(c1, c2, int(n_classes)))
+    return _minimise(objective_class(c1, c2, int(n_classes)))
 
 
 def _minimise(objective):
-    if objective.slope(0.0) >= -_SLOPE_TOLERANCE:
+    if objective.slope(objective.edge) >= -objective.slope_tolerance:
         return 0.0
-    if objective.slope(1.0) <= _SLOPE_TOLERANCE:
+    if objective.slope(1.0 - objective.edge) <= objective.slope_tolerance:
         return 1.0
-    return float(scipy.optimize.brentq(objective.slope, 0.0, 1.0, xtol=1e-15, rtol=4 * np.finfo(float).eps,
-                                       maxiter=200))
+    return float(scipy.optimize.brentq(objective.slope, objective.edge, 1.0 - objective.edge, xtol=1e-15,
+                                       rtol=4 * np.finfo(float).eps, maxiter=200))
 
 
-def progress_many(P_stack, labels, n_classes):
-    """progress() of each of the M points of P_stack (M, N, C); returns (M,) float64."""
+def progress_many(P_stack, labels, n_classes, mode="angle"):
+    """progress() of each of the M points of P_stack (M, N, C) in the given mode; returns (M,) float64."""
+    objective_class = _objective_class(mode)
     labels = _check_labels(labels, n_classes)
     P_stack = np.asarray(P_stack)
     if P_stack.ndim != 3:
@@ -221,7 +283,7 @@ def progress_many(P_stack, labels, n_classes):
     result = np.empty(P_stack.shape[0], dtype=np.float64)
     for m in range(P_stack.shape[0]):
         c1, c2 = _overlaps_with_endpoints(P_stack[m], labels, int(n_classes))
-        result[m] = _minimise(_GeodesicObjective(c1, c2, int(n_classes)))
+        result[m] = _minimise(objective_class(c1, c2, int(n_classes)))
     return result
 
 

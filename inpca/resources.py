@@ -108,3 +108,34 @@ def embed_mem_mb(study, attempt: int = 1) -> int:
     dense = m * m * 8 if m <= 30_000 else 256 << 20
     k = study.config["embedding"]["n_components"]
     return int((1500 + (1.3 * dense + 40 * k * m * 8) / 2**20) * attempt)
+
+
+def block_trajectories(study, block: str) -> int:
+    """Trajectories of a block: its runs, or the geodesic for the reference block."""
+    return 1 if block == "ref" else len(study.blocks[block])
+
+
+def reindex_mem_mb(study, block: str, attempt: int = 1) -> int:
+    """A reindexing job holds one run's checkpoints and its reindexed trajectory (float64)."""
+    n_train, _, c = dataset_size(study.config["dataset"])
+    runs = study.blocks.get(block, [])
+    k = max((checkpoints_of(study.runs[r]) for r in runs), default=1)
+    t = study.config["analysis"]["points"]
+    return int((1500 + (k * 4 + t * 8 * 3) * n_train * c / 2**20) * attempt)
+
+
+def trajectory_tile_mem_mb(study, a: str, b: str, attempt: int = 1) -> int:
+    """An equal-progress tile: two chunks of one t_k's probabilities and the (T, R_a, R_b) result."""
+    ra, rb = block_trajectories(study, a), block_trajectories(study, b)
+    _, _, c = dataset_size(study.config["dataset"])
+    chunk, t = study.config["distance"]["chunk_samples"], study.config["analysis"]["points"]
+    mb_used = ((ra + rb) * chunk * c * 4 * 3 + t * ra * rb * 8 * 2) / 2**20
+    return int((1500 + mb_used) * attempt)
+
+
+def trajectory_tile_runtime(study, a: str, b: str, gpu: bool, attempt: int = 1) -> int:
+    """Minutes at the same conservative rates as tile_runtime, for T matrices of R_a x R_b."""
+    ra, rb = block_trajectories(study, a), block_trajectories(study, b)
+    n_train, _, _ = dataset_size(study.config["dataset"])
+    seconds = study.config["analysis"]["points"] * ra * rb * n_train / (1e12 if gpu else 1e9)
+    return int(math.ceil((5 + 1.5 * seconds / 60) * attempt))

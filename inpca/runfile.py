@@ -7,7 +7,8 @@ Layout (flat names: HDF5 groups carry timestamps, and CPU runs must give bit-ide
   epoch         (K,) float64     step / steps per epoch
   train_loss, train_error, test_loss, test_error   (K,) float64   mean cross-entropy and 0/1 error
 Attributes: run_id, config (canonical JSON of the run), dataset, fingerprint (sample order and
-labels), num_classes, n_train, n_test, steps_per_epoch, diverged_at_step (-1 if never),
+labels), num_classes, n_train, n_test, steps_per_epoch, diverged_at_step (-1 if never), parameters
+(of the network),
 inpca_version, format_version.
 
 Written through inpca.h5io.write_h5, so a file at the final path is always complete.

@@ -10,9 +10,10 @@ checkpoints of the runs whose id hashes to that block. Both have the same layout
   checkpoint, step          (M,) int64        checkpoint index within the run, optimizer step (-1 for references)
   epoch, train_loss, train_error, test_loss, test_error   (M,) float64 (NaN for references)
   t                         (M,) float64      geodesic parameter of reference points (NaN for runs)
-  progress_train, progress_test       (M,)    position λ on the P0→P* geodesic nearest to the point
+  progress_train, progress_test       (M,)    progress λ on the P0→P* geodesic (progress.mode)
   dist_truth_train, dist_truth_test   (M,)    Bhattacharyya distance to P* (= half the cross-entropy)
-Attributes: fingerprint, dataset, num_classes, n_train, n_test, runs (JSON: run id -> config).
+Attributes: fingerprint, dataset, num_classes, n_train, n_test, runs (JSON: run id -> config),
+run_info (JSON: run id -> {parameters, diverged_at_step}), progress_mode (angle | bhattacharyya).
 `ref.h5` also has train_labels and test_labels.
 
 Refusals (one line naming the file and the reason, nothing written): a run whose data set
@@ -46,17 +47,18 @@ def _probs_chunks(n: int, c: int):
     return (1, min(n, CHUNK_SAMPLES), c)
 
 
-def _point_metrics(probs: dict, labels: dict, num_classes: int) -> dict:
+def _point_metrics(probs: dict, labels: dict, num_classes: int, progress_mode: str) -> dict:
     from .geodesic import distance_to_truth, progress_many
 
     out = {}
     for split in SPLITS:
-        out[f"progress_{split}"] = progress_many(probs[split], labels[split], num_classes)
+        out[f"progress_{split}"] = progress_many(probs[split], labels[split], num_classes, mode=progress_mode)
         out[f"dist_truth_{split}"] = distance_to_truth(probs[split], labels[split])
     return out
 
 
-def write_reference(out_path, dataset_spec: dict, geodesic_points: int, data_dir_base=None) -> None:
+def write_reference(out_path, dataset_spec: dict, geodesic_points: int, data_dir_base=None,
+                    progress_mode: str = "angle") -> None:
     """The reference block of a data set: P0, `geodesic_points` interior geodesic points, P*."""
     from .geodesic import reference_points
     from .data import load_study_dataset
@@ -72,10 +74,11 @@ def write_reference(out_path, dataset_spec: dict, geodesic_points: int, data_dir
         "run": np.array(names, dtype="S"), "kind": np.array([b"reference"] * m),
         "checkpoint": np.arange(m, dtype=np.int64), "step": np.full(m, -1, np.int64),
         "epoch": np.full(m, np.nan), **{k: np.full(m, np.nan) for k in METRICS},
-        "t": np.asarray(ts, np.float64), **_point_metrics(probs, labels, C),
+        "t": np.asarray(ts, np.float64), **_point_metrics(probs, labels, C, progress_mode),
     }
     attrs = {"fingerprint": dataset.fingerprint, "dataset": dataset.name, "num_classes": C,
-             "n_train": len(labels["train"]), "n_test": len(labels["test"]), "runs": "{}"}
+             "n_train": len(labels["train"]), "n_test": len(labels["test"]), "runs": "{}", "run_info": "{}",
+             "progress_mode": progress_mode}
 
     def fill(f):
         for split in SPLITS:
@@ -99,7 +102,8 @@ def read_reference(path) -> dict:
         raise StoreError(f"{path}: not a reference block ({exc})") from None
 
 
-def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float = 1e-3) -> None:
+def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float = 1e-3,
+                progress_mode: str = "angle") -> None:
     """Gather the checkpoints of `run_paths` into one block file; refuse bad input without output.
 
     Runs are written one at a time into preallocated datasets, so memory holds one run, not a block.
@@ -129,7 +133,7 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
                     raise StoreError(f"{path}: {split}_probs has (samples, classes) {got}, expected {expected}")
             headers.append((path, attrs["run_id"], int(f["step"].shape[0])))
     total = sum(k for *_, k in headers)
-    configs = {}
+    configs, run_info = {}, {}
     meta = {k: [] for k in ("run", "kind", *POINT_FIELDS)}
 
     def fill(f):
@@ -149,7 +153,9 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
                 probs[split] = p.astype(np.float32)
                 dsets[split][offset:offset + k] = probs[split]
             configs[rid] = run["config"]
-            metrics = _point_metrics(probs, labels, C)
+            run_info[rid] = {"parameters": _optional_int(run["attrs"].get("parameters")),
+                             "diverged_at_step": _optional_int(run["attrs"].get("diverged_at_step", -1))}
+            metrics = _point_metrics(probs, labels, C, progress_mode)
             meta["run"] += [rid.encode()] * k
             meta["kind"] += [b"run"] * k
             meta["checkpoint"] += list(range(k))
@@ -167,7 +173,8 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
             f.create_dataset(key, data=np.array(values, dtype=dtype), track_times=False)
         f.attrs.update({"fingerprint": ref_attrs["fingerprint"], "dataset": ref_attrs["dataset"], "num_classes": C,
                         "n_train": int(ref_attrs["n_train"]), "n_test": int(ref_attrs["n_test"]),
-                        "runs": json.dumps(configs, sort_keys=True)})
+                        "runs": json.dumps(configs, sort_keys=True), "run_info": json.dumps(run_info, sort_keys=True),
+                        "progress_mode": progress_mode})
 
     try:
         write_h5(out_path, fill)
@@ -176,24 +183,26 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
     log.info("wrote %s: %d runs, %d points", out_path, len(headers), total)
 
 
-def read_points(path) -> tuple[list[dict], dict]:
-    """Per-point metadata rows of a block file and its run configs (no probabilities)."""
+def read_points(path) -> tuple[list[dict], dict, dict]:
+    """Per-point metadata rows of a block file, its run configs and its runs' parameter counts and
+    divergence steps (no probabilities)."""
     with open_h5(path) as f:
         m = f["run"].shape[0]
         cols = {k: f[k][()] for k in ("run", "kind", *POINT_FIELDS)}
         configs = json.loads(f.attrs["runs"])
+        run_info = json.loads(f.attrs.get("run_info", "{}"))
     rows = []
     for i in range(m):
         row = {k: (v[i].decode() if isinstance(v[i], bytes) else v[i].item()) for k, v in cols.items()}
         rows.append(row)
-    return rows, configs
+    return rows, configs, run_info
 
 
 def write_index(out_path, block_paths: dict) -> None:
     """index.tsv: one row per point in matrix order (blocks in the given order, rows in block order)."""
     rows, config_keys = [], []
     for block, path in block_paths.items():
-        points, configs = read_points(path)
+        points, configs, run_info = read_points(path)
         flat = {rid: flatten(cfg) for rid, cfg in configs.items()}
         for key in (k for cfg in flat.values() for k in cfg):
             if key not in config_keys:
@@ -202,15 +211,21 @@ def write_index(out_path, block_paths: dict) -> None:
             cfg = flat.get(point["run"], {})
             labels = {"arch": cfg.get("arch.name", point["run"]),
                       "optimizer": _optimizer_label(cfg) if cfg else point["run"]}
+            info = run_info.get(point["run"], {})
             rows.append({"point": len(rows), "block": block, "row": row_in_block, "run": point["run"],
-                         "kind": point["kind"], **labels, **point, **cfg})
-    fields = ["point", "block", "row", "run", "kind", "arch", "optimizer", *POINT_FIELDS, *sorted(config_keys)]
+                         "kind": point["kind"], **labels, **info, **point, **cfg})
+    fields = ["point", "block", "row", "run", "kind", "arch", "optimizer", "parameters", "diverged_at_step",
+              *POINT_FIELDS, *sorted(config_keys)]
     with atomic_path(out_path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, delimiter="\t", extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _fmt(row.get(k, "")) for k in fields})
     log.info("wrote %s: %d points in %d blocks", out_path, len(rows), len(block_paths))
+
+
+def _optional_int(value):
+    return None if value is None else int(value)
 
 
 def _optimizer_label(cfg: dict) -> str:

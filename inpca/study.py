@@ -26,7 +26,8 @@ from .errors import ConfigError
 
 # Bump one of these when package code changes what a stage produces on purpose: rules take the
 # number as a param, so Snakemake reruns that stage (and what depends on it) and nothing earlier.
-RESULTS_VERSION = {"train": 2, "store": 1, "distance": 1, "embedding": 1, "plots": 1}
+RESULTS_VERSION = {"train": 2, "store": 2, "distance": 1, "embedding": 1, "plots": 1, "trajectories": 1,
+                   "analysis": 1}
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 

@@ -1,4 +1,5 @@
-"""Distance tiles between store blocks, and their assembly into one matrix per split.
+"""Distance tiles between blocks (store blocks, or reindexed trajectory blocks), and their assembly
+into one matrix per split.
 
 A tile `results/distances/{split}/tiles/{a}-{b}.h5` holds `D` (M_a, M_b) float64: the distance of
 every point of block a to every point of block b, computed by streaming the samples of both blocks
@@ -27,8 +28,13 @@ log = logging.getLogger("inpca.tiles")
 
 def compute_tile(block_a, block_b, split: str, out_path, *, metric: str = "bhattacharyya", device: str = "auto",
                  chunk_samples: int = 4096, threads: int | None = None, sum_tolerance: float = 1e-3) -> dict:
-    """Distances between the points of two store blocks on one split -> `out_path`. `sum_tolerance`
-    is the store's own (store.sum_tolerance): a block the store wrote passes the same check here."""
+    """Distances between the points of two blocks on one split -> `out_path`.
+
+    Store blocks hold points, `{split}_probs` (M, N, C): the tile is `D` (M_a, M_b). Reindexed
+    trajectory blocks hold (R, T, N, C): the tile is `D` (T, R_a, R_b), one matrix per index value
+    t_k (distances at equal progress), with `t`. `sum_tolerance` is the store's own
+    (store.sum_tolerance): a block the store accepted passes the same check here.
+    """
     from .distances import pairwise_streamed, resolve_device
 
     started = time.time()
@@ -41,28 +47,35 @@ def compute_tile(block_a, block_b, split: str, out_path, *, metric: str = "bhatt
     with open_h5(block_a) as fa, open_h5(block_b) as fb:
         pa, pb = fa[f"{split}_probs"], fb[f"{split}_probs"]
         if pa.shape[1:] != pb.shape[1:]:
-            raise ResultsError(f"{block_a} and {block_b}: {split}_probs have (samples, classes) "
-                             f"{pa.shape[1:]} and {pb.shape[1:]}; blocks of one study must match")
-        n = pa.shape[1]
+            raise ResultsError(f"{block_a} and {block_b}: {split}_probs have shapes {pa.shape} and {pb.shape}; "
+                               "blocks of one study must match but for their first axis")
+        n = pa.shape[-2]
+        t_values = fa["t"][()] if pa.ndim == 4 else None
 
-        def reader(dset):
-            return lambda start, stop: dset[:, start:stop, :].astype(np.float32, copy=False)
+        def reader(dset, *k):
+            return lambda start, stop: dset[(slice(None), *k, slice(start, stop))].astype(np.float32, copy=False)
 
-        D = pairwise_streamed(reader(pa), n, read_q=None if same else reader(pb), metric=metric, device=device,
-                              chunk_samples=chunk_samples, threads=threads, sum_tolerance=sum_tolerance)
-        shape = (pa.shape[0], pb.shape[0])
+        def distances(*k):
+            return pairwise_streamed(reader(pa, *k), n, read_q=None if same else reader(pb, *k), metric=metric,
+                                     device=device, chunk_samples=chunk_samples, threads=threads,
+                                     sum_tolerance=sum_tolerance)
+
+        D = np.stack([distances(k) for k in range(pa.shape[1])]) if pa.ndim == 4 else distances()
 
     def fill(f):
         f.create_dataset("D", data=D, track_times=False)
+        if t_values is not None:
+            f.create_dataset("t", data=t_values, track_times=False)
         f.attrs.update({"split": split, "metric": metric, "n_samples": n,
                         "block_a": Path(block_a).stem, "block_b": Path(block_b).stem})
 
     write_h5(out_path, fill)
     seconds = time.time() - started
-    pairs = shape[0] * shape[1] if not same else shape[0] * (shape[0] + 1) // 2
+    lead, (ma, mb) = D.shape[:-2], D.shape[-2:]
+    pairs = (ma * (ma + 1) // 2 if same else ma * mb) * int(np.prod(lead))
     rate = pairs * n / max(seconds, 1e-9)
-    log.info("tile %s x %s (%s, %d samples): %d x %d in %.2f s, %.3g pair-samples/s", Path(block_a).stem,
-             Path(block_b).stem, split, n, *shape, seconds, rate)
+    log.info("tile %s x %s (%s, %d samples): %s in %.2f s, %.3g pair-samples/s", Path(block_a).stem,
+             Path(block_b).stem, split, n, " x ".join(map(str, D.shape)), seconds, rate)
     return {"seconds": seconds, "pair_samples_per_s": rate}
 
 
@@ -85,7 +98,11 @@ def _index_blocks(index_path) -> tuple[list[str], dict[str, tuple[int, int]], li
 
 
 def assemble(tile_paths: dict, index_path, out_path, split: str) -> None:
-    """Place every tile (keyed by (block_a, block_b)) and its transpose into one (M, M) matrix."""
+    """Place every tile (keyed by (block_a, block_b)) and its transpose into one (M, M) matrix.
+
+    Tiles may carry leading axes, (..., M_a, M_b): equal-progress tiles are (T, R_a, R_b). Then the
+    result is (..., M, M), plus `mean` over the first axis and the tiles' `t`.
+    """
     order, ranges, runs, kinds = _index_blocks(index_path)
     m = len(runs)
     needed = {(a, b) for i, a in enumerate(order) for b in order[i:]}
@@ -96,22 +113,31 @@ def assemble(tile_paths: dict, index_path, out_path, split: str) -> None:
 
     def fill(f):
         nonlocal metric, n_samples
-        chunk = (min(m, 1024), min(m, 1024))
-        D = f.create_dataset("D", shape=(m, m), dtype=np.float64, chunks=chunk, track_times=False)
+        D = t_values = None
         for (a, b), path in tile_paths.items():
             with open_h5(path) as t:
                 tile = t["D"][()]
                 metric, n_samples = t.attrs["metric"], int(t.attrs["n_samples"])
+                if "t" in t:
+                    t_values = t["t"][()]
+            lead = tile.shape[:-2]
+            if D is None:
+                chunk = (*[1] * len(lead), min(m, 1024), min(m, 1024))
+                D = f.create_dataset("D", shape=(*lead, m, m), dtype=np.float64, chunks=chunk, track_times=False)
             (a0, a1), (b0, b1) = ranges[a], ranges[b]
-            if tile.shape != (a1 - a0, b1 - b0):
-                raise ResultsError(f"{path}: tile is {tile.shape}, but index.tsv has {a1 - a0} x {b1 - b0} points "
-                                 f"for blocks {a} x {b}; rerun the store")
-            D[a0:a1, b0:b1] = tile
+            if tile.shape != (*D.shape[:-2], a1 - a0, b1 - b0):
+                raise ResultsError(f"{path}: tile is {tile.shape}, but {index_path} has {a1 - a0} x {b1 - b0} points "
+                                   f"for blocks {a} x {b}; rerun the stage that wrote it")
+            D[..., a0:a1, b0:b1] = tile
             if a != b:
-                D[b0:b1, a0:a1] = tile.T
+                D[..., b0:b1, a0:a1] = np.swapaxes(tile, -1, -2)
+        if D.ndim == 3:
+            f.create_dataset("mean", data=np.mean([D[k] for k in range(D.shape[0])], axis=0), track_times=False)
+        if t_values is not None:
+            f.create_dataset("t", data=t_values, track_times=False)
         f.create_dataset("run", data=np.array(runs, dtype="S"), track_times=False)
         f.create_dataset("kind", data=np.array(kinds, dtype="S"), track_times=False)
         f.attrs.update({"split": split, "metric": metric, "n_samples": n_samples})
 
     write_h5(out_path, fill)
-    log.info("wrote %s: %d x %d from %d tiles", out_path, m, m, len(tile_paths))
+    log.info("wrote %s: %d points from %d tiles", out_path, m, len(tile_paths))

@@ -213,8 +213,9 @@ class Training:
         self._build_model()
         self.step, self.epoch, self.diverged_at = 0, 0, -1
         self.record = Recorder.empty()
+        self.parameters = count_parameters(self.model)
         log.info("run %s: %s, %d parameters, %d train / %d test samples (%d / %d recorded), %d steps (%d per epoch), "
-                 "%d checkpoints, device %s", run_id, run["arch"]["name"], count_parameters(self.model),
+                 "%d checkpoints, device %s", run_id, run["arch"]["name"], self.parameters,
                  self.dataset.n_train, self.dataset.n_test, self.recorded.n_train, self.recorded.n_test,
                  self.total_steps, self.steps_per_epoch, len(self.checkpoint_steps), self.device)
 
@@ -374,7 +375,7 @@ class Training:
             "run_id": self.run_id, "config": json.dumps(self.run, sort_keys=True), "dataset": recorded.name,
             "fingerprint": recorded.fingerprint, "num_classes": self.dataset.num_classes,
             "n_train": recorded.n_train, "n_test": recorded.n_test, "steps_per_epoch": self.steps_per_epoch,
-            "diverged_at_step": self.diverged_at, "inpca_version": __version__,
+            "diverged_at_step": self.diverged_at, "parameters": self.parameters, "inpca_version": __version__,
         }
         dtype = np.float16 if self.run["checkpoints"]["dtype"] == "float16" else np.float32
         probs = {split: np.stack(record[f"{split}_probs"]).astype(dtype) for split in ("train", "test")}

@@ -28,6 +28,7 @@ config["report_summary"] = {"runs": len(STUDY.runs), "checkpoints": estimate.stu
 wildcard_constraints:
     run=r"[a-z0-9]+-[a-z0-9]+-s\d+-[0-9a-f]{8}",
     block=r"b\d{3}",
+    store_block=r"ref|b\d{3}",
     a=r"ref|b\d{3}",
     b=r"ref|b\d{3}",
     split="train|test",
@@ -59,12 +60,23 @@ def get_tiles(wildcards):
     return {f"{a}-{b}": f"results/distances/{wildcards.split}/tiles/{a}-{b}.h5" for a, b in STUDY.tiles}
 
 
-def get_kept_files():
-    """Every intermediate a study keeps: run files, store blocks, distance tiles. The targets ask
-    for them, because Snakemake does not rebuild a missing intermediate whose downstream files
-    exist; so deleting a damaged one and rerunning rebuilds it and everything after it."""
-    tiles = [f"results/distances/{split}/tiles/{a}-{b}.h5" for split in STUDY.splits for a, b in STUDY.tiles]
-    return [*get_run_files(), *get_store_blocks(), *tiles]
+def get_trajectory_blocks():
+    return [f"results/trajectories/{block}.h5" for block in STUDY.point_blocks]
+
+
+def get_equal_progress_tiles(wildcards):
+    return {f"{a}-{b}": f"results/analysis/{wildcards.split}/tiles/{a}-{b}.h5" for a, b in STUDY.tiles}
+
+
+def get_kept_files(trajectories=False):
+    """Every intermediate a study keeps: run files, store blocks, distance tiles, and with
+    `trajectories` the reindexed blocks and equal-progress tiles. The targets ask for them, because
+    Snakemake does not rebuild a missing intermediate whose downstream files exist; so deleting a
+    damaged one and rerunning rebuilds it and everything after it."""
+    stages = ("distances", "analysis") if trajectories else ("distances",)
+    tiles = [f"results/{stage}/{split}/tiles/{a}-{b}.h5" for stage in stages
+             for split in STUDY.splits for a, b in STUDY.tiles]
+    return [*get_run_files(), *get_store_blocks(), *(get_trajectory_blocks() if trajectories else []), *tiles]
 
 
 def get_train_embedding(wildcards):
@@ -83,8 +95,16 @@ def get_plot_files():
     return [f"results/plots/{split}/{name}" for split in STUDY.splits for name in names]
 
 
+def get_analysis_files():
+    names = ["configurations.tsv", "dendrogram.png", "factors.tsv", "factors.png", "distance_to_geodesic.tsv",
+             "distance_to_geodesic.png", "tube_width.tsv", "tube_width.png", "speed_runs.tsv",
+             "speed_configurations.tsv", "speed.png", "summary.md"]
+    return [f"results/analysis/{split}/{name}" for split in STUDY.splits for name in names]
+
+
 def get_all_outputs():
-    return ["results/runs.tsv", "results/store/index.tsv", *get_plot_files(), *get_kept_files()]
+    return ["results/runs.tsv", "results/store/index.tsv", *get_plot_files(), *get_analysis_files(),
+            *get_kept_files(trajectories=True)]
 
 
 def gpu_count(wildcards=None):
@@ -118,3 +138,15 @@ def get_state_dir(wildcards):
 
 def embed_mem_mb(wildcards, attempt):
     return estimate.embed_mem_mb(STUDY, attempt)
+
+
+def reindex_mem_mb(wildcards, attempt):
+    return estimate.reindex_mem_mb(STUDY, wildcards.store_block, attempt)
+
+
+def trajectory_tile_mem_mb(wildcards, attempt):
+    return estimate.trajectory_tile_mem_mb(STUDY, wildcards.a, wildcards.b, attempt)
+
+
+def trajectory_tile_runtime(wildcards, attempt):
+    return estimate.trajectory_tile_runtime(STUDY, wildcards.a, wildcards.b, gpu_count() > 0, attempt)

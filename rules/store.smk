@@ -9,6 +9,7 @@ rule store_reference:
     params:
         dataset=get_dataset_identity(),
         geodesic_points=config["reference"]["geodesic_points"],
+        progress_mode=config["progress"]["mode"],
         version=RESULTS_VERSION["store"],
     conda:
         "../envs/inpca.yaml"
@@ -28,6 +29,7 @@ rule store_block:
         "logs/benchmarks/store_block/{block}.tsv"
     params:
         sum_tolerance=config["store"]["sum_tolerance"],
+        progress_mode=config["progress"]["mode"],
         version=RESULTS_VERSION["store"],
     conda:
         "../envs/inpca.yaml"

@@ -1,4 +1,5 @@
-"""Rule assemble_distances: the tiles of one split -> results/distances/{split}.h5 in index order."""
+"""Rules assemble_distances and assemble_equal_progress: the tiles of one split -> one matrix in index order
+(results/distances/{split}.h5, results/analysis/{split}/equal_progress.h5)."""
 
 from inpca.logs import run_script
 

@@ -1,4 +1,5 @@
-"""Rule distance_tile: distances between the points of two store blocks, one split."""
+"""Rules distance_tile and equal_progress_tile: distances between the points (or the trajectories at
+each t_k) of two blocks, one split."""
 
 from inpca.logs import run_script
 

@@ -6,7 +6,8 @@ from inpca.logs import run_script
 def main(smk):
     from inpca.store import build_block
 
-    build_block(smk.output[0], list(smk.input.runs), smk.input.reference, smk.params.sum_tolerance)
+    build_block(smk.output[0], list(smk.input.runs), smk.input.reference, smk.params.sum_tolerance,
+                progress_mode=smk.params.progress_mode)
 
 
 if __name__ == "__main__":

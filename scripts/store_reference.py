@@ -6,7 +6,8 @@ from inpca.logs import run_script
 def main(smk):
     from inpca.store import write_reference
 
-    write_reference(smk.output[0], smk.config["dataset"], smk.params.geodesic_points)
+    write_reference(smk.output[0], smk.config["dataset"], smk.params.geodesic_points,
+                    progress_mode=smk.params.progress_mode)
 
 
 if __name__ == "__main__":

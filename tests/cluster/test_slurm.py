@@ -288,7 +288,7 @@ def test_profile_dry_run_works_anywhere_without_site_values(tmp_path):
     proc = _run([SNAKEMAKE, "-n", "--workflow-profile", "profiles/slurm"], cwd=workdir, env=env, timeout_s=300)
     output = proc.stdout + proc.stderr
     counts = job_counts(output)
-    assert counts["train_run"] == 4 and counts["distance_tile"] > 0
+    assert counts["train_run"] == 6 and counts["distance_tile"] > 0
     checked = 0
     for block in re.split(r"^\[\w{3} \w{3} .*\]$", output, flags=re.M):
         rule = re.search(r"^\s*(?:local)?rule (\w+):", block, flags=re.M)

@@ -42,7 +42,7 @@ def fake_run(path, dataset, run_id, k=3, seed=0, **override):
 
 
 def test_reference_block_holds_ignorance_geodesic_truth_and_labels(ref, dataset):
-    points, configs = read_points(ref)
+    points, configs, _ = read_points(ref)
     assert [p["run"] for p in points] == ["P0", "geodesic", "geodesic", "geodesic", "P*"]
     assert [p["t"] for p in points] == pytest.approx([0, 0.25, 0.5, 0.75, 1])
     assert points[0]["progress_train"] == pytest.approx(0, abs=1e-6)

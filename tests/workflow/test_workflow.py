@@ -48,7 +48,7 @@ def config_of(workdir: Path) -> dict:
 
 def test_partial_target_store_trains_and_stores_only(study):
     _, ran = study
-    assert ran["train_run"] == 4
+    assert ran["train_run"] == 6
     assert ran["store_reference"] == 1 and ran["store_index"] == 1
     assert not any(rule in ran for rule in ("distance_tile", "embed", "plot_trajectories"))
 
@@ -56,7 +56,7 @@ def test_partial_target_store_trains_and_stores_only(study):
 def test_full_run_produces_every_documented_output(study):
     workdir, _ = study
     runs = sorted((workdir / "results/runs").glob("*.h5"))
-    assert len(runs) == 4
+    assert len(runs) == 6
     index = (workdir / "results/store/index.tsv").read_text().splitlines()
     header = index[0].split("\t")
     for column in ("point", "run", "arch.name", "optimizer.lr", "checkpoint", "step", "epoch", "train_error",
@@ -78,7 +78,26 @@ def test_full_run_produces_every_documented_output(study):
         runs_col = [r.decode() for r in f["run"][()]]
         p0, pstar = runs_col.index("P0"), runs_col.index("P*")
         assert f["D"][p0, pstar] == pytest.approx(0.5 * np.log(10), abs=1e-6)
-    assert (workdir / "results/runs.tsv").read_text().count("\n") == 5
+    assert (workdir / "results/runs.tsv").read_text().count("\n") == 7
+
+
+def test_the_analysis_leaves_out_the_diverged_and_the_unfit_run_by_name_and_finishes(study):
+    workdir, _ = study
+    runs = (workdir / "results/runs.tsv").read_text()
+    diverged = next(line.split("\t")[0] for line in runs.splitlines() if line.startswith("vit-"))
+    unfit = next(line.split("\t")[0] for line in runs.splitlines()
+                 if line.startswith("fc-sgd-") and "1e-05" in line)
+    for split in ("train", "test"):
+        summary = (workdir / f"results/analysis/{split}/summary.md").read_text()
+        assert f"{diverged}" in summary and "diverged at step" in summary
+        assert f"{unfit}" in summary and "final train error" in summary
+        configurations = (workdir / f"results/analysis/{split}/configurations.tsv").read_text()
+        assert diverged not in configurations and "vit" not in configurations
+        for name in ("dendrogram.png", "factors.png", "distance_to_geodesic.png", "tube_width.png", "speed.png"):
+            assert (workdir / f"results/analysis/{split}/{name}").stat().st_size > 1000, name
+        with h5py.File(workdir / f"results/analysis/{split}/equal_progress.h5") as f:
+            assert f["D"].shape == (20, 7, 7)  # T = 20 index values, 6 runs and the geodesic
+            assert np.allclose(f["mean"][()], f["D"][()].mean(0))
 
 
 def test_second_dry_run_has_nothing_to_do(study):
@@ -104,6 +123,14 @@ def test_adding_one_network_reruns_one_training_one_block_and_its_tiles_only(stu
     # or a new one (one more); per split at most B + 1 of the (B+1)(B+2)/2 tiles
     assert counts["distance_tile"] in (2 * (n_blocks + 1), 2 * (n_blocks + 2))
     assert counts["assemble_distances"] == 2 and counts["embed"] == 2
+    # the trajectory stage: one reindexing job, the equal-progress tiles of that block, then the
+    # cheap assembly and every analysis of both splits
+    assert counts["reindex"] == 1 and counts["trajectory_index"] == 1
+    assert counts["equal_progress_tile"] == counts["distance_tile"]
+    assert counts["assemble_equal_progress"] == 2
+    for rule in ("analysis_configurations", "analysis_factors", "analysis_geodesic", "analysis_tube",
+                 "analysis_speed", "analysis_summary"):
+        assert counts[rule] == 2, rule
 
 
 def test_editing_a_comment_in_the_config_or_a_plot_script_retrains_nothing(study):
@@ -129,7 +156,7 @@ def test_report_builds_after_a_run_without_docutils_errors_and_names_the_number_
     assert "ERROR/" not in output and "Undefined substitution" not in output
     html = (workdir / "report.html").read_text(errors="replace")
     assert "trajectories" in html.lower()
-    assert "trajectories of 4 networks" in html
+    assert "trajectories of 6 networks" in html
 
 
 def test_bad_config_fails_at_parse_time_naming_the_key(tmp_path):
@@ -199,7 +226,8 @@ def test_a_job_killed_mid_way_is_redone_and_resumes_from_its_saved_state(study, 
     reference_dir, _ = study
     cfg = config_of(reference_dir)
     # ~20 s of training, long enough to be caught mid-way; a state is saved after every epoch
-    cfg["grid"][0].update(epochs=12, seed=0, batch_size=16, arch={"name": "allcnn", "width": 0.25})
+    cfg["grid"] = [{**cfg["grid"][0], "epochs": 12, "seed": 0, "batch_size": 16,
+                    "arch": {"name": "allcnn", "width": 0.25}}]
     workdir = copy_workflow(tmp_path, cfg)
     proc = subprocess.Popen([SNAKEMAKE, "--cores", "1", "train"], cwd=workdir, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -227,7 +255,9 @@ def test_forcerun_and_until_plan_only_what_they_name(study):
     workdir, _ = study
     proc = snakemake(workdir, "-n", "--forcerun", "embed")
     counts = job_counts(proc.stdout + proc.stderr)
-    assert counts == {"embed": 2, "plot_trajectories": 2, "plot_spectrum": 2, "plot_progress": 2, "all": 1}
+    # the summary quotes the embedding's explained stress
+    assert counts == {"embed": 2, "plot_trajectories": 2, "plot_spectrum": 2, "plot_progress": 2, "analysis_summary": 2,
+                      "all": 1}
     assert "Forced execution" in proc.stdout + proc.stderr  # -n prints the reason per job
     until = snakemake(workdir, "-n", "--until", "store_index")
     assert not job_counts(until.stdout + until.stderr)  # the store is complete: nothing up to it runs

@@ -1,0 +1,122 @@
+"""A finished study, loaded for one's own analysis in one line::
+
+    import inpca.results
+    study = inpca.results.load("results")
+    study.index                       # one row per point (pandas): run, config fields, epoch, errors, progress
+    study.runs                        # one row per run of the grid
+    study.trajectories                # one row per reindexed trajectory, in equal-progress matrix order
+    study.embedding("train")          # dict of arrays: coords, eigenvalues, explained_stress, ...
+    study.distances("train")          # the (M, M) point distances, lazily (h5py)
+    study.equal_progress("train")     # the (T, R, R) distances at equal progress, lazily (h5py)
+    study.reindexed("train")[i]       # trajectory i at the T index values, (T, N, C) probabilities
+    study.analysis("train", "factors")  # a table of results/analysis/train/
+
+Tables are read when first asked for; HDF5 datasets stay on disk until sliced. `load` keeps the HDF5
+files it opened until `close()` (or the end of a `with` block). Nothing here runs a stage: what a
+study has not made yet is a one-line error naming the file and the target that makes it.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ResultsError
+from .h5io import open_h5
+
+__all__ = ["Results", "load"]
+
+
+def load(path="results") -> "Results":
+    """The study whose outputs are under `path` (the `results/` folder of a workflow)."""
+    return Results(path)
+
+
+class Reindexed:
+    """The reindexed trajectories of one split across every trajectory block, in matrix order:
+    `len()` trajectories, `[i]` gives trajectory i as (T, N, C) float32 probabilities, `.t` the index
+    values, `.run` the ids."""
+
+    def __init__(self, results: "Results", split: str):
+        table = results.trajectories
+        self._rows = list(zip(table["block"], table["row"]))
+        self._results, self._split = results, split
+        self.run = table["run"].tolist()
+        first = results._h5(results.path / "trajectories" / f"{self._rows[0][0]}.h5")
+        self.t = first["t"][()]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        block, row = self._rows[i]
+        f = self._results._h5(self._results.path / "trajectories" / f"{block}.h5")
+        return f[f"{self._split}_probs"][int(row)]
+
+
+class Results:
+    """See the module docstring."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise ResultsError(f"{self.path}: no such folder; run the study first (snakemake --cores all)")
+        self._open: dict[Path, object] = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        for f in self._open.values():
+            f.close()
+        self._open.clear()
+
+    def _h5(self, path: Path):
+        if path not in self._open:
+            self._open[path] = open_h5(path)
+        return self._open[path]
+
+    def _table(self, relative: str, target: str):
+        import pandas as pd
+
+        path = self.path / relative
+        if not path.exists():
+            raise ResultsError(f"{path}: not made yet; make it with: snakemake --cores all {target}")
+        labels = {c: str for c in ("run", "kind", "block", "arch", "optimizer", "configuration")}
+        return pd.read_csv(path, sep="\t", dtype=labels)
+
+    @functools.cached_property
+    def index(self):
+        return self._table("store/index.tsv", "store")
+
+    @functools.cached_property
+    def runs(self):
+        return self._table("runs.tsv", "store")
+
+    @functools.cached_property
+    def trajectories(self):
+        return self._table("trajectories/index.tsv", "trajectories")
+
+    def embedding(self, split: str) -> dict:
+        f = self._h5(self.path / "embedding" / f"{split}.h5")
+        out = {name: f[name][()] for name in f}
+        for name in ("run", "kind"):
+            out[name] = np.array([v.decode() for v in out[name]])
+        return {**out, "attrs": dict(f.attrs)}
+
+    def distances(self, split: str):
+        return self._h5(self.path / "distances" / f"{split}.h5")["D"]
+
+    def equal_progress(self, split: str):
+        return self._h5(self.path / "analysis" / split / "equal_progress.h5")["D"]
+
+    def reindexed(self, split: str) -> Reindexed:
+        return Reindexed(self, split)
+
+    def analysis(self, split: str, name: str):
+        return self._table(f"analysis/{split}/{name}.tsv", "analysis")

@@ -1,0 +1,185 @@
+"""Trajectories compared at equal progress: reindexing ("reparameterization") of training runs.
+
+Runs are recorded at their own checkpoints (epochs or steps, different schedules, different speeds).
+To compare whole trajectories, Mao et al. (PNAS 2024, the final analysis of the trajectories) put every
+run on one common index instead of time: a run's index at a checkpoint is its progress lambda along
+the P0 -> P* geodesic (`inpca.geodesic.progress`, the authors' ``compute_lambda``) or its training
+accuracy. On the grid t_k = k / T (k = 1..T) each run is then represented by the model at index t_k,
+interpolated between its checkpoints (the authors' ``reparameterize``), and runs are compared at each
+t_k: distances between their models, and the error and cross-entropy recomputed from the interpolated
+predictions. Two runs that pass through the same models at different speeds become the same
+reindexed trajectory, so what remains is how their paths differ.
+
+Rules of `reindex` (probs of one run's K checkpoints in order, index (K,) its index at each):
+
+* For each t_k take the FIRST checkpoint j with index[j] > t_k (the index need not be monotone, e.g.
+  accuracy can drop; what counts is when the run first got past t_k, later dips and returns are not
+  used).
+* j == 0 (the run starts past t_k): checkpoint 0.
+* Otherwise the model between checkpoints j - 1 and j on the geodesic of the product of spheres (per
+  sample, sqrt p on the unit sphere; `inpca.geodesic.geodesic`), at the one common fraction
+  f = (t_k - index[j-1]) / (index[j] - index[j-1]) clipped to [0, 1] for all samples.
+* No checkpoint exceeds t_k (the run never got past it): the last checkpoint is held. A run that
+  stops at lambda = 0.8 thus stays at its final model for t_k > 0.8 instead of being extrapolated;
+  likewise at t_k = 1 for the accuracy index (nothing exceeds 1).
+* Equal indices: since j is the first checkpoint past t_k, index[j-1] <= t_k < index[j], so the two
+  ends of an interpolation never have equal indices (f is always defined). A plateau of checkpoints
+  with the same index v is entered at its earliest checkpoint (t_k -> v from below interpolates
+  towards it) and left from its latest (t_k = v is that checkpoint, f = 0); checkpoints inside the
+  plateau are never used.
+
+A checkpoint used as it is (j == 0, held last) is returned as stored, in float64;
+interpolated rows are renormalised to sum 1 (`geodesic` does that after squaring).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .distances import pairwise
+from .geodesic import geodesic, ignorance, truth
+
+__all__ = [
+    "INDICES",
+    "distances_at_equal_progress",
+    "first_crossing",
+    "geodesic_trajectory",
+    "index_grid",
+    "index_values",
+    "reindex",
+    "reindex_metrics",
+]
+
+#: What a run can be reindexed by: its progress lambda along P0 -> P*, or its training accuracy.
+INDICES = ("progress", "accuracy")
+
+# Floor on the probability of the true class in the cross-entropy: the smallest float32 (subnormal,
+# 1.4e-45) rounds to about this, so a prediction stored in float32 has no smaller nonzero value, and a
+# zero probability costs -log(1e-45) = 103.6 instead of inf (like the distance kernels' cap of 100).
+_MIN_PROBABILITY = 1e-45
+
+
+def index_grid(points: int) -> np.ndarray:
+    """The common index values t_k = k / T, k = 1..T (float64, shape (T,)), T = points >= 1."""
+    points = int(points)
+    if points < 1:
+        raise ValueError(f"points must be >= 1, got {points}")
+    return np.arange(1, points + 1, dtype=np.float64) / points
+
+
+def index_values(progress, train_error, index: str) -> np.ndarray:
+    """A run's index at each checkpoint: "progress" -> progress (float64); "accuracy" -> the training
+    accuracy clip(1 - train_error, 0, 1) (float64)."""
+    if index == "progress":
+        return np.asarray(progress, dtype=np.float64)
+    if index == "accuracy":
+        return np.clip(1.0 - np.asarray(train_error, dtype=np.float64), 0.0, 1.0)
+    raise ValueError(f"index must be one of {', '.join(map(repr, INDICES))}, got {index!r}")
+
+
+def reindex(probs, index, ts) -> np.ndarray:
+    """One run's predictions at the index values ts, interpolated between its checkpoints.
+
+    probs: (K, N, C) the run's checkpoints in order (float32 or float64); index: (K,) the run's index
+    at each checkpoint, finite, not necessarily monotone; ts: (T,) index values. Returns (T, N, C)
+    float64 probabilities following the rules in the module docstring. Works on one t_k at a time, so
+    beyond the result it holds only a few (N, C) float64 arrays.
+    """
+    probs = np.asarray(probs)
+    index = np.asarray(index, dtype=np.float64)
+    ts = np.asarray(ts, dtype=np.float64).reshape(-1)
+    if probs.ndim != 3 or probs.shape[0] == 0:
+        raise ValueError(f"probs must be (K, N, C) with K >= 1, got {probs.shape}")
+    if index.shape != (probs.shape[0],) or not np.all(np.isfinite(index)):
+        raise ValueError(f"index must hold {probs.shape[0]} finite values, one per checkpoint, got {index.shape}")
+    out = np.empty((ts.size,) + probs.shape[1:], dtype=np.float64)
+    for k, t in enumerate(ts):
+        exceeding = np.flatnonzero(index > t)
+        if exceeding.size == 0:
+            out[k] = probs[-1]
+            continue
+        j = int(exceeding[0])
+        if j == 0:
+            out[k] = probs[0]
+            continue
+        fraction = float(np.clip((t - index[j - 1]) / (index[j] - index[j - 1]), 0.0, 1.0))
+        out[k] = geodesic(probs[j - 1], probs[j], [fraction], dtype=np.float64)[0]
+    return out
+
+
+def reindex_metrics(probs_reindexed, labels) -> tuple[np.ndarray, np.ndarray]:
+    """Cross-entropy and 0/1 error of each reindexed model (the paper recomputes both for the
+    interpolated models instead of interpolating the recorded ones).
+
+    probs_reindexed: (T, N, C); labels: (N,). Returns (loss, error), float64 (T,) each:
+    loss[k] = -mean_n log max(p[k, n, y_n], 1e-45) (a zero probability costs 103.6, not inf);
+    error[k] = mean_n (argmax_c p[k, n, c] != y_n), where argmax takes the first class of a tie, so
+    the uniform P0 predicts class 0 everywhere.
+    """
+    probs_reindexed = np.asarray(probs_reindexed)
+    labels = np.asarray(labels).reshape(-1)
+    if probs_reindexed.ndim != 3 or probs_reindexed.shape[1] != labels.size:
+        raise ValueError(f"probs_reindexed must be (T, N, C) with N = {labels.size}, got {probs_reindexed.shape}")
+    samples = np.arange(labels.size)
+    loss = np.empty(probs_reindexed.shape[0], dtype=np.float64)
+    error = np.empty(probs_reindexed.shape[0], dtype=np.float64)
+    for k, point in enumerate(probs_reindexed):
+        true_class = np.maximum(point[samples, labels].astype(np.float64), _MIN_PROBABILITY)
+        loss[k] = -np.mean(np.log(true_class))
+        error[k] = np.mean(point.argmax(axis=1) != labels)
+    return loss, error
+
+
+def geodesic_trajectory(labels, n_classes, ts) -> np.ndarray:
+    """The P0 -> P* geodesic as a trajectory: gamma(t_k) for each t_k of ts, (T, N, C) float64
+    (exactly uniform at t = 0 and exactly one-hot at t = 1)."""
+    start = ignorance(np.asarray(labels).size, n_classes, dtype=np.float64)
+    end = truth(labels, n_classes, dtype=np.float64)
+    return geodesic(start, end, ts, dtype=np.float64)
+
+
+def distances_at_equal_progress(A, B=None, metric: str = "bhattacharyya", device: str = "cpu") -> np.ndarray:
+    """Distances between reindexed trajectories at each common index value.
+
+    A: (Ra, T, N, C) reindexed runs; B: (Rb, T, N, C), or None for B = A (then each matrix is
+    symmetric with a zero diagonal). Returns (T, Ra, Rb) float64 with dists[k, i, j] =
+    d(A[i, k], B[j, k]), from `inpca.distances.pairwise` with this metric and device (float32
+    arithmetic: ~1e-7 absolute).
+    """
+    A = np.asarray(A)
+    if A.ndim != 4:
+        raise ValueError(f"A must be (runs, T, N, C), got {A.shape}")
+    if B is not None:
+        B = np.asarray(B)
+        if B.ndim != 4 or B.shape[1:] != A.shape[1:]:
+            raise ValueError(f"B must be (runs, T, N, C) with T, N, C = {A.shape[1:]}, got {B.shape}")
+    rows = A.shape[0]
+    columns = rows if B is None else B.shape[0]
+    dists = np.empty((A.shape[1], rows, columns), dtype=np.float64)
+    for k in range(A.shape[1]):
+        other = None if B is None else np.ascontiguousarray(B[:, k])
+        dists[k] = pairwise(np.ascontiguousarray(A[:, k]), other, metric=metric, device=device)
+    return dists
+
+
+def first_crossing(values, times, level) -> float:
+    """The time at which a run's per-checkpoint values (e.g. progress) first reach level.
+
+    values, times: (K,), times increasing (epochs or steps). Linear interpolation between the
+    checkpoint before and the first checkpoint with values >= level; times[0] if values[0] >= level;
+    math.nan if no checkpoint reaches level.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    times = np.asarray(times, dtype=np.float64)
+    if values.ndim != 1 or values.shape != times.shape:
+        raise ValueError(f"values and times must be (K,) alike, got {values.shape} and {times.shape}")
+    reached = np.flatnonzero(values >= level)
+    if reached.size == 0:
+        return math.nan
+    i = int(reached[0])
+    if i == 0:
+        return float(times[0])
+    fraction = (level - values[i - 1]) / (values[i] - values[i - 1])
+    return float(times[i - 1] + fraction * (times[i] - times[i - 1]))

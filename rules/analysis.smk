@@ -1,0 +1,160 @@
+# Stage 7: the paper's comparisons of whole trajectories at equal progress, per split, each a table
+# and a figure under results/analysis/{split}/ (and in snakemake --report).
+
+
+rule analysis_configurations:
+    input:
+        equal_progress="results/analysis/{split}/equal_progress.h5",
+        trajectories="results/trajectories/index.tsv",
+    output:
+        tsv="results/analysis/{split}/configurations.tsv",
+        png=report(
+            "results/analysis/{split}/dendrogram.png",
+            caption="../report/dendrogram.rst",
+            category="Analysis",
+            labels={"split": "{split}", "figure": "dendrogram of configurations"},
+        ),
+    log:
+        "logs/analysis_configurations/{split}.log",
+    benchmark:
+        "logs/benchmarks/analysis_configurations/{split}.tsv",
+    params:
+        max_final_train_error=config["analysis"]["max_final_train_error"],
+        version=RESULTS_VERSION["analysis"],
+    conda:
+        "../envs/inpca.yaml"
+    script:
+        "../scripts/analysis_equal_progress.py"
+
+
+rule analysis_factors:
+    input:
+        equal_progress="results/analysis/{split}/equal_progress.h5",
+        trajectories="results/trajectories/index.tsv",
+    output:
+        tsv="results/analysis/{split}/factors.tsv",
+        png=report(
+            "results/analysis/{split}/factors.png",
+            caption="../report/factors.rst",
+            category="Analysis",
+            labels={"split": "{split}", "figure": "which factors matter"},
+        ),
+    log:
+        "logs/analysis_factors/{split}.log",
+    benchmark:
+        "logs/benchmarks/analysis_factors/{split}.tsv",
+    params:
+        max_final_train_error=config["analysis"]["max_final_train_error"],
+        version=RESULTS_VERSION["analysis"],
+    conda:
+        "../envs/inpca.yaml"
+    script:
+        "../scripts/analysis_equal_progress.py"
+
+
+rule analysis_geodesic:
+    input:
+        equal_progress="results/analysis/{split}/equal_progress.h5",
+        trajectories="results/trajectories/index.tsv",
+    output:
+        tsv="results/analysis/{split}/distance_to_geodesic.tsv",
+        png=report(
+            "results/analysis/{split}/distance_to_geodesic.png",
+            caption="../report/distance_to_geodesic.rst",
+            category="Analysis",
+            labels={"split": "{split}", "figure": "distance to the geodesic"},
+        ),
+    log:
+        "logs/analysis_geodesic/{split}.log",
+    benchmark:
+        "logs/benchmarks/analysis_geodesic/{split}.tsv",
+    params:
+        max_final_train_error=config["analysis"]["max_final_train_error"],
+        version=RESULTS_VERSION["analysis"],
+    conda:
+        "../envs/inpca.yaml"
+    script:
+        "../scripts/analysis_equal_progress.py"
+
+
+rule analysis_tube:
+    input:
+        blocks=get_trajectory_blocks(),
+        trajectories="results/trajectories/index.tsv",
+    output:
+        tsv="results/analysis/{split}/tube_width.tsv",
+        png=report(
+            "results/analysis/{split}/tube_width.png",
+            caption="../report/tube_width.rst",
+            category="Analysis",
+            labels={"split": "{split}", "figure": "tube width of the seeds"},
+        ),
+    log:
+        "logs/analysis_tube/{split}.log",
+    benchmark:
+        "logs/benchmarks/analysis_tube/{split}.tsv",
+    params:
+        blocks=STUDY.point_blocks,
+        metric=config["distance"]["metric"],
+        max_final_train_error=config["analysis"]["max_final_train_error"],
+        version=RESULTS_VERSION["analysis"],
+    threads: config["distance"]["threads"]
+    conda:
+        "../envs/inpca.yaml"
+    script:
+        "../scripts/analysis_tube.py"
+
+
+rule analysis_speed:
+    input:
+        store_index="results/store/index.tsv",
+        trajectories="results/trajectories/index.tsv",
+    output:
+        runs="results/analysis/{split}/speed_runs.tsv",
+        configurations="results/analysis/{split}/speed_configurations.tsv",
+        png=report(
+            "results/analysis/{split}/speed.png",
+            caption="../report/speed.rst",
+            category="Analysis",
+            labels={"split": "{split}", "figure": "progress against epochs"},
+        ),
+    log:
+        "logs/analysis_speed/{split}.log",
+    benchmark:
+        "logs/benchmarks/analysis_speed/{split}.tsv",
+    params:
+        levels=config["analysis"]["speed_levels"],
+        max_final_train_error=config["analysis"]["max_final_train_error"],
+        version=RESULTS_VERSION["analysis"],
+    conda:
+        "../envs/inpca.yaml"
+    script:
+        "../scripts/analysis_speed.py"
+
+
+rule analysis_summary:
+    input:
+        trajectories="results/trajectories/index.tsv",
+        configurations="results/analysis/{split}/configurations.tsv",
+        factors="results/analysis/{split}/factors.tsv",
+        tube="results/analysis/{split}/tube_width.tsv",
+        speed="results/analysis/{split}/speed_configurations.tsv",
+        embedding="results/embedding/{split}.h5",
+    output:
+        report(
+            "results/analysis/{split}/summary.md",
+            caption="../report/summary.rst",
+            category="Analysis",
+            labels={"split": "{split}", "figure": "summary"},
+        ),
+    log:
+        "logs/analysis_summary/{split}.log",
+    benchmark:
+        "logs/benchmarks/analysis_summary/{split}.tsv",
+    params:
+        max_final_train_error=config["analysis"]["max_final_train_error"],
+        version=RESULTS_VERSION["analysis"],
+    conda:
+        "../envs/inpca.yaml"
+    script:
+        "../scripts/analysis_summary.py"

@@ -1,0 +1,15 @@
+"""Rule analysis_summary: see inpca.analysis_steps.summary."""
+
+from inpca.logs import run_script
+
+
+def main(smk):
+    from inpca.analysis_steps import summary
+
+    summary(smk.wildcards.split, smk.input.trajectories, smk.input.configurations, smk.input.factors,
+            smk.input.tube, smk.input.speed, smk.input.embedding, smk.output[0],
+            max_final_train_error=smk.params.max_final_train_error)
+
+
+if __name__ == "__main__":
+    run_script(main, snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,0 +1,14 @@
+"""Rule reindex: every run of one store block resampled at equal index values -> results/trajectories/{block}.h5."""
+
+from inpca.logs import run_script
+
+
+def main(smk):
+    from inpca.trajectory_files import reindex_block
+
+    reindex_block(smk.input.block, smk.input.reference, smk.output[0], index=smk.params.index,
+                  points=smk.params.points)
+
+
+if __name__ == "__main__":
+    run_script(main, snakemake)  # noqa: F821 (injected by Snakemake)
