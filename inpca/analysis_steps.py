@@ -100,9 +100,9 @@ def distance_to_geodesic(equal_progress_path, trajectories_path, out_tsv, out_pn
 
 
 def tube_width(trajectory_blocks: dict, trajectories_path, split: str, out_tsv, out_png, *,
-               max_final_train_error: float, metric: str = "bhattacharyya", device: str = "auto",
-               threads: int | None = None):
-    """Tube width: reads the reindexed probabilities of one configuration at a time."""
+               max_final_train_error: float, metric: str = "bhattacharyya", threads: int | None = None):
+    """Tube width: reads the reindexed probabilities of one configuration at a time. A CPU job on
+    any machine: each seed is compared with one mean trajectory, T distances per seed."""
     from .analysis import tube_widths
     from .analysis_plots import plot_tube_widths
     from .distances import pairwise
@@ -118,7 +118,7 @@ def tube_width(trajectory_blocks: dict, trajectories_path, split: str, out_tsv, 
                              for r in rows])
 
         def distance(P, Q):
-            return pairwise(P, Q, metric=metric, device=device, threads=threads)
+            return pairwise(P, Q, metric=metric, device="cpu", threads=threads)
 
         table = tube_widths(trajectories, keep, ts, read_probs, distance)
     finally:

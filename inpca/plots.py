@@ -270,6 +270,10 @@ class _Colors:
                 colors = [to_hex(turbo(0.05 + 0.9 * i / max(n - 1, 1))) for i in range(n)]
             self.categories = order
             self.category_color = dict(zip(order, colors))
+            if column == "arch":  # the same colour per architecture as the analysis figures
+                from .analysis_plots import arch_colors
+
+                self.category_color.update({k: v for k, v in arch_colors(order).items() if k in order})
             if "n/a" in self.category_color:
                 self.category_color["n/a"] = self.nan_color
             self.run_label = labels

@@ -8,7 +8,7 @@ def main(smk):
 
     tube_width(dict(zip(smk.params.blocks, smk.input.blocks)), smk.input.trajectories, smk.wildcards.split,
                smk.output.tsv, smk.output.png, max_final_train_error=smk.params.max_final_train_error,
-               metric=smk.params.metric, device=smk.config["device"], threads=smk.threads)
+               metric=smk.params.metric, threads=smk.threads)
 
 
 if __name__ == "__main__":

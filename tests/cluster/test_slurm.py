@@ -39,7 +39,7 @@ from workflow_helpers import copy_workflow, job_counts
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-GPU_RULES = {"train_run", "distance_tile"}
+GPU_RULES = {"train_run", "distance_tile", "equal_progress_tile"}
 LOCAL_RULES = {"all", "runs_table"}  # `localrule: True` in the workflow; never submitted
 
 # The test cluster is one node with 2 real cores: it advertises 16 CPUs (so a few jobs run side by

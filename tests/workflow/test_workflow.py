@@ -100,6 +100,26 @@ def test_the_analysis_leaves_out_the_diverged_and_the_unfit_run_by_name_and_fini
             assert np.allclose(f["mean"][()], f["D"][()].mean(0))
 
 
+def test_a_finished_study_loads_in_one_line_for_ones_own_analysis(study):
+    import inpca.results
+
+    workdir, _ = study
+    with inpca.results.load(workdir / "results") as results:
+        m = len(results.index)
+        assert len(results.runs) == 6 and set(results.runs["run"]) <= set(results.index["run"])
+        assert results.embedding("train")["coords"].shape == (m, 4)
+        assert results.distances("test").shape == (m, m)
+        assert results.equal_progress("train").shape == (20, 7, 7)
+        reindexed = results.reindexed("test")
+        assert len(reindexed) == 7 and reindexed.run == results.trajectories["run"].tolist()
+        assert reindexed.run[0] == "geodesic" and reindexed.t[-1] == 1.0
+        assert reindexed[3].shape == (20, 450, 10)
+        np.testing.assert_allclose(reindexed[3].sum(-1), 1.0, atol=1e-5)
+        assert "architecture" in set(results.analysis("train", "factors")["factor"])
+    with pytest.raises(ValueError, match="no such folder"):
+        inpca.results.load(workdir / "no-results")
+
+
 def test_second_dry_run_has_nothing_to_do(study):
     workdir, _ = study
     proc = snakemake(workdir, "-n")
