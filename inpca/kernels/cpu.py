@@ -293,11 +293,25 @@ class NumbaKernel:
                 stop = min(start + MAX_SAMPLES_PER_CALL, n)
                 self.accumulate(left[:, start:stop].copy(), right[:, start:stop].copy(), symmetric, metric, sums)
             return
-        tasks = make_tasks(padded_points(left), padded_points(right), symmetric, self.row_block, self.col_tile)
+        tasks = self._tasks(padded_points(left), padded_points(right), symmetric)
         # Tasks differ in width (the last tile of each row) and there are many of them: hand them out
         # one at a time instead of in equal contiguous ranges per thread.
         with numba.parallel_chunksize(1):
             pair_sums(left, right, tasks, self.slab, symmetric, metric == "hellinger", sums)
+
+    def _tasks(self, m1p: int, m2p: int, symmetric: bool):
+        """Tasks of the configured size, halved (down to one layout block) while there are fewer than
+        two per thread: small matrices (the R x R matrices at equal progress, R ~ 10-100) would
+        otherwise be one task on one core."""
+        row_block, col_tile = self.row_block, self.col_tile
+        tasks = make_tasks(m1p, m2p, symmetric, row_block, col_tile)
+        while len(tasks) < 2 * numba.get_num_threads() and (row_block > BLOCK or col_tile > BLOCK):
+            if row_block >= col_tile and row_block > BLOCK:
+                row_block //= 2
+            else:
+                col_tile //= 2
+            tasks = make_tasks(m1p, m2p, symmetric, row_block, col_tile)
+        return tasks
 
     def to_numpy(self, sums, m1: int, m2: int) -> np.ndarray:
         return sums[:m1, :m2]
