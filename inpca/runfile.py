@@ -6,10 +6,10 @@ Layout (flat names: HDF5 groups carry timestamps, and CPU runs must give bit-ide
   step          (K,) int64       optimizer steps at each checkpoint (0 = before training)
   epoch         (K,) float64     step / steps per epoch
   train_loss, train_error, test_loss, test_error   (K,) float64   mean cross-entropy and 0/1 error
+  train_labels, test_labels   (N_split,) int64   the labels of the recorded samples
 Attributes: run_id, config (canonical JSON of the run), dataset, fingerprint (sample order and
 labels), num_classes, n_train, n_test, steps_per_epoch, diverged_at_step (-1 if never), parameters
-(of the network),
-inpca_version, format_version.
+(of the network), inpca_version, format_version.
 
 Written through inpca.h5io.write_h5, so a file at the final path is always complete.
 """
@@ -29,7 +29,10 @@ METRICS = ("train_loss", "train_error", "test_loss", "test_error")
 PROBS = {"train": "train_probs", "test": "test_probs"}
 
 
-def write_run(path, probs: dict, steps, epochs, metrics: dict, attrs: dict) -> None:
+def write_run(path, probs: dict, steps, epochs, metrics: dict, attrs: dict, labels: dict | None = None) -> None:
+    """Write a run file (layout above). `labels` ({"train": (N_train,), "test": (N_test,)} int64): the
+    labels of the recorded samples, so a study of imported runs can build its reference points."""
+
     def fill(f):
         for split, name in PROBS.items():
             arr = probs[split]
@@ -38,6 +41,8 @@ def write_run(path, probs: dict, steps, epochs, metrics: dict, attrs: dict) -> N
         create(f, "epoch", np.asarray(epochs, dtype=np.float64))
         for key in METRICS:
             create(f, key, np.asarray(metrics[key], dtype=np.float64))
+        for split, values in (labels or {}).items():
+            create(f, f"{split}_labels", np.asarray(values, dtype=np.int64))
         for key, value in {**attrs, "format_version": FORMAT_VERSION}.items():
             f.attrs[key] = value
 

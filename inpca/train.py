@@ -379,7 +379,8 @@ class Training:
         }
         dtype = np.float16 if self.run["checkpoints"]["dtype"] == "float16" else np.float32
         probs = {split: np.stack(record[f"{split}_probs"]).astype(dtype) for split in ("train", "test")}
-        write_run(out_path, probs, record["step"], record["epoch"], {m: record[m] for m in METRICS}, attrs)
+        labels = {"train": recorded.y_train, "test": recorded.y_test}
+        write_run(out_path, probs, record["step"], record["epoch"], {m: record[m] for m in METRICS}, attrs, labels)
         log.info("wrote %s: %d checkpoints in %.1f s", out_path, len(record["step"]), time.time() - self.started)
 
 
