@@ -42,7 +42,10 @@ def _checkpoint_count(checkpoints: tuple, steps_per_epoch: int, epochs: int) -> 
 
 
 def checkpoints_of(run: dict) -> int:
-    """Checkpoints of a run (cached: tile estimates ask for every run of two blocks, per tile)."""
+    """Checkpoints of a run (cached: tile estimates ask for every run of two blocks, per tile); an
+    imported run knows its own."""
+    if "recorded" in run:
+        return run["recorded"]["checkpoints"]
     n_train, _, _ = dataset_size(run["dataset"], recorded=False)
     steps_per_epoch = max(n_train // run["batch_size"], 1)
     return _checkpoint_count(tuple(sorted(run["checkpoints"].items())), steps_per_epoch, run["epochs"])

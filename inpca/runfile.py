@@ -77,6 +77,9 @@ def read_run(path: str | Path) -> dict:
                 except OSError as exc:
                     raise RunFileError(f"{path}: cannot read {name} ({h5_reason(exc)}); truncated or corrupted? "
                                            + REBUILD_HINT.format(path=path)) from None
+            for split in PROBS:
+                if f"{split}_labels" in f:
+                    out[f"{split}_labels"] = f[f"{split}_labels"][()]
             for key in ("step", "epoch", *METRICS):
                 out[key] = f[key][()]
                 if out[key].shape != (k,):

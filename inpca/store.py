@@ -57,15 +57,33 @@ def _point_metrics(probs: dict, labels: dict, num_classes: int, progress_mode: s
     return out
 
 
-def write_reference(out_path, dataset_spec: dict, geodesic_points: int, data_dir_base=None,
-                    progress_mode: str = "angle") -> None:
-    """The reference block of a data set: P0, `geodesic_points` interior geodesic points, P*."""
-    from .geodesic import reference_points
-    from .data import load_study_dataset
+def _recorded_data(run_path) -> tuple[dict, int, str, str]:
+    """Labels, class count, fingerprint and name of the data a recorded run file carries."""
+    with open_h5(run_path) as f:
+        if "train_labels" not in f or "test_labels" not in f:
+            raise StoreError(f"{run_path}: no labels; a study of recorded runs takes its reference from them "
+                             "(inpca.record stores them)")
+        labels = {split: f[f"{split}_labels"][()].astype(np.int64) for split in SPLITS}
+        return labels, int(f.attrs["num_classes"]), str(f.attrs["fingerprint"]), str(f.attrs.get("dataset", "recorded"))
 
-    dataset = load_study_dataset(dataset_spec, data_dir_base)
-    labels = {"train": np.asarray(dataset.y_train, np.int64), "test": np.asarray(dataset.y_test, np.int64)}
-    C = dataset.num_classes
+
+def write_reference(out_path, dataset_spec: dict, geodesic_points: int, data_dir_base=None,
+                    progress_mode: str = "angle", recorded_run=None) -> None:
+    """The reference block of a data set: P0, `geodesic_points` interior geodesic points, P*.
+
+    For `dataset: recorded` the labels (and the data's fingerprint) come from `recorded_run`, one of
+    the study's imported run files.
+    """
+    from .geodesic import reference_points
+
+    if dataset_spec["name"] == "recorded":
+        labels, C, fingerprint, name = _recorded_data(recorded_run)
+    else:
+        from .data import load_study_dataset
+
+        dataset = load_study_dataset(dataset_spec, data_dir_base)
+        labels = {"train": np.asarray(dataset.y_train, np.int64), "test": np.asarray(dataset.y_test, np.int64)}
+        C, fingerprint, name = dataset.num_classes, dataset.fingerprint, dataset.name
     probs, names, ts = {}, None, None
     for split in SPLITS:
         probs[split], names, ts = reference_points(labels[split], C, n_geodesic=geodesic_points + 1)
@@ -76,7 +94,7 @@ def write_reference(out_path, dataset_spec: dict, geodesic_points: int, data_dir
         "epoch": np.full(m, np.nan), **{k: np.full(m, np.nan) for k in METRICS},
         "t": np.asarray(ts, np.float64), **_point_metrics(probs, labels, C, progress_mode),
     }
-    attrs = {"fingerprint": dataset.fingerprint, "dataset": dataset.name, "num_classes": C,
+    attrs = {"fingerprint": fingerprint, "dataset": name, "num_classes": C,
              "n_train": len(labels["train"]), "n_test": len(labels["test"]), "runs": "{}", "run_info": "{}",
              "progress_mode": progress_mode}
 
@@ -90,7 +108,7 @@ def write_reference(out_path, dataset_spec: dict, geodesic_points: int, data_dir
         f.attrs.update(attrs)
 
     write_h5(out_path, fill)
-    log.info("wrote %s: %d reference points (%s, N=%d/%d, C=%d)", out_path, m, dataset.name,
+    log.info("wrote %s: %d reference points (%s, N=%d/%d, C=%d)", out_path, m, name,
              attrs["n_train"], attrs["n_test"], C)
 
 
@@ -209,8 +227,10 @@ def write_index(out_path, block_paths: dict) -> None:
                 config_keys.append(key)
         for row_in_block, point in enumerate(points):
             cfg = flat.get(point["run"], {})
-            labels = {"arch": cfg.get("arch.name", point["run"]),
-                      "optimizer": _optimizer_label(cfg) if cfg else point["run"]}
+            # imported runs carry free-form configs: an `arch`/`optimizer` field of any shape labels them too
+            labels = {"arch": str(cfg.get("arch.name", cfg.get("arch", point["run"]))),
+                      "optimizer": _optimizer_label(cfg) if "optimizer.name" in cfg
+                      else str(cfg.get("optimizer", point["run"]))}
             info = run_info.get(point["run"], {})
             rows.append({"point": len(rows), "block": block, "row": row_in_block, "run": point["run"],
                          "kind": point["kind"], **labels, **info, **point, **cfg})

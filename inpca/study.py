@@ -31,6 +31,9 @@ RESULTS_VERSION = {"train": 2, "store": 2, "distance": 1, "embedding": 1, "plots
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
+#: Run ids of the grid: architecture, optimizer, seed and 8 hex digits of the config's hash.
+GRID_RUN_PATTERN = r"(?:fc|allcnn|wrn|convmixer|vit)-[a-z0-9]+-s\d+-[0-9a-f]{8}"
+
 REFERENCE_BLOCK = "ref"
 SPLITS = ("train", "test")
 
@@ -44,7 +47,7 @@ _SCHEDULE_KEYS = {"paper": ("early_epochs", "per_epoch"), "log": ("count",)}
 @dataclass(frozen=True)
 class Study:
     config: dict
-    runs: dict[str, dict]  # run id -> canonical run config, sorted by id
+    runs: dict[str, dict]  # run id -> canonical run config (imported runs: their own config), sorted by id
     blocks: dict[str, list[str]] = field(default_factory=dict)  # block -> run ids (non-empty blocks)
 
     @property
@@ -57,6 +60,15 @@ class Study:
         """Every pair of blocks (bi, bj) with bi at or before bj in point order."""
         names = self.point_blocks
         return [(a, b) for i, a in enumerate(names) for b in names[i:]]
+
+    @property
+    def trained_runs(self) -> list[str]:
+        """Runs the grid trains (the others are imported recordings)."""
+        return [rid for rid, run in self.runs.items() if "recorded" not in run]
+
+    @property
+    def imported_runs(self) -> list[str]:
+        return [rid for rid, run in self.runs.items() if "recorded" in run]
 
     @property
     def splits(self) -> list[str]:
@@ -297,7 +309,7 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     schema = schema if schema is not None else _schema_at(str(SCHEMA_PATH))
     config = _coerce(copy.deepcopy(dict(config)), schema, schema)
     _validate(config, schema, schema)
-    for i, entry in enumerate(config["grid"]):
+    for i, entry in enumerate(config.get("grid", [])):
         try:
             entry["arch"] = _widths_of_fc(entry["arch"])
         except ConfigError as error:
@@ -358,6 +370,15 @@ def _check_semantics(config: dict) -> None:
     from .resources import dataset_size
 
     dataset = config["dataset"]
+    if dataset["name"] == "recorded":
+        if config["grid"]:
+            raise ConfigError("grid: a study of dataset recorded imports its runs and trains none; leave grid empty "
+                              "or name the data set the grid trains on")
+        if not config["imports"]:
+            raise ConfigError("imports: dataset recorded needs run files to import (imports: [{path: ...}])")
+        return
+    if not config["grid"] and not config["imports"]:
+        raise ConfigError("grid: the study has no run: give a grid entry or import recorded runs")
     if dataset["name"] == "synthetic" and len(dataset["input_shape"]) == 2:
         raise ConfigError(f"dataset.input_shape: [D] or [C, H, W], got {dataset['input_shape']}")
     shape = image_shape(dataset)
@@ -453,6 +474,16 @@ def load_study(config: dict, schema_path: str | Path = SCHEMA_PATH, check_data: 
     if check_data:
         check_data_present(config["dataset"])
     runs = expand_grid(config)
+    if config["imports"]:
+        from .imports import scan
+
+        imported = scan(config["imports"])
+        runs = dict(sorted({**runs, **{rid: run.study_entry() for rid, run in imported.items()}}.items()))
+        if config["dataset"]["name"] == "recorded":
+            first = next(iter(imported.values()))
+            # the data set is the recordings' own: its size and identity come from the files
+            config["dataset"].update(n_train=first.n_train, n_test=first.n_test, num_classes=first.num_classes,
+                                     fingerprint=first.fingerprint)
     blocks: dict[str, list[str]] = {}
     for rid in runs:
         blocks.setdefault(block_of(rid, config["store"]["blocks"]), []).append(rid)

@@ -98,11 +98,27 @@ class DeviceData:
 
     def prepare(self, x):
         """Model input from stored samples: uint8 images -> normalised float, vectors unchanged."""
-        import torch
+        return prepare_inputs(x, self.is_image, self.mean, self.std)
 
-        if self.is_image:
-            return (x.float() / 255.0 - self.mean) / self.std
-        return x.to(torch.float32)
+
+def prepare_inputs(x, is_image: bool, mean, std):
+    """Model input from stored samples: uint8 images -> (x/255 - mean)/std as float, vectors as float."""
+    import torch
+
+    if is_image:
+        return (x.float() / 255.0 - mean) / std
+    return x.to(torch.float32)
+
+
+def normalisation(dataset, device) -> tuple:
+    """The per-channel mean and std of `dataset` as float32 tensors on `device`, shaped to broadcast
+    over a batch (channels are dim 1)."""
+    import torch
+
+    per_channel = (1, -1, *([1] * (len(dataset.input_shape) - 1)))
+    mean = torch.tensor(dataset.mean, dtype=torch.float32, device=device).view(per_channel)
+    std = torch.tensor(dataset.std, dtype=torch.float32, device=device).view_as(mean)
+    return mean, std
 
 
 def to_device(dataset, device: str) -> DeviceData:
@@ -112,11 +128,31 @@ def to_device(dataset, device: str) -> DeviceData:
     def t(a):
         return torch.from_numpy(np.ascontiguousarray(a)).to(device)
 
-    per_channel = (1, -1, *([1] * (len(dataset.input_shape) - 1)))
-    mean = torch.tensor(dataset.mean, dtype=torch.float32, device=device).view(per_channel)
-    std = torch.tensor(dataset.std, dtype=torch.float32, device=device).view_as(mean)
     return DeviceData(t(dataset.x_train), t(dataset.y_train).long(), t(dataset.x_test), t(dataset.y_test).long(),
-                      dataset.is_image, mean, std)
+                      dataset.is_image, *normalisation(dataset, device))
+
+
+def evaluate_batches(forward, batches, prepare, channels_last: bool = False):
+    """Softmax probabilities (float32, CPU numpy), mean cross-entropy and 0/1 error of one split.
+
+    `batches` yields (stored inputs, int64 labels) on the model's device in a fixed order, `prepare`
+    turns stored inputs into model inputs and `forward` (the model) returns logits. The caller puts
+    the model in eval mode under torch.no_grad(); :func:`evaluate` and :mod:`inpca.record` share this.
+    """
+    import torch
+
+    probs, loss_sum, wrong, n = [], 0.0, 0, 0
+    for x, y in batches:
+        x = prepare(x)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = forward(x).float()
+        logp = torch.log_softmax(logits, dim=1)
+        loss_sum += float(-logp.gather(1, y[:, None]).double().sum())
+        wrong += int((logits.argmax(1) != y).sum())
+        probs.append(torch.softmax(logits, dim=1).cpu())
+        n += y.shape[0]
+    return torch.cat(probs).numpy(), loss_sum / n, wrong / n
 
 
 def evaluate(model, data: DeviceData, batch_size: int, channels_last: bool):
@@ -128,19 +164,9 @@ def evaluate(model, data: DeviceData, batch_size: int, channels_last: bool):
     with torch.no_grad():
         for split in ("train", "test"):
             x_all, y_all = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
-            probs, loss_sum, wrong = [], 0.0, 0
-            for start in range(0, x_all.shape[0], batch_size):
-                x = data.prepare(x_all[start:start + batch_size])
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                logits = model(x).float()
-                logp = torch.log_softmax(logits, dim=1)
-                y = y_all[start:start + batch_size]
-                loss_sum += float(-logp.gather(1, y[:, None]).double().sum())
-                wrong += int((logits.argmax(1) != y).sum())
-                probs.append(torch.softmax(logits, dim=1).cpu())
-            n = x_all.shape[0]
-            out[split] = (torch.cat(probs).numpy(), loss_sum / n, wrong / n)
+            batches = ((x_all[start:start + batch_size], y_all[start:start + batch_size])
+                       for start in range(0, x_all.shape[0], batch_size))
+            out[split] = evaluate_batches(model, batches, data.prepare, channels_last)
     model.train()
     return out
 

@@ -7,7 +7,15 @@ import sys
 sys.path.insert(0, workflow.basedir)  # the package beside this workflow, even if not installed
 
 from inpca.errors import ConfigError
-from inpca.study import RESULTS_VERSION, canonical_json, load_study, runs_table_rows
+from inpca.study import (
+    GRID_RUN_PATTERN,
+    RESULTS_VERSION,
+    canonical_json,
+    dataset_identity,
+    load_study,
+    runs_table_rows,
+)
+from inpca.imports import RUN_ID_PATTERN as IMPORTED_RUN_PATTERN
 from inpca import resources as estimate
 from inpca.devices import gpus_for_device
 
@@ -26,7 +34,7 @@ config["report_summary"] = {"runs": len(STUDY.runs), "checkpoints": estimate.stu
 
 
 wildcard_constraints:
-    run=r"[a-z0-9]+-[a-z0-9]+-s\d+-[0-9a-f]{8}",
+    run=rf"{GRID_RUN_PATTERN}|{IMPORTED_RUN_PATTERN}",
     block=r"b\d{3}",
     store_block=r"ref|b\d{3}",
     a=r"ref|b\d{3}",
@@ -45,7 +53,23 @@ def get_run_config(wildcards):
 
 
 def get_dataset_identity():
-    return canonical_json(next(iter(STUDY.runs.values()))["dataset"])
+    return canonical_json(dataset_identity(STUDY.config["dataset"]))
+
+
+def get_reference_inputs(wildcards):
+    """A study of recorded runs takes its labels from one of them."""
+    if STUDY.config["dataset"]["name"] == "recorded":
+        return {"recorded_run": f"results/runs/{STUDY.imported_runs[0]}.h5"}
+    return {}
+
+
+def get_import_inputs(wildcards):
+    """The recording (ancient: its id hashes its content, so a newer copy of the same recording
+    changes nothing) and, when the study has data of its own, the reference block to check it against."""
+    inputs = {"source": ancient(STUDY.runs[wildcards.run]["recorded"]["source"])}
+    if STUDY.config["dataset"]["name"] != "recorded":
+        inputs["reference"] = "results/store/ref.h5"
+    return inputs
 
 
 def get_block_runs(wildcards):

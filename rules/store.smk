@@ -2,6 +2,8 @@
 
 
 rule store_reference:
+    input:
+        unpack(get_reference_inputs),
     output:
         "results/store/ref.h5",
     log:

@@ -1,4 +1,4 @@
-# Stage 1: one training job per network of the grid.
+# Stage 1: one training job per network of the grid, one import job per recorded run file.
 
 
 rule runs_table:
@@ -16,6 +16,8 @@ rule runs_table:
 
 
 rule train_run:
+    wildcard_constraints:
+        run=GRID_RUN_PATTERN,
     output:
         run="results/runs/{run}.h5",
     log:
@@ -37,3 +39,20 @@ rule train_run:
         "../envs/inpca.yaml"
     script:
         "../scripts/train.py"
+
+
+rule import_run:
+    wildcard_constraints:
+        run=IMPORTED_RUN_PATTERN,
+    input:
+        unpack(get_import_inputs),
+    output:
+        "results/runs/{run}.h5",
+    log:
+        "logs/import_run/{run}.log",
+    params:
+        sum_tolerance=config["store"]["sum_tolerance"],
+    conda:
+        "../envs/inpca.yaml"
+    script:
+        "../scripts/import_run.py"

@@ -7,7 +7,7 @@ def main(smk):
     from inpca.store import write_reference
 
     write_reference(smk.output[0], smk.config["dataset"], smk.params.geodesic_points,
-                    progress_mode=smk.params.progress_mode)
+                    progress_mode=smk.params.progress_mode, recorded_run=smk.input.get("recorded_run"))
 
 
 if __name__ == "__main__":
