@@ -1,0 +1,85 @@
+"""Recorded run files brought into a study (inpca.imports): ids from content, refusals in one line."""
+
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from inpca.errors import ConfigError, RunFileError, StoreError
+from inpca.imports import RUN_ID_PATTERN, import_run, scan
+from inpca.runfile import write_run
+from inpca.store import write_reference
+from inpca.study import load_study
+
+LABELS = {"train": np.arange(40) % 4, "test": np.arange(12) % 4}
+
+
+def recording(path, config, fingerprint="f" * 16, seed=0, k=3):
+    rng = np.random.default_rng(seed)
+    probs = {}
+    for split, y in LABELS.items():
+        p = rng.dirichlet(np.ones(4), size=(k, len(y))).astype(np.float32)
+        probs[split] = p / p.sum(-1, keepdims=True)
+    attrs = {"run_id": path.stem, "config": '{"arch": "%s", "seed": %d}' % (config, seed), "dataset": "recorded",
+             "fingerprint": fingerprint, "num_classes": 4, "n_train": 40, "n_test": 12, "diverged_at_step": -1}
+    metrics = {m: np.linspace(1, 0, k) for m in ("train_loss", "train_error", "test_loss", "test_error")}
+    write_run(path, probs, np.arange(k) * 5, np.arange(k) / 2.0, metrics, attrs, LABELS)
+    return path
+
+
+def test_ids_come_from_content_so_a_moved_file_is_the_same_run(tmp_path):
+    first = recording(tmp_path / "a.h5", "resnet18")
+    (run_id, run), = scan([{"path": str(first)}]).items()
+    import re
+
+    assert re.fullmatch(RUN_ID_PATTERN, run_id) and run_id.startswith("rec-resnet18-")
+    moved = tmp_path / "elsewhere" / "renamed.h5"
+    moved.parent.mkdir()
+    shutil.move(first, moved)
+    assert list(scan([{"path": str(moved)}])) == [run_id]
+    assert run.checkpoints == 3 and run.n_train == 40 and run.num_classes == 4
+
+
+def test_the_same_recording_twice_and_recordings_on_other_data_are_refused_naming_both_files(tmp_path):
+    recording(tmp_path / "a.h5", "mlp")
+    shutil.copy(tmp_path / "a.h5", tmp_path / "b.h5")
+    with pytest.raises(ConfigError, match=r"a\.h5 and .*b\.h5 hold the same recording"):
+        scan([{"path": str(tmp_path / "*.h5")}])
+    (tmp_path / "b.h5").unlink()
+    recording(tmp_path / "c.h5", "mlp", fingerprint="0" * 16, seed=1)
+    with pytest.raises(ConfigError, match=r"a\.h5 and .*c\.h5 were recorded on different data") as info:
+        scan([{"path": str(tmp_path / "*.h5")}])
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="matches no file"):
+        scan([{"path": str(tmp_path / "none-*.h5")}])
+
+
+def test_a_study_of_recorded_runs_plans_them_and_trains_nothing(tmp_path):
+    for seed in range(3):
+        recording(tmp_path / f"r{seed}.h5", "mlp", seed=seed)
+    study = load_study({"dataset": {"name": "recorded"}, "imports": [{"path": str(tmp_path / "*.h5")}]})
+    assert len(study.runs) == 3 and study.imported_runs == list(study.runs) and not study.trained_runs
+    assert study.config["dataset"]["n_train"] == 40 and study.config["dataset"]["fingerprint"] == "f" * 16
+    with pytest.raises(ConfigError, match="trains none"):
+        load_study({"dataset": {"name": "recorded"}, "imports": [{"path": str(tmp_path / "*.h5")}],
+                    "grid": [{"arch": {"name": "fc"}, "optimizer": {"name": "sgd", "lr": 0.1}}]})
+    with pytest.raises(ConfigError, match="no run"):
+        load_study({})
+
+
+def test_import_validates_like_the_store_and_refuses_other_data_naming_both_files(tmp_path):
+    source = recording(tmp_path / "r.h5", "mlp")
+    import_run(source, tmp_path / "out.h5", "rec-mlp-12345678")
+    with h5py.File(tmp_path / "out.h5") as f:
+        assert f.attrs["run_id"] == "rec-mlp-12345678" and f.attrs["imported_from"] == str(source)
+        np.testing.assert_array_equal(f["test_labels"][()], LABELS["test"])
+    reference = tmp_path / "ref.h5"
+    write_reference(reference, {"name": "digits", "test_fraction": 0.25, "split_seed": 0, "keep_every": 1}, 2)
+    with pytest.raises(StoreError, match=r"r\.h5 was recorded on other data than the study's digits .*ref\.h5"):
+        import_run(source, tmp_path / "out2.h5", "rec-mlp-12345678", reference=reference)
+    with h5py.File(source, "a") as f:
+        f["train_probs"][0, 0, 0] = np.nan
+    with pytest.raises(RunFileError, match="NaN"):
+        import_run(source, tmp_path / "out3.h5", "rec-mlp-12345678")
+    assert not (tmp_path / "out3.h5").exists()
