@@ -1,4 +1,4 @@
-"""The embedding step of the pipeline: an assembled distance file -> `results/embedding/{split}.h5`.
+"""The embedding step of the pipeline: a split's distance tiles -> `results/embedding/{split}.h5`.
 
 Layout:
   coords (M, k)            InPCA coordinates v·sqrt|λ| of every point, rows in index.tsv order
@@ -14,6 +14,7 @@ Attributes: split, metric, solver, frobenius_norm, grand_mean, n_points.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import time
@@ -60,37 +61,52 @@ def load_fitted(path):
     return model
 
 
-def embed(distance_path, index_path, out_path, *, split: str, n_components: int = 10, solver: str = "auto",
+@contextlib.contextmanager
+def _distance_matrix(distances, index_path):
+    """(D, run, kind, metric, name) from a split's tiles ({(a, b): path}, read in place) or from an
+    assembled distance file."""
+    from .tiles import TiledMatrix
+
+    if isinstance(distances, dict):
+        with TiledMatrix(distances, index_path) as D:
+            yield D, np.array(D.run, dtype="S"), np.array(D.kind, dtype="S"), D.metric, f"the tiles of {index_path}"
+    else:
+        with open_h5(distances) as f:
+            yield f["D"], f["run"][()], f["kind"][()], str(f.attrs["metric"]), str(distances)
+
+
+def embed(distances, index_path, out_path, *, split: str, n_components: int = 10, solver: str = "auto",
           train_embedding=None, threads: int | None = None) -> dict:
     """Embed one split's distance matrix and write `out_path` (layout: module docstring).
 
-    ``threads`` caps the BLAS threads of the eigensolver and of the projection into the train
-    embedding (None: no cap). BLAS otherwise starts one thread per core of the machine, so a job
-    given fewer cores would oversubscribe them beside the other jobs.
+    ``distances``: the split's tiles, {(block_a, block_b): path} (what the pipeline passes: no
+    assembled copy of the matrix is needed), or the path of an assembled distance file. Up to
+    IN_MEMORY_POINTS points the matrix is read into memory; above, the Lanczos solver streams row
+    blocks of it. ``threads`` caps the BLAS threads of the eigensolver and of the projection into
+    the train embedding (None: no cap). BLAS otherwise starts one thread per core of the machine,
+    so a job given fewer cores would oversubscribe them beside the other jobs.
     """
     from .embedding import InPCA
 
     started = time.time()
-    with threadpool_limits(limits=threads, user_api="blas"), open_h5(distance_path) as f:
-        dset = f["D"]
+    with threadpool_limits(limits=threads, user_api="blas"), _distance_matrix(distances, index_path) as source:
+        dset, runs, kinds, metric, name = source
         m = dset.shape[0]
         D = dset[()] if m <= IN_MEMORY_POINTS else dset
         k = min(n_components, max(m - 1, 1))
         model = InPCA(n_components=k, solver=solver).fit(D)
-        runs, kinds = f["run"][()], f["kind"][()]
-        metric = f.attrs["metric"]
         coords_in_train = None
         if train_embedding is not None:
             train = load_fitted(train_embedding)
             if train.n_features_in_ != m:
-                raise ResultsError(f"{train_embedding}: has {train.n_features_in_} points, {distance_path} has {m}")
+                raise ResultsError(f"{train_embedding}: has {train.n_features_in_} points, {name} has {m}")
             # row blocks: an on-disk matrix is projected without reading it whole
             step = max(1, (256 << 20) // (8 * m))
             coords_in_train = np.vstack([train.transform(np.asarray(D[i:i + step], dtype=np.float64))
                                          for i in range(0, m, step)])
     progress, dist_truth = _index_columns(index_path, split)
     if len(progress) != m:
-        raise ResultsError(f"{index_path}: {len(progress)} points, but {distance_path} has {m}; rerun the store")
+        raise ResultsError(f"{index_path}: {len(progress)} points, but {name} has {m}; rerun the store")
 
     def fill(out):
         for name, value in {"coords": model.coords_, "eigenvalues": model.eigenvalues_,

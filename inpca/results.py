@@ -6,7 +6,7 @@
     study.runs                        # one row per run of the grid
     study.trajectories                # one row per reindexed trajectory, in equal-progress matrix order
     study.embedding("train")          # dict of arrays: coords, eigenvalues, explained_stress, ...
-    study.distances("train")          # the (M, M) point distances, lazily (h5py)
+    study.distances("train")          # the (M, M) point distances, lazily (from the tiles, or h5py)
     study.equal_progress("train")     # the (T, R, R) distances at equal progress, lazily (h5py)
     study.reindexed("train")[i]       # trajectory i at the T index values, (T, N, C) probabilities
     study.analysis("train", "factors")  # a table of results/analysis/train/
@@ -110,7 +110,20 @@ class Results:
         return {**out, "attrs": dict(f.attrs)}
 
     def distances(self, split: str):
-        return self._h5(self.path / "distances" / f"{split}.h5")["D"]
+        """The (M, M) point distances: the assembled file if the `distances` target made one, else
+        read from the tiles in place (both slice like an array)."""
+        assembled = self.path / "distances" / f"{split}.h5"
+        if assembled.exists():
+            return self._h5(assembled)["D"]
+        from .tiles import TiledMatrix
+
+        key = self.path / "distances" / split / "tiles"
+        if key not in self._open:
+            tiles = {tuple(p.stem.split("-")): p for p in sorted(key.glob("*.h5"))}
+            if not tiles:
+                raise ResultsError(f"{key}: no distance tiles; make them with: snakemake --cores all distances")
+            self._open[key] = TiledMatrix(tiles, self.path / "store" / "index.tsv")
+        return self._open[key]
 
     def equal_progress(self, split: str):
         return self._h5(self.path / "analysis" / split / "equal_progress.h5")["D"]

@@ -141,3 +141,84 @@ def assemble(tile_paths: dict, index_path, out_path, split: str) -> None:
 
     write_h5(out_path, fill)
     log.info("wrote %s: %d points from %d tiles", out_path, m, len(tile_paths))
+
+
+class TiledMatrix:
+    """The symmetric (M, M) matrix of a split, read straight from its tiles: no assembled copy.
+
+    `tile_paths` maps (block_a, block_b), a at or before b in index order, to a tile file of shape
+    (M_a, M_b); `index_path` gives the blocks' order and sizes (index.tsv). Slicing `D[i0:i1]`,
+    `D[i0:i1, j0:j1]` or `D[()]` returns that block as float64, reading only the tiles it touches
+    (a tile below the diagonal is the transpose of the one above it). `InPCA` and the out-of-sample
+    projection take it like any matrix. Open files are kept until `close()` (or a `with` block).
+    """
+
+    dtype = np.dtype(np.float64)
+    chunks = None
+
+    def __init__(self, tile_paths: dict, index_path):
+        order, ranges, runs, kinds = _index_blocks(index_path)
+        missing = {(a, b) for i, a in enumerate(order) for b in order[i:]} - set(tile_paths)
+        if missing:
+            raise ResultsError(f"{index_path}: no tile for block pair(s) {sorted(missing)[:3]}")
+        self.order, self.ranges, self.run, self.kind = order, ranges, runs, kinds
+        self.shape = (len(runs), len(runs))
+        self._paths = {pair: Path(path) for pair, path in tile_paths.items()}
+        self._open: dict = {}
+        attrs = self._tile(*next(iter(self._paths))).file.attrs
+        self.metric, self.n_samples = str(attrs["metric"]), int(attrs["n_samples"])
+        for (a, b) in self._paths:
+            expected = (ranges[a][1] - ranges[a][0], ranges[b][1] - ranges[b][0])
+            if self._tile(a, b).shape != expected:
+                raise ResultsError(f"{self._paths[(a, b)]}: tile is {self._tile(a, b).shape}, but {index_path} has "
+                                   f"{expected[0]} x {expected[1]} points for blocks {a} x {b}; rerun the stage "
+                                   "that wrote it")
+
+    def _tile(self, a: str, b: str):
+        if (a, b) not in self._open:
+            self._open[(a, b)] = open_h5(self._paths[(a, b)])
+        return self._open[(a, b)]["D"]
+
+    def close(self) -> None:
+        for f in self._open.values():
+            f.file.close()
+        self._open.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __getitem__(self, key) -> np.ndarray:
+        rows, columns = (key if isinstance(key, tuple) and len(key) == 2 else (key, slice(None)))
+        if rows == () or key == ():
+            rows, columns = slice(None), slice(None)
+        i0, i1, step_i = rows.indices(self.shape[0])
+        j0, j1, step_j = columns.indices(self.shape[1])
+        if step_i != 1 or step_j != 1:
+            raise ResultsError("TiledMatrix takes contiguous slices only")
+        out = np.zeros((max(i1 - i0, 0), max(j1 - j0, 0)))
+        position = {block: n for n, block in enumerate(self.order)}
+        for a in self.order:
+            a0, a1 = self.ranges[a]
+            r0, r1 = max(a0, i0), min(a1, i1)
+            if r0 >= r1:
+                continue
+            for b in self.order:
+                b0, b1 = self.ranges[b]
+                c0, c1 = max(b0, j0), min(b1, j1)
+                if c0 >= c1:
+                    continue
+                if position[a] <= position[b]:
+                    block = self._tile(a, b)[r0 - a0:r1 - a0, c0 - b0:c1 - b0]
+                else:
+                    block = self._tile(b, a)[c0 - b0:c1 - b0, r0 - a0:r1 - a0].T
+                out[r0 - i0:r1 - i0, c0 - j0:c1 - j0] = block
+        return out
+
+
+def named_tiles(inputs) -> dict:
+    """{(a, b): path} from a rule's named inputs, whose tiles are named "a-b" (rules/common.smk)."""
+    return {tuple(name.split("-")): path for name, path in inputs.items()
+            if len(name.split("-")) == 2 and name not in ("index", "train_embedding")}

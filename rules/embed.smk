@@ -1,10 +1,11 @@
-# Stage 4: InPCA of each split's distance matrix.
+# Stage 4: InPCA of each split's distance matrix, read from its tiles.
 
 
 rule embed:
     input:
+        # the tiles themselves: the assembled matrix (target `distances`) would be a second copy
+        unpack(get_tiles),
         unpack(get_train_embedding),
-        distances="results/distances/{split}.h5",
         index="results/store/index.tsv",
     output:
         "results/embedding/{split}.h5",

@@ -5,10 +5,9 @@ from inpca.logs import run_script
 
 
 def main(smk):
-    from inpca.tiles import assemble
+    from inpca.tiles import assemble, named_tiles
 
-    tiles = {tuple(name.split("-")): path for name, path in smk.input.items() if name != "index"}
-    assemble(tiles, smk.input.index, smk.output[0], smk.wildcards.split)
+    assemble(named_tiles(smk.input), smk.input.index, smk.output[0], smk.wildcards.split)
 
 
 if __name__ == "__main__":

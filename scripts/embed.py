@@ -1,13 +1,14 @@
-"""Rule embed: InPCA of one split's distance matrix -> results/embedding/{split}.h5."""
+"""Rule embed: InPCA of one split's distance tiles, read in place -> results/embedding/{split}.h5."""
 
 from inpca.logs import run_script
 
 
 def main(smk):
     from inpca.embedding_file import embed
+    from inpca.tiles import named_tiles
 
     embed(
-        smk.input.distances,
+        named_tiles(smk.input),
         smk.input.index,
         smk.output[0],
         split=smk.wildcards.split,

@@ -1,4 +1,5 @@
-"""Shared by the workflow and cluster tests: a copy of the workflow in a temp folder, and job counts."""
+"""Shared by the workflow and cluster tests: a copy of the workflow in a temp folder, job counts, and a
+study's distances read from its tiles."""
 
 from __future__ import annotations
 
@@ -37,3 +38,11 @@ def job_counts(output: str) -> dict[str, int]:
             counts[match.group(1)] = int(match.group(2))
     counts.pop("total", None)
     return counts
+
+
+def split_distances(workdir: Path, split: str):
+    """The (M, M) distances of a finished study, read from its tiles (no assembled copy is made)."""
+    from inpca.tiles import TiledMatrix
+
+    tiles = {tuple(p.stem.split("-")): p for p in (workdir / f"results/distances/{split}/tiles").glob("*.h5")}
+    return TiledMatrix(tiles, workdir / "results/store/index.tsv")

@@ -35,7 +35,7 @@ def study(tmp_path_factory):
             compute_tile(blocks[a], blocks[b], "train", root / f"{a}-{b}.h5", device="cpu", chunk_samples=100)
             tiles[(a, b)] = root / f"{a}-{b}.h5"
     assemble(tiles, root / "index.tsv", root / "train.h5", "train")
-    return root, blocks
+    return root, blocks, tiles
 
 
 def all_points(blocks, split="train"):
@@ -47,7 +47,7 @@ def all_points(blocks, split="train"):
 
 
 def test_assembled_tiles_equal_one_single_tile_computation(study):
-    root, blocks = study
+    root, blocks, _ = study
     with h5py.File(root / "train.h5") as f:
         D = f["D"][()]
         runs = [r.decode() for r in f["run"][()]]
@@ -62,7 +62,7 @@ def test_assembled_tiles_equal_one_single_tile_computation(study):
 
 
 def test_a_tile_holds_every_pair_of_its_two_blocks(study):
-    root, blocks = study
+    root, blocks, _ = study
     with h5py.File(root / "b000-b001.h5") as f:
         tile = f["D"][()]
         assert f.attrs["metric"] == "bhattacharyya" and f.attrs["split"] == "train"
@@ -72,14 +72,14 @@ def test_a_tile_holds_every_pair_of_its_two_blocks(study):
 
 
 def test_assembly_refuses_a_missing_tile(study, tmp_path):
-    root, _ = study
+    root, _, _ = study
     with pytest.raises(ValueError, match="no tile for block pair"):
         assemble({("ref", "ref"): root / "ref-ref.h5"}, root / "index.tsv", tmp_path / "x.h5", "train")
     assert not (tmp_path / "x.h5").exists()
 
 
 def test_embedding_step_writes_coordinates_progress_and_projects_a_second_split(study, tmp_path):
-    root, _ = study
+    root, _, _ = study
     out = tmp_path / "train_emb.h5"
     embed(root / "train.h5", root / "index.tsv", out, split="train", n_components=4)
     with h5py.File(root / "train.h5") as f:
@@ -99,7 +99,7 @@ def test_embedding_step_writes_coordinates_progress_and_projects_a_second_split(
 def test_a_block_the_store_accepted_under_its_tolerance_is_accepted_by_the_tiles(tmp_path, study):
     """store.sum_tolerance reaches the distance step: rows summing to 1.005 pass a tolerance of 0.01
     in the store, and then in the tile (which once checked a hard-coded 1e-3 again)."""
-    root, _ = study
+    root, _, _ = study
     dataset = load_study_dataset(DIGITS)
     run = fake_run(tmp_path / "run.h5", dataset, "fc-sgd-s7-00000007", k=2, seed=7)
     with h5py.File(run, "a") as f:
@@ -113,3 +113,26 @@ def test_a_block_the_store_accepted_under_its_tolerance_is_accepted_by_the_tiles
     with pytest.raises(ValueError, match="sum to"):
         compute_tile(tmp_path / "b005.h5", tmp_path / "b005.h5", "train", tmp_path / "tile2.h5", device="cpu",
                      sum_tolerance=1e-3)
+
+
+def test_the_tiles_read_in_place_slice_like_the_assembled_matrix(study):
+    root, _, tiles = study
+    from inpca.tiles import TiledMatrix
+
+    with h5py.File(root / "train.h5") as f:
+        D = f["D"][()]
+    with TiledMatrix(tiles, root / "index.tsv") as tiled:
+        assert tiled.shape == D.shape and tiled.metric == "bhattacharyya"
+        assert np.array_equal(tiled[()], D) and np.array_equal(tiled[:], D)
+        m = D.shape[0]
+        for rows, columns in ((slice(0, 3), slice(None)), (slice(4, m - 1), slice(2, m)), (slice(m - 2, m), slice(0, 5))):
+            assert np.array_equal(tiled[rows, columns], D[rows, columns])
+
+
+def test_embedding_from_the_tiles_equals_embedding_from_the_assembled_matrix(study, tmp_path):
+    root, _, tiles = study
+    embed(root / "train.h5", root / "index.tsv", tmp_path / "assembled.h5", split="train", n_components=4)
+    embed(tiles, root / "index.tsv", tmp_path / "tiled.h5", split="train", n_components=4)
+    with h5py.File(tmp_path / "assembled.h5") as a, h5py.File(tmp_path / "tiled.h5") as t:
+        for name in ("coords", "eigenvalues", "explained_stress", "run", "kind"):
+            assert np.array_equal(a[name][()], t[name][()]), name

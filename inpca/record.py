@@ -1,0 +1,489 @@
+"""Recording one's own PyTorch training into a run file, so the pipeline maps it beside its own runs.
+
+::
+
+    from inpca.record import Recorder, log_steps
+
+    with Recorder("runs/my-run.h5", train=(x_train, y_train), test=(x_test, y_test),
+                  config={"arch": "resnet18", "optimizer": {"name": "sgd", "lr": 0.1}, "seed": 0},
+                  steps=log_steps(epochs * len(loader), 30), steps_per_epoch=len(loader)) as rec:
+        step = 0
+        for epoch in range(epochs):
+            for x, y in loader:
+                if rec.due(step):
+                    rec.record(model, step=step)   # eval mode, no grad; the model's modes are restored
+                ...one optimizer step...; step += 1
+        if rec.due(step):
+            rec.record(model, step=step)
+
+`record` evaluates exactly as :mod:`inpca.train` does (the same code): softmax of the float32
+logits in eval mode under no_grad, mean cross-entropy and 0/1 error of the argmax, on the
+evaluation samples in their fixed order. The file is a run file (:mod:`inpca.runfile`).
+
+Crash safety: each checkpoint is written atomically to its own file in ``<path>.partial/``, and
+:meth:`Recorder.close` (a ``with`` block that ends without an exception) assembles the run file
+atomically and removes the folder. A killed training loses at most the checkpoint being written; a
+new Recorder on the same path takes the checkpoints in the folder (if they were recorded with the
+same config, steps and data) and ``due`` is False for them, so the resumed training appends. A
+``with`` block left by an exception keeps the folder for that resume.
+
+A run file that already exists is a finished recording: ``due`` is always False and ``close``
+leaves the file as it is. To record it again, delete the file.
+
+Importing this module imports numpy and the package's light modules only; torch is imported when a
+checkpoint is recorded.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import numbers
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .data import _fingerprint
+from .errors import InpcaError
+from .h5io import create, open_h5, write_h5
+from .runfile import METRICS, write_run
+from .schedule import log_steps, paper_steps
+from .train import evaluate_batches, normalisation, prepare_inputs
+
+__all__ = ["Recorder", "RecorderError", "log_steps", "paper_steps"]
+
+log = logging.getLogger("inpca.record")
+
+SPLITS = ("train", "test")
+DTYPES = {"float32": np.float32, "float16": np.float16}
+PARTIAL_SUFFIX = ".partial"
+DIVERGED_FILE = "diverged.h5"
+
+
+class RecorderError(InpcaError, ValueError):
+    """Input the recorder refuses, or checkpoints on disk that belong to another recording; one line
+    naming the value."""
+
+
+# --------------------------------------------------------------------------------------------
+# evaluation samples
+
+
+def _host_array(values) -> np.ndarray:
+    """A torch tensor (on any device) or array-like as a numpy array."""
+    if hasattr(values, "detach"):
+        return values.detach().cpu().numpy()
+    return np.asarray(values)
+
+
+def _labels(split: str, labels, n_inputs: int) -> np.ndarray:
+    y = _host_array(labels)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise RecorderError(f"{split} labels: expected integers of shape (N,), got {y.dtype} of shape {y.shape}")
+    if len(y) != n_inputs:
+        raise RecorderError(f"{split}: {len(y)} labels for {n_inputs} inputs")
+    return y.astype(np.int64)
+
+
+class _SampleArrays:
+    """Samples given as a pair (inputs, labels): put on the model's device once, sliced into batches."""
+
+    def __init__(self, split: str, inputs, labels, batch_size: int):
+        self.inputs, self.batch_size = inputs, batch_size
+        self.labels = _labels(split, labels, len(inputs))
+        self.on_device = None  # (device, inputs, labels) as tensors
+
+    def host_inputs(self) -> np.ndarray:
+        return _host_array(self.inputs)
+
+    def batches(self, device):
+        import torch
+
+        if self.on_device is None or self.on_device[0] != device:
+            inputs = self.inputs.detach() if hasattr(self.inputs, "detach") else torch.from_numpy(
+                np.ascontiguousarray(self.inputs))
+            self.on_device = (device, inputs.to(device), torch.from_numpy(self.labels).to(device))
+        _, x, y = self.on_device
+        for start in range(0, len(self.labels), self.batch_size):
+            yield x[start:start + self.batch_size], y[start:start + self.batch_size]
+
+
+class _SampleBatches:
+    """Samples given as a re-iterable of (inputs, labels) batches in a fixed order (e.g. a DataLoader
+    with shuffle=False): read once here for the labels, streamed to the device at each checkpoint."""
+
+    def __init__(self, split: str, source):
+        if iter(source) is source:
+            raise RecorderError(f"{split}: {type(source).__name__} is an iterator, read only once; pass a "
+                                "re-iterable of batches (a list, a DataLoader with shuffle=False)")
+        self.split, self.source = split, source
+        labels = [_labels(f"{split} batch {i}", y, len(x)) for i, (x, y) in self._pairs()]
+        self.labels = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+
+    def _pairs(self):
+        for i, batch in enumerate(self.source):
+            if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+                raise RecorderError(f"{self.split}: batch {i} is a {type(batch).__name__}, not a pair "
+                                    "(inputs, labels)")
+            yield i, batch
+
+    def host_inputs(self) -> np.ndarray:
+        """All inputs in one array (another pass over the batches: they are not kept in memory)."""
+        return np.concatenate([_host_array(x) for _, (x, _) in self._pairs()])
+
+    def batches(self, device):
+        import torch
+
+        seen = []
+        for _, (x, y) in self._pairs():
+            y = torch.as_tensor(y).to(device).long()
+            seen.append(y)
+            yield torch.as_tensor(x).to(device), y
+        # the labels were read at construction; other labels now mean the order is not fixed
+        if not (seen and np.array_equal(torch.cat(seen).cpu().numpy(), self.labels)):
+            raise RecorderError(f"{self.split}: the batches hold other labels, or in another order, than when the "
+                                "Recorder was built; evaluation samples need a fixed order (shuffle=False)")
+
+
+def _samples(split: str, source, batch_size: int):
+    # a list of two batches is a list of pairs; a pair's inputs are one array
+    if isinstance(source, (tuple, list)) and len(source) == 2 and hasattr(source[0], "shape"):
+        samples = _SampleArrays(split, *source, batch_size)
+    elif isinstance(source, Iterable):
+        samples = _SampleBatches(split, source)
+    else:
+        raise RecorderError(f"{split}: a {type(source).__name__}; expected a pair (inputs, labels) or a "
+                            "re-iterable of (inputs, labels) batches")
+    if not len(samples.labels):
+        raise RecorderError(f"{split}: no samples")
+    return samples
+
+
+class _DatasetPreparation:
+    """What our training feeds its models from a data set's stored samples (uint8 images ->
+    normalised float), with the normalisation constants on each batch's device."""
+
+    def __init__(self, dataset):
+        self.dataset, self.constants = dataset, {}
+
+    def __call__(self, x):
+        if x.device not in self.constants:
+            self.constants[x.device] = normalisation(self.dataset, x.device)
+        return prepare_inputs(x, self.dataset.is_image, *self.constants[x.device])
+
+
+def _unchanged(x):
+    return x
+
+
+# --------------------------------------------------------------------------------------------
+# checking the arguments
+
+
+def _schedule(steps, total_steps) -> tuple[int, ...]:
+    steps = list(steps)
+    if not steps:
+        raise RecorderError("steps: the schedule is empty")
+    for step in steps:
+        if not isinstance(step, numbers.Integral):
+            raise RecorderError(f"steps: {step!r} is not an integer step")
+    steps = [int(s) for s in steps]
+    if steps[0] < 0:
+        raise RecorderError(f"steps: {steps[0]} is negative")
+    for before, after in zip(steps, steps[1:]):
+        if after <= before:
+            raise RecorderError(f"steps: {after} follows {before}; the steps must increase (sorted, no duplicates)")
+    if total_steps is not None and steps[-1] > total_steps:
+        raise RecorderError(f"steps: {steps[-1]} is beyond total_steps {total_steps}")
+    return tuple(steps)
+
+
+def _positive(name: str, value, optional: bool = False):
+    if optional and value is None:
+        return None
+    if not isinstance(value, numbers.Integral) or value < 1:
+        raise RecorderError(f"{name}: {value!r}; expected an integer >= 1")
+    return int(value)
+
+
+def _config_json(config) -> str:
+    def refuse(value):
+        text = " ".join(repr(value).split())
+        raise RecorderError(f"config: {text[:80]} (a {type(value).__name__}) is not JSON-serialisable")
+
+    try:
+        return json.dumps(config, sort_keys=True, default=refuse)
+    except RecorderError:
+        raise
+    except (TypeError, ValueError) as exc:  # e.g. keys that are not strings, a circular reference
+        raise RecorderError(f"config is not JSON-serialisable ({exc})") from None
+
+
+def _device_of(model):
+    import torch
+
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+# --------------------------------------------------------------------------------------------
+# the recorder
+
+
+class Recorder:
+    """Records a network's predictions at the checkpoint steps of one's own training into the run
+    file `path` (see the module docstring for the usage, crash safety and resume).
+
+    `train`, `test`: the evaluation samples in a fixed order: a pair (inputs, labels) of torch
+    tensors or numpy arrays (put on the model's device once and evaluated in batches of
+    `eval_batch_size`), or a re-iterable of (inputs, labels) batches, streamed at each checkpoint
+    in its own batches. `config`: free-form, JSON-serialisable; what the map colours and groups by.
+    `steps`: the checkpoint steps (:func:`paper_steps`, :func:`log_steps`), strictly increasing,
+    none beyond `total_steps` if given. `steps_per_epoch`: gives the epoch of a checkpoint recorded
+    without one (else the epoch is NaN). `num_classes`: the logits' width (default: the largest
+    label + 1). `prepare`: applied to each input batch on the device before the model.
+    `dtype`: "float32" or "float16" probabilities on disk. `fingerprint`: the data's identity
+    (:attr:`inpca.data.Dataset.fingerprint`); by default computed from `dataset_name`, the inputs
+    and labels as given and `num_classes` (as inpca.data does), which for a re-iterable takes
+    another pass over its batches and holds all inputs in memory for a moment. `run_id`: default the file's stem.
+    """
+
+    def __init__(self, path, *, train, test, config, steps, steps_per_epoch=None, total_steps=None,
+                 num_classes=None, prepare=None, eval_batch_size: int = 2048, dtype: str = "float32",
+                 fingerprint: str | None = None, dataset_name: str = "recorded", run_id: str | None = None):
+        self.path = Path(path)
+        self.folder = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
+        self.run_id = run_id if run_id is not None else self.path.stem
+        self.dataset_name = dataset_name
+        self.config_json = _config_json(config)
+        self.steps = _schedule(steps, total_steps)
+        self.scheduled = frozenset(self.steps)
+        self.steps_per_epoch = _positive("steps_per_epoch", steps_per_epoch, optional=True)
+        if dtype not in DTYPES:
+            raise RecorderError(f"dtype: {dtype!r}; expected one of {', '.join(DTYPES)}")
+        self.dtype = DTYPES[dtype]
+        if prepare is not None and not callable(prepare):
+            raise RecorderError(f"prepare: a {type(prepare).__name__}, not a callable")
+        self.prepare = prepare or _unchanged
+        batch_size = _positive("eval_batch_size", eval_batch_size)
+        self.samples = {split: _samples(split, source, batch_size)
+                        for split, source in (("train", train), ("test", test))}
+        self.num_classes = self._num_classes(num_classes)
+        self.fingerprint = fingerprint if fingerprint is not None else _fingerprint(
+            dataset_name, self.samples["train"].host_inputs(), self.samples["train"].labels,
+            self.samples["test"].host_inputs(), self.samples["test"].labels, self.num_classes)
+        # what the checkpoints on disk must share with this recording to be part of it
+        self.identity = {"config": self.config_json, "steps": json.dumps(self.steps),
+                         "fingerprint": self.fingerprint, "num_classes": self.num_classes}
+        self.recorded: set[int] = set()
+        self.parameters = None
+        self._diverged_at = -1
+        self._finished = self.path.exists()
+        if self._finished:
+            self._check_finished_file()
+            log.warning("%s exists: the recording is finished and nothing will be recorded (delete it to record "
+                        "again)", self.path)
+        elif self.folder.exists():
+            self._load_folder()
+
+    @classmethod
+    def for_dataset(cls, path, dataset, *, config, steps, **kwargs) -> Recorder:
+        """A Recorder on an :class:`inpca.data.Dataset` (e.g. :func:`inpca.data.load_study_dataset`):
+        its samples, prepared as our training prepares them, and its fingerprint, name and class
+        count, so the recorded run shares a study with the runs the pipeline trains on it."""
+        return cls(path, train=(dataset.x_train, dataset.y_train), test=(dataset.x_test, dataset.y_test),
+                   config=config, steps=steps, prepare=_DatasetPreparation(dataset), fingerprint=dataset.fingerprint,
+                   dataset_name=dataset.name, num_classes=dataset.num_classes, **kwargs)
+
+    def _num_classes(self, num_classes) -> int:
+        largest = max(int(s.labels.max()) for s in self.samples.values())
+        num_classes = largest + 1 if num_classes is None else _positive("num_classes", num_classes)
+        for split, samples in self.samples.items():
+            outside = samples.labels[(samples.labels < 0) | (samples.labels >= num_classes)]
+            if len(outside):
+                raise RecorderError(f"{split} labels: {outside[0]} is outside [0, {num_classes}) "
+                                    f"(num_classes {num_classes})")
+        return num_classes
+
+    # ---- state
+
+    @property
+    def finished(self) -> bool:
+        """True once the run file exists (written by close, or found at construction)."""
+        return self._finished
+
+    @property
+    def diverged_at_step(self) -> int:
+        """The step whose predictions were not finite, or -1."""
+        return self._diverged_at
+
+    @property
+    def recorded_steps(self) -> list[int]:
+        return sorted(self.recorded)
+
+    def due(self, step) -> bool:
+        """Whether `step` is a checkpoint still to record (False once finished or diverged)."""
+        return (not self._finished and self._diverged_at < 0 and step in self.scheduled
+                and int(step) not in self.recorded)
+
+    # ---- recording
+
+    def record(self, model, *, step, epoch=None) -> None:
+        """Evaluate `model` at `step` (a due checkpoint) and write the checkpoint to the folder.
+
+        Non-finite predictions mean the run diverged: nothing is written, and nothing more is due.
+        `epoch` defaults to step / steps_per_epoch.
+        """
+        import torch
+
+        step = self._due_step(step)
+        device = _device_of(model)
+
+        def logits_of(x):
+            logits = model(x)
+            shape = tuple(getattr(logits, "shape", ()))
+            if len(shape) != 2 or shape[1] != self.num_classes:
+                raise RecorderError(f"the model's output has shape {shape} ({type(logits).__name__}); "
+                                    f"expected logits (batch, {self.num_classes}) for num_classes {self.num_classes}")
+            return logits
+
+        modes = [(module, module.training) for module in model.modules()]
+        model.eval()
+        try:
+            with torch.no_grad():
+                result = {split: evaluate_batches(logits_of, samples.batches(device), self.prepare)
+                          for split, samples in self.samples.items()}
+        finally:
+            for module, training in modes:  # each module's own mode: a model may mix them
+                module.training = training
+        if self.parameters is None:
+            from .models import count_parameters
+
+            self.parameters = count_parameters(model)
+        if not all(np.isfinite(result[split][0]).all() for split in SPLITS):
+            self._diverge(step)
+            return
+        epoch = float(epoch) if epoch is not None else (step / self.steps_per_epoch if self.steps_per_epoch
+                                                        else math.nan)
+        metrics = {}
+        for split in SPLITS:
+            _, metrics[f"{split}_loss"], metrics[f"{split}_error"] = result[split]
+
+        def fill(f):
+            for split in SPLITS:
+                create(f, f"{split}_probs", result[split][0])
+            f.attrs.update({**self.identity, "step": step, "epoch": epoch, "parameters": self.parameters, **metrics})
+
+        write_h5(self.folder / f"{step:012d}.h5", fill)
+        self.recorded.add(step)
+        log.info("epoch %6.2f step %6d  train loss %.4f err %.4f  test loss %.4f err %.4f", epoch, step,
+                 metrics["train_loss"], metrics["train_error"], metrics["test_loss"], metrics["test_error"])
+
+    def _due_step(self, step) -> int:
+        """`step` as an int if it is due; else a RecorderError that says why not."""
+        if not isinstance(step, numbers.Integral) or step not in self.scheduled:
+            raise RecorderError(f"step {step!r} is not in the schedule ({len(self.steps)} steps from "
+                                f"{self.steps[0]} to {self.steps[-1]})")
+        step = int(step)
+        if self._finished:
+            raise RecorderError(f"step {step}: {self.path} exists, the recording is finished; delete it to record "
+                                "again")
+        if self._diverged_at >= 0:
+            raise RecorderError(f"step {step}: the run diverged at step {self._diverged_at}; nothing more is "
+                                "recorded")
+        if step in self.recorded:
+            raise RecorderError(f"step {step} is already recorded (in {self.folder}); ask due(step) first")
+        return step
+
+    def _diverge(self, step: int) -> None:
+        if not self.recorded:  # as our training refuses it: a run without a checkpoint has nothing to map
+            raise RecorderError(f"step {step}: the network predicts NaN/Inf at its first checkpoint; nothing to "
+                                "record")
+        self._diverged_at = step
+        write_h5(self.folder / DIVERGED_FILE,
+                 lambda f: f.attrs.update({**self.identity, "diverged_at_step": step}))
+        log.warning("%s: the run diverged (non-finite predictions) at step %d; the run file keeps the %d "
+                    "checkpoints before it", self.run_id, step, len(self.recorded))
+
+    # ---- the folder and the run file
+
+    def _check_finished_file(self) -> None:
+        with open_h5(self.path) as f:
+            attrs = dict(f.attrs)
+        for key in ("config", "fingerprint"):
+            if attrs.get(key) != self.identity[key]:
+                raise RecorderError(f"{self.path}: a finished recording with another {key}; delete it to record "
+                                    "again, or record to another path")
+
+    def _checkpoint_files(self) -> list[Path]:
+        """The checkpoint files in the folder, by step."""
+        return sorted((p for p in self.folder.glob("*.h5") if p.stem.isdigit()), key=lambda p: int(p.stem))
+
+    def _load_folder(self) -> None:
+        """Take the checkpoints (and the divergence) a killed recording left in the folder."""
+        for path in [*self._checkpoint_files(), self.folder / DIVERGED_FILE]:
+            if not path.exists():
+                continue
+            with open_h5(path) as f:
+                attrs = dict(f.attrs)
+            for key, value in self.identity.items():
+                if attrs.get(key) != value:
+                    shown = "" if key in ("config", "steps") else f" ({attrs.get(key)} vs {value})"
+                    raise RecorderError(f"{self.folder}: checkpoints of a recording with another {key}{shown}; "
+                                        "delete the folder to record anew, or record with the same config, "
+                                        "steps and data")
+            if path.name == DIVERGED_FILE:
+                self._diverged_at = int(attrs["diverged_at_step"])
+            else:
+                self.recorded.add(int(attrs["step"]))
+                self.parameters = int(attrs["parameters"])
+        log.info("%s: resuming with %d checkpoints recorded%s", self.folder, len(self.recorded),
+                 f", diverged at step {self._diverged_at}" if self._diverged_at >= 0 else "")
+
+    def close(self) -> None:
+        """Assemble the run file from the recorded checkpoints (atomically) and remove the folder.
+
+        A finished recording is left as it is; with no checkpoint recorded nothing is written.
+        """
+        if self._finished:
+            if self.folder.exists():  # left by a recording killed between writing the file and this removal
+                shutil.rmtree(self.folder)
+            return
+        files = self._checkpoint_files() if self.folder.exists() else []
+        if not files:
+            log.warning("%s: no checkpoint recorded; no run file written", self.path)
+            return
+        checkpoints = []
+        for path in files:
+            with open_h5(path) as f:
+                checkpoints.append({**dict(f.attrs), **{split: f[f"{split}_probs"][()] for split in SPLITS}})
+        if len(checkpoints) < len(self.steps) and self._diverged_at < 0:
+            log.warning("%s: %d of the %d scheduled checkpoints recorded", self.path, len(checkpoints),
+                        len(self.steps))
+        attrs = {
+            "run_id": self.run_id, "config": self.config_json, "dataset": self.dataset_name,
+            "fingerprint": self.fingerprint, "num_classes": self.num_classes,
+            "n_train": len(self.samples["train"].labels), "n_test": len(self.samples["test"].labels),
+            "steps_per_epoch": self.steps_per_epoch or 0, "diverged_at_step": self._diverged_at,
+            "parameters": self.parameters, "inpca_version": __version__,
+        }
+        probs = {split: np.stack([c[split] for c in checkpoints]).astype(self.dtype) for split in SPLITS}
+        write_run(self.path, probs, [c["step"] for c in checkpoints], [c["epoch"] for c in checkpoints],
+                  {m: [c[m] for c in checkpoints] for m in METRICS}, attrs,
+                  {split: self.samples[split].labels for split in SPLITS})
+        shutil.rmtree(self.folder)
+        self._finished = True
+        log.info("wrote %s: %d checkpoints", self.path, len(checkpoints))
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        # an exception is a training that did not finish: the folder stays for a resume
+        if exc_type is None:
+            self.close()
