@@ -4,15 +4,17 @@
 
     from inpca.record import Recorder, log_steps
 
-    with Recorder("runs/my-run.h5", train=(x_train, y_train), test=(x_test, y_test),
-                  config={"arch": "resnet18", "optimizer": {"name": "sgd", "lr": 0.1}, "seed": 0},
-                  steps=log_steps(epochs * len(loader), 30), steps_per_epoch=len(loader)) as rec:
-        step = 0
+    rec = Recorder("runs/my-run.h5", train=(x_train, y_train), test=(x_test, y_test),
+                   config={"arch": "resnet18", "optimizer": {"name": "sgd", "lr": 0.1}, "seed": 0},
+                   steps=log_steps(epochs * len(loader), 30), steps_per_epoch=len(loader))
+    with rec:                                  # a clean exit writes the run file (Recorder.close)
+        step = 0                               # optimizer steps taken; checkpoint 0 is the untrained net
         for epoch in range(epochs):
             for x, y in loader:
                 if rec.due(step):
-                    rec.record(model, step=step)   # eval mode, no grad; the model's modes are restored
-                ...one optimizer step...; step += 1
+                    rec.record(model, step=step)   # eval mode, no grad; the model's modes restored
+                train_step(model, optimizer, x, y)
+                step += 1
         if rec.due(step):
             rec.record(model, step=step)
 
@@ -250,7 +252,8 @@ class Recorder:
     `dtype`: "float32" or "float16" probabilities on disk. `fingerprint`: the data's identity
     (:attr:`inpca.data.Dataset.fingerprint`); by default computed from `dataset_name`, the inputs
     and labels as given and `num_classes` (as inpca.data does), which for a re-iterable takes
-    another pass over its batches and holds all inputs in memory for a moment. `run_id`: default the file's stem.
+    another pass over its batches and holds all inputs in memory for a moment. `run_id`: default
+    the file's stem.
     """
 
     def __init__(self, path, *, train, test, config, steps, steps_per_epoch=None, total_steps=None,
@@ -280,7 +283,7 @@ class Recorder:
         # what the checkpoints on disk must share with this recording to be part of it
         self.identity = {"config": self.config_json, "steps": json.dumps(self.steps),
                          "fingerprint": self.fingerprint, "num_classes": self.num_classes}
-        self.recorded: set[int] = set()
+        self._recorded: set[int] = set()
         self.parameters = None
         self._diverged_at = -1
         self._finished = self.path.exists()
@@ -324,12 +327,13 @@ class Recorder:
 
     @property
     def recorded_steps(self) -> list[int]:
-        return sorted(self.recorded)
+        """The steps recorded so far (in the folder), resumed ones included."""
+        return sorted(self._recorded)
 
     def due(self, step) -> bool:
         """Whether `step` is a checkpoint still to record (False once finished or diverged)."""
         return (not self._finished and self._diverged_at < 0 and step in self.scheduled
-                and int(step) not in self.recorded)
+                and int(step) not in self._recorded)
 
     # ---- recording
 
@@ -380,7 +384,7 @@ class Recorder:
             f.attrs.update({**self.identity, "step": step, "epoch": epoch, "parameters": self.parameters, **metrics})
 
         write_h5(self.folder / f"{step:012d}.h5", fill)
-        self.recorded.add(step)
+        self._recorded.add(step)
         log.info("epoch %6.2f step %6d  train loss %.4f err %.4f  test loss %.4f err %.4f", epoch, step,
                  metrics["train_loss"], metrics["train_error"], metrics["test_loss"], metrics["test_error"])
 
@@ -396,19 +400,19 @@ class Recorder:
         if self._diverged_at >= 0:
             raise RecorderError(f"step {step}: the run diverged at step {self._diverged_at}; nothing more is "
                                 "recorded")
-        if step in self.recorded:
+        if step in self._recorded:
             raise RecorderError(f"step {step} is already recorded (in {self.folder}); ask due(step) first")
         return step
 
     def _diverge(self, step: int) -> None:
-        if not self.recorded:  # as our training refuses it: a run without a checkpoint has nothing to map
+        if not self._recorded:  # as our training refuses it: a run without a checkpoint has nothing to map
             raise RecorderError(f"step {step}: the network predicts NaN/Inf at its first checkpoint; nothing to "
                                 "record")
         self._diverged_at = step
         write_h5(self.folder / DIVERGED_FILE,
                  lambda f: f.attrs.update({**self.identity, "diverged_at_step": step}))
         log.warning("%s: the run diverged (non-finite predictions) at step %d; the run file keeps the %d "
-                    "checkpoints before it", self.run_id, step, len(self.recorded))
+                    "checkpoints before it", self.run_id, step, len(self._recorded))
 
     # ---- the folder and the run file
 
@@ -440,9 +444,9 @@ class Recorder:
             if path.name == DIVERGED_FILE:
                 self._diverged_at = int(attrs["diverged_at_step"])
             else:
-                self.recorded.add(int(attrs["step"]))
+                self._recorded.add(int(attrs["step"]))
                 self.parameters = int(attrs["parameters"])
-        log.info("%s: resuming with %d checkpoints recorded%s", self.folder, len(self.recorded),
+        log.info("%s: resuming with %d checkpoints recorded%s", self.folder, len(self._recorded),
                  f", diverged at step {self._diverged_at}" if self._diverged_at >= 0 else "")
 
     def close(self) -> None:

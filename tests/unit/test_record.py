@@ -41,25 +41,25 @@ def one_line_error(match, call, *args, **kwargs):
 # a plain training loop, as a researcher writes one
 
 
-def train_with_recorder(path, run=RUN, kill_after=None):
+def train_with_recorder(path, kill_after=None):
     """train_run's steps in a plain loop (the same seeds, order of operations and data), recording
     with a Recorder on the study's data set. `kill_after`: stop, without closing, once that many
     checkpoints are recorded, as a killed job does."""
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
-    torch.manual_seed(run["seed"])
+    torch.manual_seed(RUN["seed"])
     dataset = load_dataset(DIGITS)
     data = to_device(dataset, "cpu")
-    model = build_model(run["arch"], dataset.input_shape, dataset.num_classes)
-    optimizer = make_optimizer(model.parameters(), run["optimizer"], run["weight_decay"])
+    model = build_model(RUN["arch"], dataset.input_shape, dataset.num_classes)
+    optimizer = make_optimizer(model.parameters(), RUN["optimizer"], RUN["weight_decay"])
     base_lrs = [group["lr"] for group in optimizer.param_groups]
-    shuffle = torch.Generator().manual_seed(run["seed"])
+    shuffle = torch.Generator().manual_seed(RUN["seed"])
     loss_fn = torch.nn.CrossEntropyLoss()
-    steps_per_epoch = dataset.n_train // run["batch_size"]
-    total_steps = steps_per_epoch * run["epochs"]
-    warmup_steps = int(round(run["warmup_epochs"] * steps_per_epoch))
-    steps = checkpoint_steps(run["checkpoints"], steps_per_epoch, run["epochs"])
-    rec = Recorder.for_dataset(path, load_study_dataset(DIGITS), config=run, steps=steps,
+    steps_per_epoch = dataset.n_train // RUN["batch_size"]
+    total_steps = steps_per_epoch * RUN["epochs"]
+    warmup_steps = int(round(RUN["warmup_epochs"] * steps_per_epoch))
+    steps = checkpoint_steps(RUN["checkpoints"], steps_per_epoch, RUN["epochs"])
+    rec = Recorder.for_dataset(path, load_study_dataset(DIGITS), config=RUN, steps=steps,
                                steps_per_epoch=steps_per_epoch, total_steps=total_steps)
 
     def checkpoint(step):
@@ -70,12 +70,12 @@ def train_with_recorder(path, run=RUN, kill_after=None):
     step = 0
     if checkpoint(step):
         return rec
-    for _ in range(run["epochs"]):
+    for _ in range(RUN["epochs"]):
         model.train()
         order = torch.randperm(dataset.n_train, generator=shuffle)
         for i in range(steps_per_epoch):
-            idx = order[i * run["batch_size"]:(i + 1) * run["batch_size"]]
-            factor = lr_factor(step, total_steps, warmup_steps, run["lr_schedule"])
+            idx = order[i * RUN["batch_size"]:(i + 1) * RUN["batch_size"]]
+            factor = lr_factor(step, total_steps, warmup_steps, RUN["lr_schedule"])
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base * factor
             loss = loss_fn(model(data.prepare(data.x_train[idx])), data.y_train[idx])
@@ -108,10 +108,11 @@ def test_a_plain_loop_with_the_recorder_writes_what_train_run_writes_and_the_sto
     write_reference(reference, DIGITS, geodesic_points=2)
     build_block(block, [grid, recorded], reference)
     points, configs, run_info = read_points(block)
-    own, grid = ([p for p in points if p["run"] == run] for run in ("own", "grid"))
-    assert len(own) == len(grid) == len(STEPS)
+    own_points, grid_points = ([p for p in points if p["run"] == run] for run in ("own", "grid"))
+    assert len(own_points) == len(grid_points) == len(STEPS)
     for field in POINT_FIELDS:  # progress, distance to the truth, ...: the same for both runs
-        np.testing.assert_array_equal([p[field] for p in own], [p[field] for p in grid], err_msg=field)
+        np.testing.assert_array_equal([p[field] for p in own_points], [p[field] for p in grid_points],
+                                      err_msg=field)
     assert configs["own"] == configs["grid"] and run_info["own"] == run_info["grid"]
 
 
@@ -184,6 +185,14 @@ def test_a_data_loader_gives_the_same_file_as_the_tensor_pair(tmp_path, digits):
     assert list(run["epoch"]) == [0, 0.25, 0.5]
 
 
+def test_float16_storage(tmp_path, digits):
+    path = tmp_path / "run.h5"
+    record_three_steps(path, *digits, digits[0], dtype="float16")
+    run = read_run(path)
+    assert run["train_probs"].dtype == np.float16 and run["test_probs"].shape == (3, 450, 10)
+    check_probabilities(path, "test_probs", run["test_probs"], 1e-3)
+
+
 def test_record_restores_the_mode_of_every_module(tmp_path, digits):
     model = small_model()
     model.train()
@@ -219,6 +228,16 @@ def test_an_untrained_network_that_predicts_nan_is_refused(tmp_path, digits):
     one_line_error("step 0: the network predicts NaN/Inf at its first checkpoint", rec.record, model, step=0)
 
 
+def test_a_with_block_left_by_an_exception_keeps_the_checkpoints_for_a_resume(tmp_path, digits):
+    path = tmp_path / "run.h5"
+    with pytest.raises(KeyboardInterrupt):
+        with Recorder(path, train=digits[0], test=digits[1], config={}, steps=[0, 1]) as rec:
+            rec.record(small_model(), step=0)
+            raise KeyboardInterrupt
+    assert not path.exists()
+    assert Recorder(path, train=digits[0], test=digits[1], config={}, steps=[0, 1]).recorded_steps == [0]
+
+
 # --------------------------------------------------------------------------------------------
 # refusals
 
@@ -251,6 +270,8 @@ def test_bad_input_is_refused_in_one_line_naming_the_value(tmp_path, digits):
                    config={"lr": 1})
     one_line_error(r"run\.h5\.partial: checkpoints of a recording with another fingerprint", recorder,
                    fingerprint="0123456789abcdef")
+    rec.close()
+    one_line_error(r"run\.h5: a finished recording with another config", recorder, config={"lr": 1})
 
 
 def test_a_shuffled_loader_is_refused_at_the_checkpoint(tmp_path, digits):
