@@ -286,3 +286,52 @@ def test_forcerun_and_until_plan_only_what_they_name(study):
     assert "Forced execution" in proc.stdout + proc.stderr  # -n prints the reason per job
     until = snakemake(workdir, "-n", "--until", "store_index")
     assert not job_counts(until.stdout + until.stderr)  # the store is complete: nothing up to it runs
+
+
+def record_mlp(path, dataset, seed=0, steps=(0, 5, 10, 20)):
+    """A small MLP trained in a plain loop with the recorder, as a user's own code would."""
+    import torch
+
+    from inpca.record import Recorder
+
+    torch.manual_seed(seed)
+    n_inputs = int(np.prod(dataset.input_shape))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(n_inputs, 32), torch.nn.ReLU(),
+                                torch.nn.Linear(32, dataset.num_classes))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.from_numpy(dataset.x_train).float() / 255.0
+    y = torch.from_numpy(dataset.y_train)
+    with Recorder.for_dataset(path, dataset, config={"arch": "mlp", "seed": seed}, steps=list(steps)) as recorder:
+        for step in range(max(steps) + 1):
+            if recorder.due(step):
+                recorder.record(model, step=step, epoch=step / 10)
+            batch = torch.randint(0, len(y), (64,))
+            loss = torch.nn.functional.cross_entropy(model(x[batch]), y[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return path
+
+
+def test_a_recording_on_the_study_data_joins_the_grid_runs_and_one_on_other_data_is_refused(tmp_path):
+    from inpca.data import load_study_dataset
+
+    cfg = config_of(copy_workflow(tmp_path / "probe"))
+    cfg["grid"] = cfg["grid"][:1]
+    cfg["grid"][0].update(arch={"name": "fc", "width": 16, "depth": 1}, seed=0, epochs=1)
+    cfg["imports"] = [{"path": "recorded/*.h5"}]
+    workdir = copy_workflow(tmp_path / "study", cfg)
+    record_mlp(workdir / "recorded/mlp.h5", load_study_dataset({"name": "digits"}))
+    snakemake(workdir, "store")
+    index = (workdir / "results/store/index.tsv").read_text()
+    runs = {line.split("\t")[3] for line in index.splitlines()[1:]}
+    assert any(r.startswith("fc-sgd-s0-") for r in runs) and any(r.startswith("rec-mlp-") for r in runs)
+    assert "Nothing to be done" in snakemake(workdir, "-n", "store").stdout  # importing again: nothing to do
+    # a recording on other data (the only one, so the parse-time check between recordings passes):
+    # its import job refuses it in one line naming both files
+    (workdir / "recorded/mlp.h5").unlink()
+    record_mlp(workdir / "recorded/other.h5", load_study_dataset({"name": "synthetic", "input_shape": [8]}))
+    proc = snakemake(workdir, "store", check=False)
+    assert proc.returncode != 0
+    line = next(line for line in (proc.stdout + proc.stderr).splitlines() if "recorded on other data" in line)
+    assert "recorded/other.h5" in line and "results/store/ref.h5" in line
