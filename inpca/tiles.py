@@ -27,8 +27,9 @@ log = logging.getLogger("inpca.tiles")
 
 
 def compute_tile(block_a, block_b, split: str, out_path, *, metric: str = "bhattacharyya", device: str = "auto",
-                 chunk_samples: int = 4096, threads: int | None = None, sum_tolerance: float = 1e-3) -> dict:
-    """Distances between the points of two blocks on one split -> `out_path`.
+                 chunk_samples: int = 4096, threads: int | None = None, sum_tolerance: float = 1e-3,
+                 dtype: str = "float64") -> dict:
+    """Distances between the points of two blocks on one split -> `out_path`, stored as `dtype`.
 
     Store blocks hold points, `{split}_probs` (M, N, C): the tile is `D` (M_a, M_b). Reindexed
     trajectory blocks hold (R, T, N, C): the tile is `D` (T, R_a, R_b), one matrix per index value
@@ -63,7 +64,7 @@ def compute_tile(block_a, block_b, split: str, out_path, *, metric: str = "bhatt
         D = np.stack([distances(k) for k in range(pa.shape[1])]) if pa.ndim == 4 else distances()
 
     def fill(f):
-        f.create_dataset("D", data=D, track_times=False)
+        f.create_dataset("D", data=D.astype(dtype), track_times=False)
         if t_values is not None:
             f.create_dataset("t", data=t_values, track_times=False)
         f.attrs.update({"split": split, "metric": metric, "n_samples": n,

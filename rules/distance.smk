@@ -13,6 +13,7 @@ rule distance_tile:
         "logs/benchmarks/distance_tile/{split}/{a}-{b}.tsv"
     params:
         metric=config["distance"]["metric"],
+        dtype=config["distance"]["dtype"],
         version=RESULTS_VERSION["distance"],
     threads: config["distance"]["threads"]
     resources:

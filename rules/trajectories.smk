@@ -54,6 +54,7 @@ rule equal_progress_tile:
         "logs/benchmarks/equal_progress_tile/{split}/{a}-{b}.tsv"
     params:
         metric=config["distance"]["metric"],
+        dtype=config["distance"]["dtype"],
         version=RESULTS_VERSION["trajectories"],
     threads: config["distance"]["threads"]
     resources:

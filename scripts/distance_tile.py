@@ -18,6 +18,7 @@ def main(smk):
         chunk_samples=cfg["distance"]["chunk_samples"],
         threads=smk.threads,
         sum_tolerance=cfg["store"]["sum_tolerance"],
+        dtype=smk.params.dtype,
     )
 
 

@@ -136,3 +136,12 @@ def test_embedding_from_the_tiles_equals_embedding_from_the_assembled_matrix(stu
     with h5py.File(tmp_path / "assembled.h5") as a, h5py.File(tmp_path / "tiled.h5") as t:
         for name in ("coords", "eigenvalues", "explained_stress", "run", "kind"):
             assert np.array_equal(a[name][()], t[name][()]), name
+
+
+def test_float32_tiles_halve_the_size_and_round_at_6e_8(study, tmp_path):
+    root, blocks, _ = study
+    compute_tile(blocks["b000"], blocks["b001"], "train", tmp_path / "64.h5", device="cpu")
+    compute_tile(blocks["b000"], blocks["b001"], "train", tmp_path / "32.h5", device="cpu", dtype="float32")
+    with h5py.File(tmp_path / "64.h5") as a, h5py.File(tmp_path / "32.h5") as b:
+        assert b["D"].dtype == np.float32 and a["D"].dtype == np.float64
+        np.testing.assert_allclose(b["D"][()], a["D"][()], rtol=6e-8, atol=0)
