@@ -1,6 +1,7 @@
 # Study plan, validation and the get_* helpers the rules use. No rules here, and no heavy imports:
 # every cluster job re-parses the workflow.
 
+import copy
 import os
 import sys
 
@@ -19,6 +20,13 @@ from inpca.imports import RUN_ID_PATTERN as IMPORTED_RUN_PATTERN
 from inpca import resources as estimate
 from inpca.devices import gpus_for_device
 
+
+# A --configfile is a whole study: it replaces config.yaml instead of being merged into it, which
+# would mix, e.g., the digits split of config.yaml into a CIFAR-10 preset's dataset. --config values
+# still apply on top (Snakemake keeps both in overwrite_config).
+if workflow.overwrite_configfiles:
+    config.clear()
+    config.update(copy.deepcopy(workflow.config_settings.overwrite_config))
 
 try:
     STUDY = load_study(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))

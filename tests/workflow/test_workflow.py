@@ -335,3 +335,17 @@ def test_a_recording_on_the_study_data_joins_the_grid_runs_and_one_on_other_data
     assert proc.returncode != 0
     line = next(line for line in (proc.stdout + proc.stderr).splitlines() if "recorded on other data" in line)
     assert "recorded/other.h5" in line and "results/store/ref.h5" in line
+
+
+def test_a_configfile_is_a_whole_study_not_merged_into_config_yaml(tmp_path):
+    """--configfile replaces config.yaml (merging would mix config.yaml's digits split into another
+    data set's section, which the schema refuses); --config still applies on top."""
+    cfg = config_of(copy_workflow(tmp_path / "probe"))
+    cfg["dataset"] = {"name": "digits", "test_fraction": 0.25, "split_seed": 0}
+    workdir = copy_workflow(tmp_path / "study", cfg)
+    other = {"dataset": {"name": "synthetic", "input_shape": [8]},
+             "grid": [{"arch": {"name": "fc", "width": 8, "depth": 1}, "optimizer": {"name": "adam", "lr": 0.01},
+                       "seed": [0, 1, 2]}]}
+    (workdir / "other.yaml").write_text(yaml.safe_dump(other))
+    counts = dry_run(workdir, "--configfile", "other.yaml", "--config", "device=cpu")
+    assert counts["train_run"] == 3 and "import_run" not in counts
