@@ -9,7 +9,11 @@ Layout:
   run, kind (M,)                          labels of the rows
   coords_in_train (M, k)   test split only, when asked: the test-split points placed in the axes of
                            the train embedding by out-of-sample projection of their test distances
-Attributes: split, metric, solver, frobenius_norm, grand_mean, n_points.
+  landmarks (L,), landmark_weights (L,)   method landmarks only: the rows of the landmark points and
+                           how many points each stands for (eigenvalues, explained_stress, components
+                           and column_means are then the weighted landmark fit's)
+Attributes: split, metric, solver, frobenius_norm, grand_mean, n_points, method (exact | landmarks),
+n_landmarks.
 """
 
 from __future__ import annotations
@@ -44,10 +48,13 @@ def load_fitted(path):
     """A fitted InPCA restored from an embedding file: every fitted attribute is set, so transform()
     works and check_is_fitted passes. The file does not record the fit's W-product count, so
     ``n_matvec_`` is 0 (no W-product was computed for this object)."""
-    from .embedding import InPCA
+    from .embedding import InPCA, WeightedLandmarkInPCA
 
     with open_h5(path) as f:
         model = InPCA(n_components=f["eigenvalues"].shape[0])
+        if "landmark_weights" in f:
+            model = WeightedLandmarkInPCA(n_components=f["eigenvalues"].shape[0])
+            model.weights_ = f["landmark_weights"][()]
         model.eigenvalues_ = f["eigenvalues"][()]
         model.components_ = f["components"][()]
         model.coords_ = f["coords"][()]
@@ -62,13 +69,14 @@ def load_fitted(path):
 
 
 @contextlib.contextmanager
-def _distance_matrix(distances, index_path):
-    """(D, run, kind, metric, name) from a split's tiles ({(a, b): path}, read in place) or from an
-    assembled distance file."""
-    from .tiles import TiledMatrix
+def _distance_matrix(distances, index_path, method: str = "exact"):
+    """(D, run, kind, metric, name) from a split's tiles ({(a, b): path}, read in place), or its
+    landmark tiles (D is then the (M, L) matrix of distances to the landmarks), or from an assembled
+    distance file."""
+    from .tiles import LandmarkColumns, TiledMatrix
 
     if isinstance(distances, dict):
-        with TiledMatrix(distances, index_path) as D:
+        with (LandmarkColumns if method == "landmarks" else TiledMatrix)(distances, index_path) as D:
             yield D, np.array(D.run, dtype="S"), np.array(D.kind, dtype="S"), D.metric, f"the tiles of {index_path}"
     else:
         with open_h5(distances) as f:
@@ -76,7 +84,7 @@ def _distance_matrix(distances, index_path):
 
 
 def embed(distances, index_path, out_path, *, split: str, n_components: int = 10, solver: str = "auto",
-          train_embedding=None, threads: int | None = None) -> dict:
+          train_embedding=None, threads: int | None = None, method: str = "exact") -> dict:
     """Embed one split's distance matrix and write `out_path` (layout: module docstring).
 
     ``distances``: the split's tiles, {(block_a, block_b): path} (what the pipeline passes: no
@@ -85,23 +93,36 @@ def embed(distances, index_path, out_path, *, split: str, n_components: int = 10
     blocks of it. ``threads`` caps the BLAS threads of the eigensolver and of the projection into
     the train embedding (None: no cap). BLAS otherwise starts one thread per core of the machine,
     so a job given fewer cores would oversubscribe them beside the other jobs.
+
+    ``method="landmarks"``: ``distances`` are landmark tiles; InPCA is fitted on the landmarks'
+    own L x L distances and every point is placed by out-of-sample projection from its distances to
+    the landmarks (:func:`inpca.embedding.landmark_inpca`). The file then also holds `landmarks`
+    (their rows), and eigenvalues, explained stress and components are the landmark fit's.
     """
-    from .embedding import InPCA
+    from .embedding import InPCA, landmark_inpca
 
     started = time.time()
-    with threadpool_limits(limits=threads, user_api="blas"), _distance_matrix(distances, index_path) as source:
+    with threadpool_limits(limits=threads, user_api="blas"), \
+            _distance_matrix(distances, index_path, method) as source:
         dset, runs, kinds, metric, name = source
-        m = dset.shape[0]
-        D = dset[()] if m <= IN_MEMORY_POINTS else dset
-        k = min(n_components, max(m - 1, 1))
-        model = InPCA(n_components=k, solver=solver).fit(D)
+        m, columns = dset.shape
+        D = dset[()] if m * columns <= IN_MEMORY_POINTS ** 2 else dset
+        landmarks = getattr(dset, "landmarks", None) if method == "landmarks" else None
+        if landmarks is None:
+            model = InPCA(n_components=min(n_components, max(m - 1, 1)), solver=solver).fit(D)
+            coords = model.coords_
+        else:
+            fitted = landmark_inpca(D, landmarks, n_components=min(n_components, max(len(landmarks) - 1, 1)),
+                                    solver=solver, weights=dset.weights)
+            model, coords = fitted.model, fitted.coords
         coords_in_train = None
         if train_embedding is not None:
             train = load_fitted(train_embedding)
-            if train.n_features_in_ != m:
-                raise ResultsError(f"{train_embedding}: has {train.n_features_in_} points, {name} has {m}")
+            if train.n_features_in_ != columns:
+                raise ResultsError(f"{train_embedding}: was fitted on {train.n_features_in_} points, {name} has "
+                                   f"{columns} columns")
             # row blocks: an on-disk matrix is projected without reading it whole
-            step = max(1, (256 << 20) // (8 * m))
+            step = max(1, (256 << 20) // (8 * columns))
             coords_in_train = np.vstack([train.transform(np.asarray(D[i:i + step], dtype=np.float64))
                                          for i in range(0, m, step)])
     progress, dist_truth = _index_columns(index_path, split)
@@ -109,18 +130,24 @@ def embed(distances, index_path, out_path, *, split: str, n_components: int = 10
         raise ResultsError(f"{index_path}: {len(progress)} points, but {name} has {m}; rerun the store")
 
     def fill(out):
-        for name, value in {"coords": model.coords_, "eigenvalues": model.eigenvalues_,
+        for name, value in {"coords": coords, "eigenvalues": model.eigenvalues_,
                             "explained_stress": model.explained_stress_, "components": model.components_,
                             "column_means": model.column_means_, "progress": progress, "dist_truth": dist_truth,
                             "run": runs, "kind": kinds}.items():
             out.create_dataset(name, data=value, track_times=False)
         if coords_in_train is not None:
             out.create_dataset("coords_in_train", data=coords_in_train, track_times=False)
+        if landmarks is not None:
+            out.create_dataset("landmarks", data=landmarks, track_times=False)
+            out.create_dataset("landmark_weights", data=model.weights_, track_times=False)
         out.attrs.update({"split": split, "metric": metric, "solver": model.solver_, "n_points": m,
-                          "frobenius_norm": model.frobenius_norm_, "grand_mean": model.grand_mean_})
+                          "frobenius_norm": model.frobenius_norm_, "grand_mean": model.grand_mean_,
+                          "method": "landmarks" if landmarks is not None else "exact",
+                          "n_landmarks": len(landmarks) if landmarks is not None else m})
 
     write_h5(out_path, fill)
     stress = ", ".join(f"S({i + 1})={s:.4f}" for i, s in enumerate(model.explained_stress_[:3]))
-    log.info("embedded %s: %d points, %s solver, eigenvalues %s, %s, in %.2f s", split, m, model.solver_,
+    log.info("embedded %s: %d points (%s, %d landmarks), %s solver, eigenvalues %s, %s, in %.2f s", split, m,
+             "landmarks" if landmarks is not None else "exact", columns, model.solver_,
              np.array2string(model.eigenvalues_[:4], precision=4), stress, time.time() - started)
     return {"eigenvalues": model.eigenvalues_, "explained_stress": model.explained_stress_}

@@ -223,3 +223,153 @@ def named_tiles(inputs) -> dict:
     """{(a, b): path} from a rule's named inputs, whose tiles are named "a-b" (rules/common.smk)."""
     return {tuple(name.split("-")): path for name, path in inputs.items()
             if len(name.split("-")) == 2 and name not in ("index", "train_embedding")}
+
+
+def landmark_rows(block_path, every: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in a block of its landmark points: every reference point, and of each run every
+    `every`-th checkpoint and its last (a function of the block alone, so adding a run changes only
+    the landmarks of its own block); and how many points each stands for (`landmark_weights`)."""
+    from .embedding import landmark_rows_every, landmark_weights
+
+    with open_h5(block_path) as f:
+        runs = [r.decode() for r in f["run"][()]]
+        kinds = [k.decode() for k in f["kind"][()]]
+        checkpoints = f["checkpoint"][()]
+    rows = np.asarray(landmark_rows_every(runs, checkpoints, kinds, every), dtype=np.int64)
+    return rows, landmark_weights(runs, checkpoints, kinds, rows)
+
+
+def compute_landmark_tile(block_a, block_b, split: str, out_path, *, every: int, metric: str = "bhattacharyya",
+                          device: str = "auto", chunk_samples: int = 4096, threads: int | None = None,
+                          sum_tolerance: float = 1e-3, dtype: str = "float64") -> dict:
+    """The landmark columns of two blocks: `D_ab` (M_a, L_b), every point of a to the landmarks of b,
+    and `D_ba` (M_b, L_a) (absent when a == b), with the landmark positions `landmarks_a`,
+    `landmarks_b`. What landmark InPCA needs of the pair, instead of the M_a x M_b tile."""
+    from .distances import pairwise_streamed, resolve_device
+
+    started = time.time()
+    device = resolve_device(device)
+    if device == "cuda":
+        from .devices import claim_gpu
+
+        claim_gpu()
+    same = Path(block_a) == Path(block_b)
+    (la, weights_a), (lb, weights_b) = landmark_rows(block_a, every), landmark_rows(block_b, every)
+    with open_h5(block_a) as fa, open_h5(block_b) as fb:
+        pa, pb = fa[f"{split}_probs"], fb[f"{split}_probs"]
+        if pa.shape[1:] != pb.shape[1:]:
+            raise ResultsError(f"{block_a} and {block_b}: {split}_probs have shapes {pa.shape} and {pb.shape}; "
+                               "blocks of one study must match but for their first axis")
+        n = pa.shape[1]
+
+        def reader(dset, rows=None):
+            if rows is None:
+                return lambda start, stop: dset[:, start:stop].astype(np.float32, copy=False)
+            return lambda start, stop: dset[rows, start:stop].astype(np.float32, copy=False)
+
+        def columns(points, landmarks_of, landmarks):
+            return pairwise_streamed(reader(points), n, read_q=reader(landmarks_of, landmarks), metric=metric,
+                                     device=device, chunk_samples=chunk_samples, threads=threads,
+                                     sum_tolerance=sum_tolerance)
+
+        D_ab = columns(pa, pb, lb)
+        D_ba = None if same else columns(pb, pa, la)
+
+    def fill(f):
+        f.create_dataset("D_ab", data=D_ab.astype(dtype), track_times=False)
+        if D_ba is not None:
+            f.create_dataset("D_ba", data=D_ba.astype(dtype), track_times=False)
+        f.create_dataset("landmarks_a", data=la, track_times=False)
+        f.create_dataset("landmarks_b", data=lb, track_times=False)
+        f.create_dataset("weights_a", data=weights_a, track_times=False)
+        f.create_dataset("weights_b", data=weights_b, track_times=False)
+        f.attrs.update({"split": split, "metric": metric, "n_samples": n, "landmark_every": every,
+                        "block_a": Path(block_a).stem, "block_b": Path(block_b).stem})
+
+    write_h5(out_path, fill)
+    seconds = time.time() - started
+    pairs = D_ab.size + (0 if D_ba is None else D_ba.size)
+    log.info("landmark tile %s x %s (%s, %d samples): %d points x %d landmarks%s in %.2f s, %.3g pair-samples/s",
+             Path(block_a).stem, Path(block_b).stem, split, n, *D_ab.shape,
+             "" if D_ba is None else f" and {D_ba.shape[0]} x {D_ba.shape[1]}", seconds, pairs * n / max(seconds, 1e-9))
+    return {"seconds": seconds, "pair_samples_per_s": pairs * n / max(seconds, 1e-9)}
+
+
+class LandmarkColumns:
+    """The (M, L) distances of every point to the study's landmarks, read from landmark tiles in
+    place, rows and landmarks in index order; `landmarks` gives the landmarks' own rows (so that
+    `self[landmarks]` is the L x L matrix) and `weights` how many points each stands for. Slicing
+    `X[i0:i1]` returns float64 rows."""
+
+    dtype = np.dtype(np.float64)
+    chunks = None
+
+    def __init__(self, tile_paths: dict, index_path):
+        order, ranges, runs, kinds = _index_blocks(index_path)
+        missing = {(a, b) for i, a in enumerate(order) for b in order[i:]} - set(tile_paths)
+        if missing:
+            raise ResultsError(f"{index_path}: no landmark tile for block pair(s) {sorted(missing)[:3]}")
+        self.order, self.ranges, self.run, self.kind = order, ranges, runs, kinds
+        self._paths = {pair: Path(path) for pair, path in tile_paths.items()}
+        self._open: dict = {}
+        own = {a: self._file(a, a)["landmarks_a"][()] for a in order}
+        # how many points each landmark stands for, in landmark order
+        self.weights = np.concatenate([self._file(a, a)["weights_a"][()] for a in order])
+        offsets, start = {}, 0
+        for a in order:
+            offsets[a] = start
+            start += len(own[a])
+        self._landmark_offsets, self._landmarks_of = offsets, own
+        self.landmarks = np.concatenate([ranges[a][0] + own[a] for a in order]).astype(np.int64)
+        self.shape = (len(runs), len(self.landmarks))
+        attrs = self._file(order[0], order[0]).attrs
+        self.metric, self.n_samples = str(attrs["metric"]), int(attrs["n_samples"])
+        self.every = int(attrs["landmark_every"])
+
+    def _file(self, a: str, b: str):
+        if (a, b) not in self._open:
+            self._open[(a, b)] = open_h5(self._paths[(a, b)])
+        return self._open[(a, b)]
+
+    def close(self) -> None:
+        for f in self._open.values():
+            f.close()
+        self._open.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __getitem__(self, key) -> np.ndarray:
+        """Rows `key` (a contiguous slice, `()`, or an array of row positions) of the (M, L) matrix."""
+        if isinstance(key, tuple) and key:
+            return self[key[0]][:, key[1]]
+        if isinstance(key, (np.ndarray, list)):
+            rows = np.asarray(key, dtype=np.int64)
+        else:
+            i0, i1, step = (slice(None) if key == () else key).indices(self.shape[0])
+            if step != 1:
+                raise ResultsError("LandmarkColumns takes contiguous row slices or arrays of rows only")
+            rows = np.arange(i0, i1)
+        out = np.zeros((len(rows), self.shape[1]))
+        position = {block: n for n, block in enumerate(self.order)}
+        for a in self.order:
+            a0, a1 = self.ranges[a]
+            mine = np.flatnonzero((rows >= a0) & (rows < a1))
+            if not len(mine):
+                continue
+            local = rows[mine] - a0
+            contiguous = bool(np.all(np.diff(local) == 1))
+            # h5py reads increasing row lists; a run of rows is one slice
+            selection = slice(int(local[0]), int(local[-1]) + 1) if contiguous else np.sort(np.unique(local))
+            for b in self.order:
+                c0 = self._landmark_offsets[b]
+                c1 = c0 + len(self._landmarks_of[b])
+                dset = self._file(a, b)["D_ab"] if position[a] <= position[b] else self._file(b, a)["D_ba"]
+                block = dset[selection]
+                if not contiguous:
+                    block = block[np.searchsorted(selection, local)]
+                out[mine, c0:c1] = block
+        return out

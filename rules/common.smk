@@ -92,6 +92,17 @@ def get_tiles(wildcards):
     return {f"{a}-{b}": f"results/distances/{wildcards.split}/tiles/{a}-{b}.h5" for a, b in STUDY.tiles}
 
 
+def embedding_tiles_folder():
+    """The embedding's tiles: all distances, or with embedding.method landmarks the distances to the
+    landmarks only."""
+    return "landmark_tiles" if config["embedding"]["method"] == "landmarks" else "tiles"
+
+
+def get_embedding_tiles(wildcards):
+    folder = embedding_tiles_folder()
+    return {f"{a}-{b}": f"results/distances/{wildcards.split}/{folder}/{a}-{b}.h5" for a, b in STUDY.tiles}
+
+
 def get_trajectory_blocks():
     return [f"results/trajectories/{block}.h5" for block in STUDY.point_blocks]
 
@@ -105,8 +116,8 @@ def get_kept_files(trajectories=False):
     `trajectories` the reindexed blocks and equal-progress tiles. The targets ask for them, because
     Snakemake does not rebuild a missing intermediate whose downstream files exist; so deleting a
     damaged one and rerunning rebuilds it and everything after it."""
-    stages = ("distances", "analysis") if trajectories else ("distances",)
-    tiles = [f"results/{stage}/{split}/tiles/{a}-{b}.h5" for stage in stages
+    folders = [f"distances/{{split}}/{embedding_tiles_folder()}"] + (["analysis/{split}/tiles"] if trajectories else [])
+    tiles = [f"results/{folder.format(split=split)}/{a}-{b}.h5" for folder in folders
              for split in STUDY.splits for a, b in STUDY.tiles]
     return [*get_run_files(), *get_store_blocks(), *(get_trajectory_blocks() if trajectories else []), *tiles]
 

@@ -1,4 +1,5 @@
-# Stage 3: Bhattacharyya distances, one job per pair of store blocks, assembled per split.
+# Stage 3: Bhattacharyya distances, one job per pair of store blocks (all of them, or each block's
+# distances to the landmarks of the other with embedding.method landmarks), assembled on demand.
 
 
 rule distance_tile:
@@ -14,6 +15,32 @@ rule distance_tile:
     params:
         metric=config["distance"]["metric"],
         dtype=config["distance"]["dtype"],
+        version=RESULTS_VERSION["distance"],
+    threads: config["distance"]["threads"]
+    resources:
+        gpu=gpu_count,
+        mem_mb=tile_mem_mb,
+        runtime=tile_runtime,
+    conda:
+        "../envs/inpca.yaml"
+    script:
+        "../scripts/distance_tile.py"
+
+
+rule landmark_tile:
+    input:
+        a="results/store/{a}.h5",
+        b="results/store/{b}.h5",
+    output:
+        "results/distances/{split}/landmark_tiles/{a}-{b}.h5",
+    log:
+        "logs/landmark_tile/{split}/{a}-{b}.log",
+    benchmark:
+        "logs/benchmarks/landmark_tile/{split}/{a}-{b}.tsv"
+    params:
+        metric=config["distance"]["metric"],
+        dtype=config["distance"]["dtype"],
+        every=config["embedding"]["landmark_every"],
         version=RESULTS_VERSION["distance"],
     threads: config["distance"]["threads"]
     resources:

@@ -4,7 +4,7 @@
 rule embed:
     input:
         # the tiles themselves: the assembled matrix (target `distances`) would be a second copy
-        unpack(get_tiles),
+        unpack(get_embedding_tiles),
         unpack(get_train_embedding),
         index="results/store/index.tsv",
     output:
@@ -16,6 +16,7 @@ rule embed:
     params:
         n_components=config["embedding"]["n_components"],
         solver=config["embedding"]["solver"],
+        method=config["embedding"]["method"],
         version=RESULTS_VERSION["embedding"],
     # BLAS threads for the eigensolver; local runs scale this down to --cores
     threads: 4

@@ -1,14 +1,17 @@
-"""Rules distance_tile and equal_progress_tile: distances between the points (or the trajectories at
-each t_k) of two blocks, one split."""
+"""Rules distance_tile, landmark_tile and equal_progress_tile: distances between the points (to the
+landmarks, or between the trajectories at each t_k) of two blocks, one split."""
 
 from inpca.logs import run_script
 
 
 def main(smk):
-    from inpca.tiles import compute_tile
+    from functools import partial
+
+    from inpca.tiles import compute_landmark_tile, compute_tile
 
     cfg = smk.config
-    compute_tile(
+    compute = partial(compute_landmark_tile, every=smk.params.every) if smk.rule == "landmark_tile" else compute_tile
+    compute(
         smk.input.a,
         smk.input.b,
         smk.wildcards.split,

@@ -14,6 +14,7 @@ def main(smk):
         split=smk.wildcards.split,
         n_components=smk.params.n_components,
         solver=smk.params.solver,
+        method=smk.params.method,
         train_embedding=smk.input.get("train_embedding"),
         threads=smk.threads,
     )

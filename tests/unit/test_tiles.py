@@ -145,3 +145,52 @@ def test_float32_tiles_halve_the_size_and_round_at_6e_8(study, tmp_path):
     with h5py.File(tmp_path / "64.h5") as a, h5py.File(tmp_path / "32.h5") as b:
         assert b["D"].dtype == np.float32 and a["D"].dtype == np.float64
         np.testing.assert_allclose(b["D"][()], a["D"][()], rtol=6e-8, atol=0)
+
+
+def test_landmark_tiles_with_every_point_a_landmark_embed_exactly(study, tmp_path):
+    from inpca.tiles import LandmarkColumns, TiledMatrix, compute_landmark_tile
+
+    root, blocks, tiles = study
+    names = list(blocks)
+    landmark_tiles = {}
+    for i, a in enumerate(names):
+        for b in names[i:]:
+            landmark_tiles[(a, b)] = tmp_path / f"{a}-{b}.h5"
+            compute_landmark_tile(blocks[a], blocks[b], "train", landmark_tiles[(a, b)], every=1, device="cpu",
+                                  chunk_samples=100)
+    with LandmarkColumns(landmark_tiles, root / "index.tsv") as columns, TiledMatrix(tiles, root / "index.tsv") as D:
+        assert columns.shape == D.shape and np.array_equal(columns.landmarks, np.arange(D.shape[0]))
+        np.testing.assert_allclose(columns[()], D[()], atol=1e-7, rtol=0)
+        np.testing.assert_allclose(columns[np.array([7, 2, 5])], D[()][[7, 2, 5]], atol=1e-7, rtol=0)
+    embed(tiles, root / "index.tsv", tmp_path / "exact.h5", split="train", n_components=3)
+    embed(landmark_tiles, root / "index.tsv", tmp_path / "landmarks.h5", split="train", n_components=3,
+          method="landmarks")
+    with h5py.File(tmp_path / "exact.h5") as e, h5py.File(tmp_path / "landmarks.h5") as l:
+        np.testing.assert_allclose(l["eigenvalues"][()], e["eigenvalues"][()], rtol=1e-6)
+        np.testing.assert_allclose(np.abs(l["coords"][()]), np.abs(e["coords"][()]), atol=1e-6)
+        assert l.attrs["method"] == "landmarks" and l.attrs["n_landmarks"] == e.attrs["n_points"]
+
+
+def test_fewer_landmarks_place_every_point_and_keep_the_landmarks_own_rows(study, tmp_path):
+    from inpca.tiles import LandmarkColumns, compute_landmark_tile, landmark_rows
+
+    root, blocks, _ = study
+    names = list(blocks)
+    landmark_tiles = {}
+    for i, a in enumerate(names):
+        for b in names[i:]:
+            landmark_tiles[(a, b)] = tmp_path / f"{a}-{b}.h5"
+            compute_landmark_tile(blocks[a], blocks[b], "train", landmark_tiles[(a, b)], every=2, device="cpu")
+    # reference points are all landmarks; of each run every 2nd checkpoint and its last
+    rows, weights = landmark_rows(blocks["ref"], 2)
+    assert list(rows) == list(range(5)) and list(weights) == [1.0] * 5
+    with LandmarkColumns(landmark_tiles, root / "index.tsv") as columns:
+        assert columns.shape[1] < columns.shape[0]
+        L = columns[columns.landmarks]
+        np.testing.assert_allclose(L, L.T, atol=1e-7)
+        assert columns.weights.sum() == columns.shape[0]  # the landmarks stand for every point
+    embed(landmark_tiles, root / "index.tsv", tmp_path / "landmarks.h5", split="train", n_components=3,
+          method="landmarks")
+    with h5py.File(tmp_path / "landmarks.h5") as f:
+        assert f["coords"].shape[0] == columns.shape[0] and np.isfinite(f["coords"][()]).all()
+        assert f["landmarks"].shape == (columns.shape[1],)

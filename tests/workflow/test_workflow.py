@@ -349,3 +349,20 @@ def test_a_configfile_is_a_whole_study_not_merged_into_config_yaml(tmp_path):
     (workdir / "other.yaml").write_text(yaml.safe_dump(other))
     counts = dry_run(workdir, "--configfile", "other.yaml", "--config", "device=cpu")
     assert counts["train_run"] == 3 and "import_run" not in counts
+
+
+def test_landmark_embedding_computes_distances_to_the_landmarks_only(tmp_path):
+    cfg = config_of(copy_workflow(tmp_path / "probe"))
+    cfg["grid"] = cfg["grid"][:1]
+    cfg["embedding"] = {"n_components": 4, "method": "landmarks", "landmark_every": 2}
+    workdir = copy_workflow(tmp_path / "study", cfg)
+    counts = dry_run(workdir, "embedding")
+    assert counts["landmark_tile"] == counts.get("landmark_tile") > 0 and "distance_tile" not in counts
+    snakemake(workdir, "embedding")
+    for split in ("train", "test"):
+        with h5py.File(workdir / f"results/embedding/{split}.h5") as f:
+            m = f.attrs["n_points"]
+            assert f.attrs["method"] == "landmarks" and 0 < f.attrs["n_landmarks"] < m
+            assert f["coords"].shape == (m, 4) and np.isfinite(f["coords"][()]).all()
+    with h5py.File(workdir / "results/embedding/test.h5") as f:
+        assert np.isfinite(f["coords_in_train"][()]).all()

@@ -1,0 +1,225 @@
+"""Landmark InPCA: exact when every point is a landmark, exact for Euclidean points with enough
+generic landmarks, landmarks placed at the fit's own coordinates, the same result from HDF5 and from
+any matrix-like that slices rows, and the pipeline's landmark choice (landmark_rows_every)."""
+
+import h5py
+import numpy as np
+import pytest
+
+from inpca.embedding import (InPCA, LandmarkEmbedding, embedded_distances, landmark_inpca,
+                             landmark_rows_every)
+from inpca.geodesic import geodesic, ignorance
+
+pytestmark = pytest.mark.usefixtures("single_threaded_blas")
+
+
+@pytest.fixture(scope="module")
+def trajectory_distances():
+    """A non-Euclidean D (both signs among the top eigenvalues): 240 points on four geodesics from
+    ignorance to random models (N = 6 samples, C = 5), in random order; Bhattacharyya distances
+    computed here in float64, independently of inpca.distances."""
+    rng = np.random.default_rng(2)
+    n_samples, n_classes = 6, 5
+    start = ignorance(n_samples, n_classes, np.float64)
+    points = np.concatenate([
+        geodesic(start, rng.dirichlet(np.full(n_classes, 0.2), size=n_samples), np.linspace(0, 1, 60))
+        for _ in range(4)])
+    sqrt_points = np.sqrt(points[rng.permutation(len(points))])
+    coefficients = np.einsum("inc,jnc->ijn", sqrt_points, sqrt_points)
+    D = -np.log(np.clip(coefficients, 1e-300, 1.0)).mean(axis=-1)
+    np.fill_diagonal(D, 0.0)
+    return 0.5 * (D + D.T)
+
+
+@pytest.fixture(scope="module")
+def euclidean_points():
+    """60 points in R^3 with distinct spreads per axis (no degenerate eigenvalues)."""
+    return np.random.default_rng(3).standard_normal((60, 3)) * np.array([3.0, 2.0, 1.0]) + 5.0
+
+
+def squared_euclidean(X, Y):
+    return ((X[:, None, :] - Y[None, :, :]) ** 2).sum(axis=-1)
+
+
+class RowSlicedMatrix:
+    """The least a matrix-like must offer: ``.shape`` and contiguous row slices. Records the number
+    of rows of every read."""
+
+    def __init__(self, array):
+        self._array = array
+        self.shape = array.shape
+        self.rows_read = []
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError(f"only contiguous row slices, got {key!r}")
+        rows = self._array[key]
+        self.rows_read.append(len(rows))
+        return rows.copy()
+
+
+# -- exactness -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("solver", ["dense", "lanczos"])
+def test_all_points_as_landmarks_is_exact_inpca(trajectory_distances, solver):
+    D = trajectory_distances
+    exact = InPCA(n_components=10, solver=solver).fit(D)
+    assert (exact.eigenvalues_ < 0).any() and (exact.eigenvalues_ > 0).any()
+    # landmarks in a scrambled order: column j is the distance to the point of row landmark_rows[j]
+    landmark_rows = np.random.default_rng(0).permutation(D.shape[0])
+    result = landmark_inpca(D[:, landmark_rows], landmark_rows, n_components=10, solver=solver)
+    assert isinstance(result, LandmarkEmbedding)
+    model, coords = result
+    assert model.solver_ == solver
+    scale = np.abs(exact.eigenvalues_).max()
+    np.testing.assert_allclose(model.eigenvalues_, exact.eigenvalues_, rtol=0, atol=1e-10 * scale)
+    np.testing.assert_allclose(coords, exact.coords_, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(model.explained_stress_, exact.explained_stress_, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("n_landmarks", [4, 7])
+def test_euclidean_points_are_placed_exactly(euclidean_points, n_landmarks):
+    """Squared Euclidean distances in R^3: any >= 4 affinely independent landmarks span the space,
+    so every point's top-3 coordinates are exact up to a rotation and signs, i.e. the embedded
+    distances are the true ones."""
+    X = euclidean_points
+    landmark_rows = np.random.default_rng(n_landmarks).choice(len(X), n_landmarks, replace=False)
+    D_to_landmarks = squared_euclidean(X, X[landmark_rows])
+    model, coords = landmark_inpca(D_to_landmarks, landmark_rows, n_components=3)
+    assert coords.shape == (len(X), 3) and (model.eigenvalues_ > 0).all()
+    D_true = squared_euclidean(X, X)
+    np.testing.assert_allclose(embedded_distances(coords, model.eigenvalues_), D_true,
+                               rtol=0, atol=1e-8 * D_true.max())
+
+
+def test_landmarks_get_the_fits_own_coordinates(trajectory_distances):
+    D = trajectory_distances
+    landmark_rows = np.arange(3, D.shape[0], 5)[::-1]
+    D_to_landmarks = D[:, landmark_rows]
+    model, coords = landmark_inpca(D_to_landmarks, landmark_rows, n_components=6)
+    refit = InPCA(n_components=6).fit(D[np.ix_(landmark_rows, landmark_rows)])
+    np.testing.assert_array_equal(model.eigenvalues_, refit.eigenvalues_)
+    np.testing.assert_array_equal(coords[landmark_rows], model.coords_)
+    # placing the landmarks by transform gives the same up to rounding
+    np.testing.assert_allclose(model.transform(D_to_landmarks[landmark_rows]), model.coords_,
+                               rtol=0, atol=1e-10)
+    others = np.setdiff1d(np.arange(D.shape[0]), landmark_rows)
+    np.testing.assert_allclose(coords[others], model.transform(D_to_landmarks[others]), rtol=0, atol=1e-12)
+
+
+# -- inputs --------------------------------------------------------------------------------------
+
+def test_hdf5_and_row_sliced_inputs_equal_ndarray(tmp_path, trajectory_distances):
+    D = trajectory_distances
+    landmark_rows = np.random.default_rng(1).choice(D.shape[0], 50, replace=False)
+    D_to_landmarks = np.ascontiguousarray(D[:, landmark_rows])
+    block_bytes = 16 * 8 * len(landmark_rows)  # 16 rows per block: many blocks and spans
+    model, coords = landmark_inpca(D_to_landmarks, landmark_rows, n_components=8, block_bytes=block_bytes)
+    path = tmp_path / "landmarks.h5"
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("D", data=D_to_landmarks, chunks=(8, len(landmark_rows)))
+    with h5py.File(path, "r") as handle:
+        model_h5, coords_h5 = landmark_inpca(handle["D"], landmark_rows, n_components=8,
+                                             block_bytes=block_bytes)
+    row_sliced = RowSlicedMatrix(D_to_landmarks)
+    model_sliced, coords_sliced = landmark_inpca(row_sliced, landmark_rows, n_components=8,
+                                                 block_bytes=block_bytes)
+    for other_model, other_coords in [(model_h5, coords_h5), (model_sliced, coords_sliced)]:
+        np.testing.assert_array_equal(other_model.eigenvalues_, model.eigenvalues_)
+        np.testing.assert_allclose(other_coords, coords, rtol=0, atol=1e-12)
+    # bounded reads: never more than one block of rows at a time
+    assert max(row_sliced.rows_read) <= 16
+    assert sum(row_sliced.rows_read) <= 2 * D.shape[0]
+
+
+def test_invalid_landmark_rows_raise(trajectory_distances):
+    D_to_landmarks = trajectory_distances[:, :4]
+    with pytest.raises(ValueError, match="4 integers"):
+        landmark_inpca(D_to_landmarks, [0, 1, 2])
+    with pytest.raises(ValueError, match="4 integers"):
+        landmark_inpca(D_to_landmarks, [0.0, 1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"lie in \[0, 240\)"):
+        landmark_inpca(D_to_landmarks, [0, 1, 2, 240])
+    with pytest.raises(ValueError, match="distinct"):
+        landmark_inpca(D_to_landmarks, [0, 1, 2, 2])
+    with pytest.raises(ValueError, match=r"\(M, L\) matrix"):
+        landmark_inpca(trajectory_distances[0], [0])
+
+
+def test_landmark_rows_out_of_column_order_raise(trajectory_distances):
+    landmark_rows = np.arange(0, 240, 3)
+    D_to_landmarks = trajectory_distances[:, landmark_rows]
+    swapped = landmark_rows.copy()
+    swapped[[5, 60]] = swapped[[60, 5]]  # two columns attributed to the wrong rows
+    with pytest.raises(ValueError, match=r"not symmetric .* column j must hold the distances"):
+        landmark_inpca(D_to_landmarks, swapped, solver="lanczos")
+
+
+# -- landmark choice -----------------------------------------------------------------------------
+
+def test_landmark_rows_every_picks_references_every_kth_and_last():
+    # a store block: references first, then runs (not sorted by name, one run's rows interleaved)
+    points = [("P0", 0, "reference"), ("geodesic", 1, "reference"), ("P*", 2, "reference")]
+    points += [("b", c, "run") for c in range(7)]   # last checkpoint 6, a multiple of 3
+    points += [("a", c, "run") for c in range(5)]   # last checkpoint 4
+    points += [("c", 0, "run")]                     # a single checkpoint
+    points += [("d", c, "run") for c in (3, 0, 5, 1)]  # out of order: last is 5, not the last row
+    run_ids, checkpoints, kinds = map(list, zip(*points))
+    expected = [0, 1, 2,                 # references
+                3, 6, 9,                 # b: 0, 3, 6
+                10, 13, 14,              # a: 0, 3, 4
+                15,                      # c: 0
+                16, 17, 18]              # d: 3, 0, 5
+    chosen = landmark_rows_every(run_ids, checkpoints, kinds, 3)
+    assert chosen.dtype == np.int64
+    np.testing.assert_array_equal(chosen, expected)
+    # as stored in HDF5: bytes labels
+    as_bytes = landmark_rows_every(np.array(run_ids, dtype="S"), np.array(checkpoints),
+                                   np.array(kinds, dtype="S"), 3)
+    np.testing.assert_array_equal(as_bytes, expected)
+    np.testing.assert_array_equal(landmark_rows_every(run_ids, checkpoints, kinds, 1), np.arange(len(points)))
+    # only a run's own checkpoints decide its landmarks: adding a run keeps the others'
+    more = landmark_rows_every(run_ids + ["e"] * 4, checkpoints + [0, 1, 2, 3], kinds + ["run"] * 4, 3)
+    np.testing.assert_array_equal(more, expected + [20, 23])
+
+
+def test_landmark_rows_every_rejects_bad_input():
+    with pytest.raises(ValueError, match="every"):
+        landmark_rows_every(["a"], [0], ["run"], 0)
+    with pytest.raises(ValueError, match="'checkpoint'"):
+        landmark_rows_every(["a"], [0], ["checkpoint"], 2)
+    with pytest.raises(ValueError, match="one length"):
+        landmark_rows_every(["a", "a"], [0], ["run", "run"], 2)
+
+
+def test_a_landmark_of_weight_two_is_a_point_counted_twice():
+    """WeightedLandmarkInPCA is InPCA with each landmark repeated `weight` times."""
+    from inpca.embedding import InPCA, WeightedLandmarkInPCA
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(12, 5))
+    D = ((X[:, None] - X[None]) ** 2).sum(-1) ** 0.75  # not Euclidean: both signs of eigenvalues
+    weights = np.ones(12)
+    weights[4] = 2.0
+    repeated = np.r_[np.arange(12), 4]
+    exact = InPCA(n_components=5, solver="dense").fit(D[np.ix_(repeated, repeated)])
+    weighted = WeightedLandmarkInPCA(n_components=5).fit(D, weights)
+    np.testing.assert_allclose(weighted.eigenvalues_, exact.eigenvalues_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.abs(weighted.coords_), np.abs(exact.coords_[:12]), atol=1e-10)
+    np.testing.assert_allclose(weighted.explained_stress_, exact.explained_stress_, atol=1e-10)
+    plain = WeightedLandmarkInPCA(n_components=5).fit(D, np.ones(12))
+    np.testing.assert_allclose(plain.eigenvalues_, InPCA(n_components=5, solver="dense").fit(D).eigenvalues_,
+                               rtol=1e-10)
+
+
+def test_landmark_weights_count_the_points_each_landmark_stands_for():
+    from inpca.embedding import landmark_rows_every, landmark_weights
+
+    runs = np.array(["ref"] * 2 + ["a"] * 10 + ["b"] * 7)
+    kinds = np.array(["reference"] * 2 + ["run"] * 17)
+    checkpoints = np.r_[0, 1, np.arange(10), np.arange(7)]
+    rows = landmark_rows_every(runs, checkpoints, kinds, 4)
+    weights = landmark_weights(runs, checkpoints, kinds, rows)
+    assert weights.sum() == len(runs)
+    # run a: landmarks at 0, 4, 8, 9 -> 2.5, 4, 2.5, 1; run b: 0, 4, 6 -> 2.5, 3, 1.5
+    assert list(weights) == [1, 1, 2.5, 4, 2.5, 1, 2.5, 3, 1.5]
