@@ -1,0 +1,160 @@
+"""Scale benchmark: the distance and embedding steps exactly as the rules run them, exact and landmarks.
+
+    .venv/bin/python benchmarks/scale.py                       # M = 20,000 points, N = 1,000 samples
+    .venv/bin/python benchmarks/scale.py --points 50000 --samples 2000 --blocks 16
+
+Writes a synthetic study straight in store format (no training): a reference block (P0, the geodesic,
+P*) of a synthetic data set and B blocks of trajectories of 100 checkpoints that move from ignorance
+towards the labels along curved, per-"architecture" paths, and an index.tsv. Then, each step in a fresh
+Python process (so its peak memory is its own), as the rules run them:
+
+  exact:      every distance tile (inpca.tiles.compute_tile), then the embedding read from the tiles
+              in place (inpca.embedding_file.embed)
+  landmarks:  every landmark tile (compute_landmark_tile, every --every-th checkpoint), then the
+              landmark embedding (embed(method="landmarks"))
+
+and prints wall time, the peak resident memory of the step's process (ru_maxrss) and the disk its
+outputs take, and compares the two embeddings (S(1..3), top-3 coordinates after sign alignment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+CHECKPOINTS = 100
+ARCHITECTURES = 4
+
+
+def write_study(root: Path, points: int, samples: int, blocks: int, seed: int = 0) -> dict:
+    """Reference block, B run blocks and index.tsv in store format; returns {block: path}."""
+    import h5py
+
+    from inpca.store import write_reference
+
+    spec = {"name": "synthetic", "n_train": samples, "n_test": 10, "num_classes": 10, "input_shape": [20],
+            "seed": seed, "keep_every": 1}
+    write_reference(root / "ref.h5", spec, geodesic_points=19)
+    with h5py.File(root / "ref.h5") as f:
+        labels = f["train_labels"][()]
+        n_reference = f["run"].shape[0]
+    rng = np.random.default_rng(seed)
+    onehot = np.eye(10)[labels]
+    detours = [rng.normal(size=(samples, 10)) for _ in range(ARCHITECTURES)]
+    runs = -(-points // CHECKPOINTS)
+    tau = np.linspace(0, 1, CHECKPOINTS)[:, None, None]
+    paths = {f"b{b:03d}": root / f"b{b:03d}.h5" for b in range(blocks)}
+    per_block = [list(range(r, runs, blocks)) for r in range(blocks)]
+    rows = [("ref", i, "P0" if i == 0 else ("P*" if i == n_reference - 1 else "geodesic"), "reference")
+            for i in range(n_reference)]
+    for (block, path), members in zip(paths.items(), per_block):
+        with h5py.File(path, "w") as f:
+            probs = f.create_dataset("train_probs", shape=(len(members) * CHECKPOINTS, samples, 10), dtype=np.float32,
+                                     chunks=(1, min(samples, 4096), 10))
+            for i, run in enumerate(members):
+                end = 6 * onehot + rng.normal(scale=1.0, size=(samples, 10))
+                speed = rng.uniform(0.5, 2.0)
+                logits = (1 - np.exp(-4 * speed * tau)) * end + np.sin(np.pi * tau) ** 2 * detours[run % ARCHITECTURES]
+                p = np.exp(logits - logits.max(-1, keepdims=True))
+                probs[i * CHECKPOINTS:(i + 1) * CHECKPOINTS] = p / p.sum(-1, keepdims=True)
+            names = [f"run{run}" for run in members for _ in range(CHECKPOINTS)]
+            f["run"] = np.array(names, dtype="S")
+            f["kind"] = np.array([b"run"] * len(names))
+            f["checkpoint"] = np.tile(np.arange(CHECKPOINTS), len(members))
+        rows += [(block, i, name, "run") for i, name in enumerate(names)]
+    with open(root / "index.tsv", "w") as f:
+        f.write("point\tblock\trow\trun\tkind\tprogress_train\tdist_truth_train\n")
+        for point, (block, row, run, kind) in enumerate(rows):
+            f.write(f"{point}\t{block}\t{row}\t{run}\t{kind}\t0\t0\n")
+    return {"ref": root / "ref.h5", **paths}
+
+
+STEP = """
+import json, resource, sys, time
+sys.path.insert(0, {repo!r})
+from pathlib import Path
+args = json.loads({args!r})
+started = time.perf_counter()
+blocks = {{k: Path(v) for k, v in args["blocks"].items()}}
+names = list(blocks)
+tiles = {{(a, b): Path(args["out"]) / f"{{a}}-{{b}}.h5" for i, a in enumerate(names) for b in names[i:]}}
+if args["step"] in ("tiles", "landmark_tiles"):
+    from inpca.tiles import compute_landmark_tile, compute_tile
+    Path(args["out"]).mkdir(parents=True, exist_ok=True)
+    for (a, b), path in tiles.items():
+        if args["step"] == "tiles":
+            compute_tile(blocks[a], blocks[b], "train", path, device="cpu")
+        else:
+            compute_landmark_tile(blocks[a], blocks[b], "train", path, every=args["every"], device="cpu")
+else:
+    from inpca.embedding_file import embed
+    embed(tiles, args["index"], args["embedding"], split="train", n_components=10, method=args["method"])
+print(json.dumps({{"seconds": time.perf_counter() - started,
+                   "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
+"""
+
+
+def run_step(**args) -> dict:
+    proc = subprocess.run([sys.executable, "-c", STEP.format(repo=str(REPO), args=json.dumps(args))],
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"step {args['step']} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def disk(paths) -> int:
+    return sum(p.stat().st_size for p in paths)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=20_000)
+    parser.add_argument("--samples", type=int, default=1_000)
+    parser.add_argument("--blocks", type=int, default=8)
+    parser.add_argument("--every", type=int, default=4)
+    args = parser.parse_args()
+    import h5py
+
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        started = time.perf_counter()
+        blocks = write_study(root, args.points, args.samples, args.blocks)
+        m = sum(1 for _ in open(root / "index.tsv")) - 1
+        print(f"M = {m} points ({args.blocks} blocks + ref), N = {args.samples}, C = 10; store "
+              f"{disk(blocks.values()) / 2**20:.0f} MiB written in {time.perf_counter() - started:.0f} s; "
+              f"load {os.getloadavg()[0]:.1f}")
+        common = {"blocks": {k: str(v) for k, v in blocks.items()}, "index": str(root / "index.tsv"),
+                  "every": args.every}
+        results = {}
+        for method, tile_step in (("exact", "tiles"), ("landmarks", "landmark_tiles")):
+            out = root / tile_step
+            tiles = run_step(step=tile_step, out=str(out), method=method, embedding="", **common)
+            embedding = run_step(step="embed", out=str(out), method=method,
+                                 embedding=str(root / f"{method}.h5"), **common)
+            results[method] = (tiles, embedding, disk(out.glob("*.h5")))
+            print(f"{method:9s} tiles: {tiles['seconds']:7.1f} s, peak RSS {tiles['peak_rss'] / 2**20:6.0f} MiB, "
+                  f"disk {results[method][2] / 2**20:7.0f} MiB | embed: {embedding['seconds']:6.1f} s, peak RSS "
+                  f"{embedding['peak_rss'] / 2**20:6.0f} MiB   [load {os.getloadavg()[0]:.1f}]")
+        with h5py.File(root / "exact.h5") as e, h5py.File(root / "landmarks.h5") as l:
+            exact, landmark = e["coords"][:, :3], l["coords"][:, :3]
+            signs = np.sign(np.sum(exact * landmark, axis=0))
+            error = np.sqrt(np.mean((landmark * signs - exact) ** 2)) / np.sqrt(np.mean(exact ** 2))
+            print(f"exact S(1..3) {np.round(e['explained_stress'][:3], 4)}; landmarks ({l.attrs['n_landmarks']} "
+                  f"of {m}) S(1..3) {np.round(l['explained_stress'][:3], 4)}; top-3 coordinates "
+                  f"{error:.2%} off (relative RMS)")
+
+
+if __name__ == "__main__":
+    main()
