@@ -55,14 +55,15 @@ def create(f, name: str, data, chunks=None) -> None:
     f.create_dataset(name, data=data, track_times=False, chunks=chunks)
 
 
-def open_h5(path: str | Path):
-    """Open an HDF5 file for reading, turning a missing/truncated/corrupt file into one line."""
+def open_h5(path: str | Path, **options):
+    """Open an HDF5 file for reading, turning a missing/truncated/corrupt file into one line;
+    `options` go to h5py.File (e.g. rdcc_nbytes)."""
     h5py = _h5py()
     path = Path(path)
     if not path.exists():
         raise RunFileError(f"{path}: file does not exist")
     try:
-        return h5py.File(path, "r", locking=False)
+        return h5py.File(path, "r", locking=False, **options)
     except OSError as exc:
         raise RunFileError(f"{path}: not a readable HDF5 file ({h5_reason(exc)}); truncated or corrupted? "
                            + REBUILD_HINT.format(path=path)) from None

@@ -16,6 +16,20 @@ Attributes: fingerprint, dataset, num_classes, n_train, n_test, runs (JSON: run 
 run_info (JSON: run id -> {parameters, diverged_at_step}), progress_mode (angle | bhattacharyya).
 `ref.h5` also has train_labels and test_labels.
 
+Layouts of a run block (`build_block(..., layout=)`):
+  copy      train_probs/test_probs hold a float32 copy of the runs' probabilities (a second copy on
+            disk: at paper scale as large as results/runs/ itself, twice as large for float16 runs).
+  virtual   train_probs/test_probs are HDF5 virtual datasets: rows [offset, offset + K) map the
+            (K, N, C) `{split}_probs` of one run file, read through in place (float16 runs read as
+            float32: HDF5 converts on read). Source paths are stored relative to the block's folder
+            (e.g. ../runs/x.h5), so the study folder can move as a whole. HDF5 (2.0) looks for a
+            source under $HDF5_VDS_PREFIX if set, then in the block's folder, then under the working
+            directory, and reads a source it cannot find as the fill value (NaN here). Attribute
+            `sources` (JSON: [[relative path, checkpoints], ...] in row order) lets the reader check
+            them, so whoever reads a block's probabilities opens it with `open_block`, which calls
+            `check_sources` first (a copied block passes).
+Both layouts read, check and refuse the run files alike at store time, and have the same readers.
+
 Refusals (one line naming the file and the reason, nothing written): a run whose data set
 fingerprint differs from the reference's, wrong shapes, NaN/Inf, negative probabilities, rows not
 summing to 1 within `store.sum_tolerance` (default 1e-3, which float16 storage meets), and
@@ -27,6 +41,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +56,7 @@ log = logging.getLogger("inpca.store")
 POINT_FIELDS = ("checkpoint", "step", "epoch", *METRICS, "t", "progress_train", "progress_test",
                 "dist_truth_train", "dist_truth_test")
 CHUNK_SAMPLES = 4096
+LAYOUTS = ("copy", "virtual")
 
 
 def _probs_chunks(n: int, c: int):
@@ -121,11 +137,17 @@ def read_reference(path) -> dict:
 
 
 def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float = 1e-3,
-                progress_mode: str = "angle") -> None:
+                progress_mode: str = "angle", layout: str = "copy") -> None:
     """Gather the checkpoints of `run_paths` into one block file; refuse bad input without output.
 
-    Runs are written one at a time into preallocated datasets, so memory holds one run, not a block.
+    Runs are read and checked one at a time, so memory holds one run, not a block. layout "copy"
+    writes their probabilities into the block; "virtual" maps them from the run files (module
+    docstring), which must then stay where they are relative to the block.
     """
+    import h5py
+
+    if layout not in LAYOUTS:
+        raise StoreError(f"{out_path}: layout {layout!r} is not one of {', '.join(LAYOUTS)}")
     ref = read_reference(reference_path)
     ref_attrs = ref["attrs"]
     C = int(ref_attrs["num_classes"])
@@ -153,23 +175,33 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
     total = sum(k for *_, k in headers)
     configs, run_info = {}, {}
     meta = {k: [] for k in ("run", "kind", *POINT_FIELDS)}
+    block_folder = Path(out_path).parent.resolve()
+    sources = []
 
     def fill(f):
-        dsets = {s: f.create_dataset(f"{s}_probs", shape=(total, int(ref_attrs[f"n_{s}"]), C), dtype=np.float32,
-                                     chunks=_probs_chunks(int(ref_attrs[f"n_{s}"]), C) if total else None,
-                                     track_times=False) for s in SPLITS}
+        shapes = {s: (total, int(ref_attrs[f"n_{s}"]), C) for s in SPLITS}
+        if layout == "copy":
+            dsets = {s: f.create_dataset(f"{s}_probs", shape=shapes[s], dtype=np.float32,
+                                         chunks=_probs_chunks(*shapes[s][1:]) if total else None,
+                                         track_times=False) for s in SPLITS}
+        else:
+            dsets = {s: h5py.VirtualLayout(shape=shapes[s], dtype=np.float32) for s in SPLITS}
         offset = 0
         for path, rid, k in headers:
             try:
                 run = read_run(path)
             except RunFileError as exc:
                 raise StoreError(str(exc)) from None
+            if layout == "virtual":
+                sources.append((Path(os.path.relpath(path.resolve(), block_folder)).as_posix(), k))
             probs = {}
             for split in SPLITS:
                 p = run[f"{split}_probs"]
                 check_probabilities(path, f"{split}_probs", p, sum_tolerance)
                 probs[split] = p.astype(np.float32)
-                dsets[split][offset:offset + k] = probs[split]
+                dsets[split][offset:offset + k] = (probs[split] if layout == "copy" else
+                                                   h5py.VirtualSource(sources[-1][0], f"{split}_probs",
+                                                                      shape=p.shape, dtype=p.dtype))
             configs[rid] = run["config"]
             run_info[rid] = {"parameters": _optional_int(run["attrs"].get("parameters")),
                              "diverged_at_step": _optional_int(run["attrs"].get("diverged_at_step", -1))}
@@ -186,6 +218,13 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
                 meta[key] += list(values)
             offset += k
             log.info("%s: %d checkpoints", rid, k)
+        if layout == "virtual":
+            for split, virtual in dsets.items():
+                # no timestamps, as for every dataset the store writes: same input, same file
+                virtual.dcpl.set_obj_track_times(False)
+                # NaN, not 0, where a source is missing: the tiles' probability check refuses it
+                f.create_virtual_dataset(f"{split}_probs", virtual, fillvalue=np.nan)
+            f.attrs["sources"] = json.dumps(sources)
         for key, values in meta.items():
             dtype = "S" if key in ("run", "kind") else (np.int64 if key in ("checkpoint", "step") else np.float64)
             f.create_dataset(key, data=np.array(values, dtype=dtype), track_times=False)
@@ -198,7 +237,62 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
         write_h5(out_path, fill)
     except RunFileError as exc:
         raise StoreError(str(exc)) from None
-    log.info("wrote %s: %d runs, %d points", out_path, len(headers), total)
+    log.info("wrote %s: %d runs, %d points (%s)", out_path, len(headers), total, layout)
+
+
+def check_sources(block_path) -> None:
+    """Refuse a virtual block whose run files are missing, unreadable or changed since it was built.
+
+    A copied block (or the reference) passes at once. Checks each source in the block's folder
+    joined with the stored relative path, and refuses $HDF5_VDS_PREFIX, which HDF5 would search
+    first: one line names the first bad run file. Cost: opening each run file for its attributes and
+    shapes, no probabilities.
+    """
+    block_path = Path(block_path)
+    with open_h5(block_path) as f:
+        if "sources" not in f.attrs:
+            return
+        sources = json.loads(f.attrs["sources"])
+        fingerprint, C = str(f.attrs["fingerprint"]), int(f.attrs["num_classes"])
+        samples = {s: int(f.attrs[f"n_{s}"]) for s in SPLITS}
+    if os.environ.get("HDF5_VDS_PREFIX"):
+        raise StoreError(f"{block_path}: HDF5_VDS_PREFIX is set ({os.environ['HDF5_VDS_PREFIX']}); HDF5 would look "
+                         "for this virtual block's run files there before the block's folder; unset it")
+    rebuild = "delete the block and rerun Snakemake, which rebuilds it"
+    for relative, k in sources:
+        source = block_path.parent / relative
+        shown = os.path.normpath(source)
+        if not source.exists():
+            raise StoreError(f"{block_path}: run file {shown} does not exist; this virtual block reads its "
+                             "probabilities from it (restore it, or rerun Snakemake to rebuild it, then the block)")
+        try:
+            run = open_h5(source)
+        except RunFileError as exc:
+            raise StoreError(f"{block_path}: {exc}") from None
+        with run:
+            if str(run.attrs.get("fingerprint")) != fingerprint:
+                raise StoreError(f"{block_path}: run file {shown} has data set fingerprint "
+                                 f"{run.attrs.get('fingerprint')}, the block {fingerprint}; it changed since the "
+                                 f"block was built ({rebuild})")
+            for split in SPLITS:
+                got = run[f"{split}_probs"].shape if f"{split}_probs" in run else None
+                if got != (k, samples[split], C):
+                    raise StoreError(f"{block_path}: run file {shown} has {split}_probs of shape {got}, the block "
+                                     f"maps {(k, samples[split], C)}; it changed since the block was built ({rebuild})")
+
+
+def open_block(path):
+    """Open a block (either layout, or the reference) to read its probabilities: `check_sources`,
+    then the file with HDF5's chunk cache off.
+
+    Readers take sample ranges of whole rows, and no chunk of a block or run file is compressed, so
+    without the cache HDF5 reads just the bytes asked for into the result. With its 1 MiB default it
+    reads every chunk that fits whole, then copies the range out: a run file's (1, N, C) chunks
+    (400 kB at N = 10,000, C = 10) read in 4096-sample ranges move three times the bytes of the data
+    (benchmarks/store_layout.py). The setting carries over to the run files a virtual block opens.
+    """
+    check_sources(path)
+    return open_h5(path, rdcc_nbytes=0)
 
 
 def read_points(path) -> tuple[list[dict], dict, dict]:

@@ -22,6 +22,7 @@ import numpy as np
 
 from .errors import ResultsError
 from .h5io import open_h5, write_h5
+from .store import open_block
 
 log = logging.getLogger("inpca.tiles")
 
@@ -45,7 +46,7 @@ def compute_tile(block_a, block_b, split: str, out_path, *, metric: str = "bhatt
 
         claim_gpu()
     same = Path(block_a) == Path(block_b)
-    with open_h5(block_a) as fa, open_h5(block_b) as fb:
+    with open_block(block_a) as fa, open_block(block_b) as fb:
         pa, pb = fa[f"{split}_probs"], fb[f"{split}_probs"]
         if pa.shape[1:] != pb.shape[1:]:
             raise ResultsError(f"{block_a} and {block_b}: {split}_probs have shapes {pa.shape} and {pb.shape}; "
@@ -255,7 +256,7 @@ def compute_landmark_tile(block_a, block_b, split: str, out_path, *, every: int,
         claim_gpu()
     same = Path(block_a) == Path(block_b)
     (la, weights_a), (lb, weights_b) = landmark_rows(block_a, every), landmark_rows(block_b, every)
-    with open_h5(block_a) as fa, open_h5(block_b) as fb:
+    with open_block(block_a) as fa, open_block(block_b) as fb:
         pa, pb = fa[f"{split}_probs"], fb[f"{split}_probs"]
         if pa.shape[1:] != pb.shape[1:]:
             raise ResultsError(f"{block_a} and {block_b}: {split}_probs have shapes {pa.shape} and {pb.shape}; "

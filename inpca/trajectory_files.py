@@ -63,7 +63,7 @@ def _run_rows(runs: list[str]) -> dict[str, slice]:
 
 def reindex_block(block_path, reference_path, out_path, *, index: str = "progress", points: int = 50) -> None:
     """Reindex every run of a store block (or, for the reference block, write the geodesic)."""
-    from .store import read_reference
+    from .store import open_block, read_reference
     from .trajectories import geodesic_trajectory, index_grid, index_values, reindex, reindex_metrics
 
     started = time.time()
@@ -72,7 +72,7 @@ def reindex_block(block_path, reference_path, out_path, *, index: str = "progres
     attrs = reference["attrs"]
     n_classes = int(attrs["num_classes"])
     labels = {split: reference[f"{split}_labels"] for split in SPLITS}
-    with open_h5(block_path) as block:
+    with open_block(block_path) as block:
         kinds = _text(block["kind"][()])
         is_reference = all(kind == "reference" for kind in kinds)
         runs = [GEODESIC] if is_reference else list(_run_rows(_text(block["run"][()])))

@@ -32,6 +32,7 @@ rule store_block:
     params:
         sum_tolerance=config["store"]["sum_tolerance"],
         progress_mode=config["progress"]["mode"],
+        layout=config["store"]["layout"],
         version=RESULTS_VERSION["store"],
     conda:
         "../envs/inpca.yaml"

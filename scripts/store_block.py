@@ -7,7 +7,7 @@ def main(smk):
     from inpca.store import build_block
 
     build_block(smk.output[0], list(smk.input.runs), smk.input.reference, smk.params.sum_tolerance,
-                progress_mode=smk.params.progress_mode)
+                progress_mode=smk.params.progress_mode, layout=smk.params.layout)
 
 
 if __name__ == "__main__":

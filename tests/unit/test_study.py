@@ -111,7 +111,7 @@ def test_adding_a_run_changes_exactly_one_block():
     [
         ({"dataset": {"name": "mnist"}}, r"dataset\.name: 'mnist' is not one of"),
         ({"store": {"blocks": 0}}, r"store\.blocks: 0 is less than the minimum of 1"),
-        ({"embedding": {"n_componentz": 3}}, r"unknown key 'n_componentz' in embedding; allowed: n_components"),
+        ({"embedding": {"n_componentz": 3}}, r"unknown key 'n_componentz' in embedding; allowed: landmark_every, method, n_components"),
         ({"device": "tpu"}, r"device: 'tpu' is not one of"),
         ({"colour": 1}, r"unknown key 'colour' in \(top level\)"),
         ({"grid": [{"arch": {"name": "fc"}, "optimizer": {"name": "sgd", "lr": -1}}]},
