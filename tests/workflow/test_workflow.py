@@ -351,10 +351,11 @@ def test_a_configfile_is_a_whole_study_not_merged_into_config_yaml(tmp_path):
     assert counts["train_run"] == 3 and "import_run" not in counts
 
 
-def test_landmark_embedding_computes_distances_to_the_landmarks_only(tmp_path):
+def test_landmark_embedding_on_virtual_blocks_computes_distances_to_the_landmarks_only(tmp_path):
     cfg = config_of(copy_workflow(tmp_path / "probe"))
     cfg["grid"] = cfg["grid"][:1]
     cfg["embedding"] = {"n_components": 4, "method": "landmarks", "landmark_every": 2}
+    cfg["store"] = {"blocks": 3, "layout": "virtual"}  # and blocks that read the run files in place
     workdir = copy_workflow(tmp_path / "study", cfg)
     counts = dry_run(workdir, "embedding")
     assert counts["landmark_tile"] == counts.get("landmark_tile") > 0 and "distance_tile" not in counts
@@ -366,3 +367,5 @@ def test_landmark_embedding_computes_distances_to_the_landmarks_only(tmp_path):
             assert f["coords"].shape == (m, 4) and np.isfinite(f["coords"][()]).all()
     with h5py.File(workdir / "results/embedding/test.h5") as f:
         assert np.isfinite(f["coords_in_train"][()]).all()
+    with h5py.File(workdir / "results/store/b000.h5") as f:
+        assert f["train_probs"].is_virtual
