@@ -94,9 +94,10 @@ if args["step"] in ("tiles", "landmark_tiles"):
     Path(args["out"]).mkdir(parents=True, exist_ok=True)
     for (a, b), path in tiles.items():
         if args["step"] == "tiles":
-            compute_tile(blocks[a], blocks[b], "train", path, device="cpu")
+            compute_tile(blocks[a], blocks[b], "train", path, device="cpu", dtype=args["dtype"])
         else:
-            compute_landmark_tile(blocks[a], blocks[b], "train", path, every=args["every"], device="cpu")
+            compute_landmark_tile(blocks[a], blocks[b], "train", path, every=args["every"], device="cpu",
+                                  dtype=args["dtype"])
 else:
     from inpca.embedding_file import embed
     embed(tiles, args["index"], args["embedding"], split="train", n_components=10, method=args["method"])
@@ -123,6 +124,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1_000)
     parser.add_argument("--blocks", type=int, default=8)
     parser.add_argument("--every", type=int, default=4)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="tile storage")
     args = parser.parse_args()
     import h5py
 
@@ -132,11 +134,11 @@ def main() -> None:
         started = time.perf_counter()
         blocks = write_study(root, args.points, args.samples, args.blocks)
         m = sum(1 for _ in open(root / "index.tsv")) - 1
-        print(f"M = {m} points ({args.blocks} blocks + ref), N = {args.samples}, C = 10; store "
+        print(f"M = {m} points ({args.blocks} blocks + ref), N = {args.samples}, C = 10, {args.dtype} tiles; store "
               f"{disk(blocks.values()) / 2**20:.0f} MiB written in {time.perf_counter() - started:.0f} s; "
               f"load {os.getloadavg()[0]:.1f}")
         common = {"blocks": {k: str(v) for k, v in blocks.items()}, "index": str(root / "index.tsv"),
-                  "every": args.every}
+                  "every": args.every, "dtype": args.dtype}
         results = {}
         for method, tile_step in (("exact", "tiles"), ("landmarks", "landmark_tiles")):
             out = root / tile_step

@@ -369,3 +369,11 @@ def test_landmark_embedding_on_virtual_blocks_computes_distances_to_the_landmark
         assert np.isfinite(f["coords_in_train"][()]).all()
     with h5py.File(workdir / "results/store/b000.h5") as f:
         assert f["train_probs"].is_virtual
+    # adding a run recomputes the landmark tiles of its block only
+    cfg["grid"].append({"arch": {"name": "fc", "width": 24, "depth": 1}, "optimizer": {"name": "adam", "lr": 0.01},
+                        "batch_size": 128, "epochs": 1})
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    blocks = len(list((workdir / "results/store").glob("b*.h5")))
+    counts = dry_run(workdir, "embedding")
+    assert counts["train_run"] == 1 and counts["store_block"] == 1
+    assert counts["landmark_tile"] in (2 * (blocks + 1), 2 * (blocks + 2))
