@@ -567,7 +567,7 @@ def landmark_inpca(D_to_landmarks, landmark_rows, n_components=10, solver="auto"
     if weights is None:
         model = InPCA(n_components=n_components, solver=solver, block_bytes=block_bytes).fit(D_landmarks)
     else:  # each landmark stands for `weights[j]` points (landmark_weights)
-        model = WeightedLandmarkInPCA(n_components=n_components).fit(D_landmarks, weights)
+        model = WeightedLandmarkInPCA(n_components=n_components).fit(D_landmarks, weights, overwrite=True)
     del D_landmarks  # the L x L copy is not needed for the pass over all M rows
     if isinstance(D_to_landmarks, np.ndarray):
         coords = model.transform(D_to_landmarks)
@@ -713,7 +713,8 @@ class WeightedLandmarkInPCA(TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.tol = tol
 
-    def fit(self, D, weights):
+    def fit(self, D, weights, overwrite=False):
+        """Fit on the (L, L) landmark distances; `overwrite`: D may be used as workspace."""
         D = np.asarray(D, dtype=np.float64)
         w = np.asarray(weights, dtype=np.float64)
         if D.ndim != 2 or D.shape[0] != D.shape[1] or w.shape != (D.shape[0],) or not np.all(w > 0):
@@ -725,8 +726,14 @@ class WeightedLandmarkInPCA(TransformerMixin, BaseEstimator):
         r = D @ w / total
         g = float(r @ w / total)
         root = np.sqrt(w)
-        A = -0.5 * (D - r[:, None] - r[None, :] + g) * root[:, None] * root[None, :]
-        A = 0.5 * (A + A.T)
+        # A = -1/2 (D - r_i - r_j + g) sqrt(w_i w_j), in place: at L ~ 10^4 every copy is GBs. D is
+        # symmetric, so A is too (to rounding; eigh reads one triangle, eigsh only multiplies).
+        A = D if overwrite else D.copy()
+        A -= r[:, None]
+        A -= r[None, :]
+        A += g
+        A *= -0.5 * root[:, None]
+        A *= root[None, :]
         if L <= DENSE_MAX_POINTS or k >= L - 1:
             lam, U = scipy.linalg.eigh(A, driver="evd", check_finite=False)
             solver = "dense"
@@ -740,7 +747,8 @@ class WeightedLandmarkInPCA(TransformerMixin, BaseEstimator):
         self.frobenius_norm_ = float(np.linalg.norm(A))
         self.explained_stress_ = explained_stress(lam, self.frobenius_norm_)
         self.solver_, self.n_matvec_, self.n_features_in_ = solver, 0, L
-        self.coords_ = self.transform(D)
+        # the landmarks' own coordinates, as transform would give them (B S U = S^-1 U lambda)
+        self.coords_ = self.components_ * np.sqrt(np.abs(lam))
         return self
 
     def transform(self, D_new):

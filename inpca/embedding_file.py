@@ -33,6 +33,8 @@ log = logging.getLogger("inpca.embedding")
 
 # Below this many points the matrix is read into memory; above it the Lanczos solver streams row blocks.
 IN_MEMORY_POINTS = 30_000
+# Landmark columns (M x L) are read into memory only up to this many entries (512 MB in float64).
+LANDMARK_IN_MEMORY_ENTRIES = 64 * 2**20
 
 
 def _index_columns(index_path, split: str):
@@ -106,7 +108,10 @@ def embed(distances, index_path, out_path, *, split: str, n_components: int = 10
             _distance_matrix(distances, index_path, method) as source:
         dset, runs, kinds, metric, name = source
         m, columns = dset.shape
-        D = dset[()] if m * columns <= IN_MEMORY_POINTS ** 2 else dset
+        # an exact matrix is read whole up to IN_MEMORY_POINTS; landmark columns stay on disk unless
+        # small (landmark_inpca reads them in two passes of row blocks, so memory stays ~ L x L)
+        in_memory = m * columns <= (IN_MEMORY_POINTS ** 2 if method != "landmarks" else LANDMARK_IN_MEMORY_ENTRIES)
+        D = dset[()] if in_memory else dset
         landmarks = getattr(dset, "landmarks", None) if method == "landmarks" else None
         if landmarks is None:
             model = InPCA(n_components=min(n_components, max(m - 1, 1)), solver=solver).fit(D)
