@@ -20,17 +20,9 @@ import numpy as np
 
 from .errors import ResultsError
 from .h5io import atomic_path, open_h5
+from .results import read_table
 
 log = logging.getLogger("inpca.analysis")
-
-_LABELS = {c: str for c in ("run", "kind", "block", "arch", "optimizer", "configuration")}
-
-
-def _read_table(path):
-    import pandas as pd
-
-    return pd.read_csv(path, sep="\t", dtype=_LABELS)
-
 
 def _write_table(table, path) -> None:
     with atomic_path(path) as tmp:
@@ -39,7 +31,7 @@ def _write_table(table, path) -> None:
 
 def load_trajectories(trajectories_path):
     """The trajectory table with the columns the analyses use (diverged as a bool)."""
-    table = _read_table(trajectories_path)
+    table = read_table(trajectories_path)
     table["diverged"] = table["diverged_at_step"].fillna(-1).astype(int) >= 0
     return table
 
@@ -133,7 +125,7 @@ def speed(store_index_path, trajectories_path, split: str, out_runs_tsv, out_con
     from .analysis import speed as speed_tables
     from .analysis_plots import plot_speed
 
-    points = _read_table(store_index_path)
+    points = read_table(store_index_path)
     trajectories = load_trajectories(trajectories_path)
     keep, _ = _selected(trajectories, max_final_train_error)
     per_run, per_configuration = speed_tables(points, trajectories, keep, split, levels=tuple(levels))
@@ -151,9 +143,9 @@ def summary(split: str, trajectories_path, configurations_tsv, factors_tsv, tube
     with open_h5(embedding_path) as f:
         explained_stress = f["explained_stress"][:3].tolist()
     text = summary_markdown(
-        split, excluded=excluded, configuration_pairs=_read_table(configurations_tsv),
-        factors=_read_table(factors_tsv), tube=_read_table(tube_tsv),
-        speed_per_configuration=_read_table(speed_configurations_tsv), explained_stress=explained_stress,
+        split, excluded=excluded, configuration_pairs=read_table(configurations_tsv),
+        factors=read_table(factors_tsv), tube=read_table(tube_tsv),
+        speed_per_configuration=read_table(speed_configurations_tsv), explained_stress=explained_stress,
         n_runs=int((trajectories["kind"] == "run").sum()))
     with atomic_path(out_md) as tmp:
         tmp.write_text(text)

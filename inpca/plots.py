@@ -49,9 +49,8 @@ def load(embedding_path, index_path=None):
     `run` and `kind` are decoded to str arrays. Raises ResultsError (one line naming both files) when the
     row counts differ or the run labels are not in the same order.
     """
-    import pandas as pd
-
     from .h5io import open_h5
+    from .results import read_table
 
     emb: dict = {}
     with open_h5(embedding_path) as f:
@@ -70,9 +69,7 @@ def load(embedding_path, index_path=None):
     index_path = Path(index_path)
     if not index_path.exists():
         raise ResultsError(f"{index_path}: file does not exist")
-    # labels stay text even when they look like numbers (a run id of hex digits, a block name)
-    labels = {c: str for c in ("run", "kind", "block", "arch", "optimizer")}
-    index = pd.read_csv(index_path, sep="\t", dtype=labels)
+    index = read_table(index_path)
     m = emb["coords"].shape[0]
     if len(index) != m:
         raise ResultsError(f"{embedding_path} has {m} points but {index_path} has {len(index)} rows; "

@@ -26,7 +26,18 @@ import numpy as np
 from .errors import ResultsError
 from .h5io import open_h5
 
-__all__ = ["Results", "load"]
+__all__ = ["Results", "load", "read_table"]
+
+
+# Columns that are labels even when they look like numbers (a run id of hex digits, a block name).
+LABEL_COLUMNS = ("run", "kind", "block", "arch", "optimizer", "configuration")
+
+
+def read_table(path):
+    """A TSV table of a study (index.tsv, runs.tsv, an analysis table) as a pandas DataFrame."""
+    import pandas as pd
+
+    return pd.read_csv(path, sep="\t", dtype={column: str for column in LABEL_COLUMNS})
 
 
 def load(path="results") -> "Results":
@@ -82,13 +93,10 @@ class Results:
         return self._open[path]
 
     def _table(self, relative: str, target: str):
-        import pandas as pd
-
         path = self.path / relative
         if not path.exists():
             raise ResultsError(f"{path}: not made yet; make it with: snakemake --cores all {target}")
-        labels = {c: str for c in ("run", "kind", "block", "arch", "optimizer", "configuration")}
-        return pd.read_csv(path, sep="\t", dtype=labels)
+        return read_table(path)
 
     @functools.cached_property
     def index(self):

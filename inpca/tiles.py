@@ -27,6 +27,16 @@ from .store import open_block
 log = logging.getLogger("inpca.tiles")
 
 
+def _job_device(device: str) -> str:
+    """The tile job's device; on a machine with several GPUs, one that no other job holds."""
+    from .devices import claim_gpu, resolve_device
+
+    device = resolve_device(device)
+    if device == "cuda":
+        claim_gpu()
+    return device
+
+
 def compute_tile(block_a, block_b, split: str, out_path, *, metric: str = "bhattacharyya", device: str = "auto",
                  chunk_samples: int = 4096, threads: int | None = None, sum_tolerance: float = 1e-3,
                  dtype: str = "float64") -> dict:
@@ -37,14 +47,10 @@ def compute_tile(block_a, block_b, split: str, out_path, *, metric: str = "bhatt
     t_k (distances at equal progress), with `t`. `sum_tolerance` is the store's own
     (store.sum_tolerance): a block the store accepted passes the same check here.
     """
-    from .distances import pairwise_streamed, resolve_device
+    from .distances import pairwise_streamed
 
     started = time.time()
-    device = resolve_device(device)
-    if device == "cuda":
-        from .devices import claim_gpu
-
-        claim_gpu()
+    device = _job_device(device)
     same = Path(block_a) == Path(block_b)
     with open_block(block_a) as fa, open_block(block_b) as fb:
         pa, pb = fa[f"{split}_probs"], fb[f"{split}_probs"]
@@ -145,45 +151,34 @@ def assemble(tile_paths: dict, index_path, out_path, split: str) -> None:
     log.info("wrote %s: %d points from %d tiles", out_path, m, len(tile_paths))
 
 
-class TiledMatrix:
-    """The symmetric (M, M) matrix of a split, read straight from its tiles: no assembled copy.
-
-    `tile_paths` maps (block_a, block_b), a at or before b in index order, to a tile file of shape
-    (M_a, M_b); `index_path` gives the blocks' order and sizes (index.tsv). Slicing `D[i0:i1]`,
-    `D[i0:i1, j0:j1]` or `D[()]` returns that block as float64, reading only the tiles it touches
-    (a tile below the diagonal is the transpose of the one above it). `InPCA` and the out-of-sample
-    projection take it like any matrix. Open files are kept until `close()` (or a `with` block).
-    """
+class _TileFiles:
+    """The tiles of one split, {(a, b): path} with a at or before b in index order, opened lazily and
+    kept open until `close()` (or the end of a `with` block); the blocks' order and sizes come from
+    `index_path` (index.tsv). Base of the readers that slice a matrix out of tiles in place."""
 
     dtype = np.dtype(np.float64)
     chunks = None
 
-    def __init__(self, tile_paths: dict, index_path):
+    def __init__(self, tile_paths: dict, index_path, kind: str):
         order, ranges, runs, kinds = _index_blocks(index_path)
         missing = {(a, b) for i, a in enumerate(order) for b in order[i:]} - set(tile_paths)
         if missing:
-            raise ResultsError(f"{index_path}: no tile for block pair(s) {sorted(missing)[:3]}")
+            raise ResultsError(f"{index_path}: no {kind} for block pair(s) {sorted(missing)[:3]}")
         self.order, self.ranges, self.run, self.kind = order, ranges, runs, kinds
-        self.shape = (len(runs), len(runs))
+        self._position = {block: n for n, block in enumerate(order)}
         self._paths = {pair: Path(path) for pair, path in tile_paths.items()}
         self._open: dict = {}
-        attrs = self._tile(*next(iter(self._paths))).file.attrs
+        attrs = self._file(*next(iter(self._paths))).attrs
         self.metric, self.n_samples = str(attrs["metric"]), int(attrs["n_samples"])
-        for (a, b) in self._paths:
-            expected = (ranges[a][1] - ranges[a][0], ranges[b][1] - ranges[b][0])
-            if self._tile(a, b).shape != expected:
-                raise ResultsError(f"{self._paths[(a, b)]}: tile is {self._tile(a, b).shape}, but {index_path} has "
-                                   f"{expected[0]} x {expected[1]} points for blocks {a} x {b}; rerun the stage "
-                                   "that wrote it")
 
-    def _tile(self, a: str, b: str):
+    def _file(self, a: str, b: str):
         if (a, b) not in self._open:
             self._open[(a, b)] = open_h5(self._paths[(a, b)])
-        return self._open[(a, b)]["D"]
+        return self._open[(a, b)]
 
     def close(self) -> None:
         for f in self._open.values():
-            f.file.close()
+            f.close()
         self._open.clear()
 
     def __enter__(self):
@@ -191,6 +186,28 @@ class TiledMatrix:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class TiledMatrix(_TileFiles):
+    """The symmetric (M, M) matrix of a split, read straight from its tiles: no assembled copy.
+
+    Slicing `D[i0:i1]`, `D[i0:i1, j0:j1]` or `D[()]` returns that block as float64, reading only
+    the tiles it touches (a tile below the diagonal is the transpose of the one above it). `InPCA`
+    and the out-of-sample projection take it like any matrix.
+    """
+
+    def __init__(self, tile_paths: dict, index_path):
+        super().__init__(tile_paths, index_path, "tile")
+        self.shape = (len(self.run), len(self.run))
+        for (a, b) in self._paths:
+            expected = (self.ranges[a][1] - self.ranges[a][0], self.ranges[b][1] - self.ranges[b][0])
+            if self._tile(a, b).shape != expected:
+                raise ResultsError(f"{self._paths[(a, b)]}: tile is {self._tile(a, b).shape}, but {index_path} has "
+                                   f"{expected[0]} x {expected[1]} points for blocks {a} x {b}; rerun the stage "
+                                   "that wrote it")
+
+    def _tile(self, a: str, b: str):
+        return self._file(a, b)["D"]
 
     def __getitem__(self, key) -> np.ndarray:
         rows, columns = (key if isinstance(key, tuple) and len(key) == 2 else (key, slice(None)))
@@ -201,7 +218,6 @@ class TiledMatrix:
         if step_i != 1 or step_j != 1:
             raise ResultsError("TiledMatrix takes contiguous slices only")
         out = np.zeros((max(i1 - i0, 0), max(j1 - j0, 0)))
-        position = {block: n for n, block in enumerate(self.order)}
         for a in self.order:
             a0, a1 = self.ranges[a]
             r0, r1 = max(a0, i0), min(a1, i1)
@@ -212,7 +228,7 @@ class TiledMatrix:
                 c0, c1 = max(b0, j0), min(b1, j1)
                 if c0 >= c1:
                     continue
-                if position[a] <= position[b]:
+                if self._position[a] <= self._position[b]:
                     block = self._tile(a, b)[r0 - a0:r1 - a0, c0 - b0:c1 - b0]
                 else:
                     block = self._tile(b, a)[c0 - b0:c1 - b0, r0 - a0:r1 - a0].T
@@ -246,14 +262,10 @@ def compute_landmark_tile(block_a, block_b, split: str, out_path, *, every: int,
     """The landmark columns of two blocks: `D_ab` (M_a, L_b), every point of a to the landmarks of b,
     and `D_ba` (M_b, L_a) (absent when a == b), with the landmark positions `landmarks_a`,
     `landmarks_b`. What landmark InPCA needs of the pair, instead of the M_a x M_b tile."""
-    from .distances import pairwise_streamed, resolve_device
+    from .distances import pairwise_streamed
 
     started = time.time()
-    device = resolve_device(device)
-    if device == "cuda":
-        from .devices import claim_gpu
-
-        claim_gpu()
+    device = _job_device(device)
     same = Path(block_a) == Path(block_b)
     (la, weights_a), (lb, weights_b) = landmark_rows(block_a, every), landmark_rows(block_b, every)
     with open_block(block_a) as fa, open_block(block_b) as fb:
@@ -296,52 +308,25 @@ def compute_landmark_tile(block_a, block_b, split: str, out_path, *, every: int,
     return {"seconds": seconds, "pair_samples_per_s": pairs * n / max(seconds, 1e-9)}
 
 
-class LandmarkColumns:
+class LandmarkColumns(_TileFiles):
     """The (M, L) distances of every point to the study's landmarks, read from landmark tiles in
     place, rows and landmarks in index order; `landmarks` gives the landmarks' own rows (so that
     `self[landmarks]` is the L x L matrix) and `weights` how many points each stands for. Slicing
     `X[i0:i1]` returns float64 rows."""
 
-    dtype = np.dtype(np.float64)
-    chunks = None
-
     def __init__(self, tile_paths: dict, index_path):
-        order, ranges, runs, kinds = _index_blocks(index_path)
-        missing = {(a, b) for i, a in enumerate(order) for b in order[i:]} - set(tile_paths)
-        if missing:
-            raise ResultsError(f"{index_path}: no landmark tile for block pair(s) {sorted(missing)[:3]}")
-        self.order, self.ranges, self.run, self.kind = order, ranges, runs, kinds
-        self._paths = {pair: Path(path) for pair, path in tile_paths.items()}
-        self._open: dict = {}
-        own = {a: self._file(a, a)["landmarks_a"][()] for a in order}
+        super().__init__(tile_paths, index_path, "landmark tile")
+        own = {a: self._file(a, a)["landmarks_a"][()] for a in self.order}
         # how many points each landmark stands for, in landmark order
-        self.weights = np.concatenate([self._file(a, a)["weights_a"][()] for a in order])
+        self.weights = np.concatenate([self._file(a, a)["weights_a"][()] for a in self.order])
         offsets, start = {}, 0
-        for a in order:
+        for a in self.order:
             offsets[a] = start
             start += len(own[a])
         self._landmark_offsets, self._landmarks_of = offsets, own
-        self.landmarks = np.concatenate([ranges[a][0] + own[a] for a in order]).astype(np.int64)
-        self.shape = (len(runs), len(self.landmarks))
-        attrs = self._file(order[0], order[0]).attrs
-        self.metric, self.n_samples = str(attrs["metric"]), int(attrs["n_samples"])
-        self.every = int(attrs["landmark_every"])
-
-    def _file(self, a: str, b: str):
-        if (a, b) not in self._open:
-            self._open[(a, b)] = open_h5(self._paths[(a, b)])
-        return self._open[(a, b)]
-
-    def close(self) -> None:
-        for f in self._open.values():
-            f.close()
-        self._open.clear()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        self.landmarks = np.concatenate([self.ranges[a][0] + own[a] for a in self.order]).astype(np.int64)
+        self.shape = (len(self.run), len(self.landmarks))
+        self.every = int(self._file(self.order[0], self.order[0]).attrs["landmark_every"])
 
     def __getitem__(self, key) -> np.ndarray:
         """Rows `key` (a contiguous slice, `()`, or an array of row positions) of the (M, L) matrix."""
@@ -355,7 +340,6 @@ class LandmarkColumns:
                 raise ResultsError("LandmarkColumns takes contiguous row slices or arrays of rows only")
             rows = np.arange(i0, i1)
         out = np.zeros((len(rows), self.shape[1]))
-        position = {block: n for n, block in enumerate(self.order)}
         for a in self.order:
             a0, a1 = self.ranges[a]
             mine = np.flatnonzero((rows >= a0) & (rows < a1))
@@ -368,7 +352,8 @@ class LandmarkColumns:
             for b in self.order:
                 c0 = self._landmark_offsets[b]
                 c1 = c0 + len(self._landmarks_of[b])
-                dset = self._file(a, b)["D_ab"] if position[a] <= position[b] else self._file(b, a)["D_ba"]
+                above = self._position[a] <= self._position[b]
+                dset = self._file(a, b)["D_ab"] if above else self._file(b, a)["D_ba"]
                 block = dset[selection]
                 if not contiguous:
                     block = block[np.searchsorted(selection, local)]

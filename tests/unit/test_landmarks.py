@@ -9,6 +9,7 @@ import pytest
 from inpca.embedding import (InPCA, LandmarkEmbedding, embedded_distances, landmark_inpca,
                              landmark_rows_every)
 from inpca.geodesic import geodesic, ignorance
+from unit.test_embedding import bhattacharyya_matrix
 
 pytestmark = pytest.mark.usefixtures("single_threaded_blas")
 
@@ -24,11 +25,7 @@ def trajectory_distances():
     points = np.concatenate([
         geodesic(start, rng.dirichlet(np.full(n_classes, 0.2), size=n_samples), np.linspace(0, 1, 60))
         for _ in range(4)])
-    sqrt_points = np.sqrt(points[rng.permutation(len(points))])
-    coefficients = np.einsum("inc,jnc->ijn", sqrt_points, sqrt_points)
-    D = -np.log(np.clip(coefficients, 1e-300, 1.0)).mean(axis=-1)
-    np.fill_diagonal(D, 0.0)
-    return 0.5 * (D + D.T)
+    return bhattacharyya_matrix(points[rng.permutation(len(points))])
 
 
 @pytest.fixture(scope="module")

@@ -147,17 +147,22 @@ def test_float32_tiles_halve_the_size_and_round_at_6e_8(study, tmp_path):
         np.testing.assert_allclose(b["D"][()], a["D"][()], rtol=6e-8, atol=0)
 
 
+def all_landmark_tiles(blocks, folder, **options):
+    """The landmark tile of every pair of blocks, as the landmark_tile rule writes them."""
+    from inpca.tiles import compute_landmark_tile
+
+    names = list(blocks)
+    tiles = {(a, b): folder / f"{a}-{b}.h5" for i, a in enumerate(names) for b in names[i:]}
+    for (a, b), path in tiles.items():
+        compute_landmark_tile(blocks[a], blocks[b], "train", path, device="cpu", **options)
+    return tiles
+
+
 def test_landmark_tiles_with_every_point_a_landmark_embed_exactly(study, tmp_path):
-    from inpca.tiles import LandmarkColumns, TiledMatrix, compute_landmark_tile
+    from inpca.tiles import LandmarkColumns, TiledMatrix
 
     root, blocks, tiles = study
-    names = list(blocks)
-    landmark_tiles = {}
-    for i, a in enumerate(names):
-        for b in names[i:]:
-            landmark_tiles[(a, b)] = tmp_path / f"{a}-{b}.h5"
-            compute_landmark_tile(blocks[a], blocks[b], "train", landmark_tiles[(a, b)], every=1, device="cpu",
-                                  chunk_samples=100)
+    landmark_tiles = all_landmark_tiles(blocks, tmp_path, every=1, chunk_samples=100)
     with LandmarkColumns(landmark_tiles, root / "index.tsv") as columns, TiledMatrix(tiles, root / "index.tsv") as D:
         assert columns.shape == D.shape and np.array_equal(columns.landmarks, np.arange(D.shape[0]))
         np.testing.assert_allclose(columns[()], D[()], atol=1e-7, rtol=0)
@@ -172,15 +177,10 @@ def test_landmark_tiles_with_every_point_a_landmark_embed_exactly(study, tmp_pat
 
 
 def test_fewer_landmarks_place_every_point_and_keep_the_landmarks_own_rows(study, tmp_path):
-    from inpca.tiles import LandmarkColumns, compute_landmark_tile, landmark_rows
+    from inpca.tiles import LandmarkColumns, landmark_rows
 
     root, blocks, _ = study
-    names = list(blocks)
-    landmark_tiles = {}
-    for i, a in enumerate(names):
-        for b in names[i:]:
-            landmark_tiles[(a, b)] = tmp_path / f"{a}-{b}.h5"
-            compute_landmark_tile(blocks[a], blocks[b], "train", landmark_tiles[(a, b)], every=2, device="cpu")
+    landmark_tiles = all_landmark_tiles(blocks, tmp_path, every=2)
     # reference points are all landmarks; of each run every 2nd checkpoint and its last
     rows, weights = landmark_rows(blocks["ref"], 2)
     assert list(rows) == list(range(5)) and list(weights) == [1.0] * 5
