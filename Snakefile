@@ -14,6 +14,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/corners.smk"
 include: "rules/train.smk"
 include: "rules/store.smk"
 include: "rules/distance.smk"
@@ -34,9 +35,16 @@ rule all:
         get_all_outputs(),
 
 
+rule corners:
+    localrule: True
+    input:
+        get_corner_files(),
+
+
 rule train:
     localrule: True
     input:
+        get_corner_files(),
         get_run_files(),
 
 

@@ -13,6 +13,10 @@ t_k of progress (t = 0 ignorance, t = 1 truth):
    :func:`tube_widths` (distance of each seed from its configuration's seed-mean trajectory).
 4. The manifold is low-dimensional: the explained stress of the embedding, reported by
    :func:`summary_markdown`.
+5. Networks started far from ignorance (pre-trained "corners": random labels, a small subset,
+   perturbed weights) converge to the solution along a similar manifold: :func:`corner_distances`
+   (distance of corner-started runs from the same training started at the default initialisation,
+   against the distance between two seeds of that default training).
 
 Inputs (per data split), assembled by the caller:
 
@@ -27,6 +31,14 @@ Inputs (per data split), assembled by the caller:
 
 A *configuration* is every config field except the seed; runs that differ only in their seed are
 seeds of one configuration, and the geodesic is a configuration of its own.
+
+Initialisations ("corners"): a run of grid key ``init`` has config fields ``init.name``
+("random_labels", "subsample", "perturbed"), ``init.epochs``, ``init.seed``, ``init.samples``,
+``init.scale``, ``init.optimizer.*``, ... A run at the default initialisation has no ``init.*``
+values; when a table has any ``init.*`` column, such a run counts as ``init.name = "default"``, so
+a corner-started run and the same training from the default start are different configurations
+(labels such as ``"fc · random_labels"`` and ``"fc · default init"``). The label columns ``init``
+and ``corner`` of the trajectory table are not used (older tables lack them).
 
 Config values are compared after normalisation (see :func:`_norm`): ``0.0`` and ``0``, ``True``
 and ``"true"``, ``"[64, 64]"`` and ``"[64,64]"`` are equal, and an empty cell equals NaN, so a
@@ -62,6 +74,7 @@ __all__ = [
     "distance_to_geodesic",
     "tube_widths",
     "speed",
+    "corner_distances",
     "summary_markdown",
 ]
 
@@ -71,10 +84,10 @@ DEFAULT_LEVELS = (0.5, 0.8, 0.9)
 RUN_FIELDS = ("batch_size", "weight_decay", "augment", "epochs", "seed", "lr_schedule", "warmup_epochs",
               "precision")
 # Factors of variation, in the order they are listed when importances tie. The first eight are the
-# paper's; the last four appear only when a study varies them (so that "differs in this factor
+# paper's; the last five appear only when a study varies them (so that "differs in this factor
 # alone" really means every other config field is equal).
 FACTORS = ("architecture", "width/depth", "optimizer", "learning rate", "batch size", "weight decay",
-           "augmentation", "seed", "epochs", "lr schedule", "precision", "other")
+           "augmentation", "seed", "epochs", "lr schedule", "precision", "initialization", "other")
 FACTOR_COLUMNS = ("factor", "median", "q25", "q75", "pairs_differing_only_here", "importance",
                   "importance_std")
 # The forest and its permutation importance use at most this many run pairs (a random subset, fixed by
@@ -83,6 +96,12 @@ MAX_IMPORTANCE_PAIRS = 20_000
 IMPORTANCE_REPEATS = 20
 FOREST_TREES = 100
 SEP = " \u00b7 "  # " · " between the parts of a configuration label
+# init.name of a run at the default initialisation (no `init` key in its config), once a study has corners.
+DEFAULT_INIT = "default"
+CORNER_COLUMNS = ("configuration", "arch", "init", "comparison", "t", "distance", "pairs", "start")
+TO_DEFAULT, BETWEEN_SEEDS = "to default", "between seeds"
+# The values of t at which summary.md reports the corners (the nearest t of the grid).
+CORNER_TS = (0.25, 0.5, 0.75)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -206,11 +225,22 @@ def _config_frame(trajectories) -> pd.DataFrame:
         frame.insert(0, "arch.name", [_norm(v) for v in trajectories["arch"]])
     if not any(str(c).startswith("optimizer.") for c in frame.columns) and "optimizer" in trajectories.columns:
         frame["optimizer.name"] = [_norm(v) for v in trajectories["optimizer"]]
+    if any(_is_init(c) for c in frame.columns):
+        # a run without an init.name started at the default initialisation: a configuration of its own
+        if "init.name" not in frame.columns:
+            frame["init.name"] = ""
+        frame.loc[frame["init.name"] == "", "init.name"] = DEFAULT_INIT
     frame.loc[_is_geodesic(trajectories), :] = ""
     return frame
 
 
+def _is_init(column) -> bool:
+    return str(column).startswith("init.")
+
+
 def _factor_of(column: str) -> str:
+    if _is_init(column):
+        return "initialization"
     if column == "arch.name":
         return "architecture"
     if column.startswith("arch."):
@@ -295,7 +325,7 @@ def _varying(frame: pd.DataFrame, rows: np.ndarray, strict: bool) -> list[str]:
     return out
 
 
-def _label(row: dict, varying: list[str], optimizer_label: str) -> str:
+def _label(row: dict, varying: list[str], optimizer_label: str, init_fields: list[str]) -> str:
     arch_cols = [c for c in varying if c.startswith("arch.")]
     opt_cols = [c for c in varying if c.startswith("optimizer.") and c != "optimizer.lr"]
     parts = []
@@ -319,7 +349,7 @@ def _label(row: dict, varying: list[str], optimizer_label: str) -> str:
     if opt:
         parts.append(" ".join(opt))
     for c in varying:
-        if c.startswith(("arch.", "optimizer.")) or c == "seed" or not row[c]:
+        if c.startswith(("arch.", "optimizer.", "init.")) or c == "seed" or not row[c]:
             continue
         v = row[c]
         if c == "batch_size":
@@ -336,6 +366,71 @@ def _label(row: dict, varying: list[str], optimizer_label: str) -> str:
             parts.append(v)
         else:
             parts.append(f"{c} {_show(v)}")
+    if any(_is_init(c) for c in varying):
+        parts.append(_init_label(row, init_fields))
+    return SEP.join(parts)
+
+
+# init.* fields shown after the name of the corner, and how
+_INIT_FIELDS = {"init.epochs": "init {} ep", "init.seed": "corner s{}", "init.batch_size": "init bs {}",
+                "init.weight_decay": "init wd {}", "init.optimizer.lr": "init lr {}"}
+_INIT_HEAD = ("init.name", "init.samples", "init.scale")
+_INIT_OPTIMIZER = ("init.optimizer.name", "init.optimizer.nesterov", "init.optimizer.momentum", "init.optimizer.betas")
+
+
+def _init_fields(frame: pd.DataFrame, rows: np.ndarray) -> list[str]:
+    """The init.* sub-fields a label must show: those that differ between two of `rows` with the same
+    init name, samples and scale and every other field equal but the seed. A corner's pre-training
+    optimizer, batch size and weight decay default to the run's own, so they vary with them across the
+    study; they are shown only when they tell two corners of the same training apart."""
+    init_cols = [c for c in frame.columns if _is_init(c)]
+    if not init_cols or "init.name" not in frame.columns:
+        return []
+    group_cols = [c for c in frame.columns if c != "seed" and (not _is_init(c) or c in _INIT_HEAD)]
+    shown = set()
+    values = frame[init_cols].to_numpy()
+    groups: dict[tuple, list[int]] = {}
+    for i, key in zip(rows, frame[group_cols].iloc[rows].itertuples(index=False, name=None)):
+        groups.setdefault(key, []).append(i)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        for j, c in enumerate(init_cols):
+            found = set(values[members, j])
+            if c in _INIT_OPTIMIZER[1:]:  # momentum of sgd, betas of adam: compared only where both have one
+                found.discard("")
+            if len(found) > 1:
+                shown.add(c)
+    return [c for c in init_cols if c in shown and c not in _INIT_HEAD]
+
+
+def _init_label(row: dict, init_fields: list[str]) -> str:
+    """The initialisation of a configuration, compactly: "default init", "random_labels", "subsample 100"
+    (its samples), "perturbed 0.1" (its scale), then the sub-fields ``init_fields`` (:func:`_init_fields`)
+    that it has ("init 30 ep", "corner s1" for init.seed, "init lr 0.1", "init adam"), joined by " · "."""
+    name = row.get("init.name", "") or DEFAULT_INIT
+    if name == DEFAULT_INIT:
+        return "default init"
+    head = name
+    for c in ("init.samples", "init.scale"):
+        if row.get(c):
+            head += f" {_show(row[c])}"
+    parts = [head]
+    if any(c in init_fields for c in _INIT_OPTIMIZER) and row.get("init.optimizer.name"):
+        opt = row["init.optimizer.name"]
+        if opt == "sgd" and row.get("init.optimizer.nesterov") == "true":
+            opt += "-nesterov"
+        words = [f"init {opt}"]
+        if "init.optimizer.momentum" in init_fields and row.get("init.optimizer.momentum"):
+            words.append(f"mom {_show(row['init.optimizer.momentum'])}")
+        if "init.optimizer.betas" in init_fields and row.get("init.optimizer.betas"):
+            words.append(f"betas {row['init.optimizer.betas']}")
+        parts.append(" ".join(words))
+    for c in init_fields:
+        if c in _INIT_HEAD or c in _INIT_OPTIMIZER or not row.get(c):
+            continue
+        form = _INIT_FIELDS.get(c, "init " + c.split(".", 1)[1] + " {}")
+        parts.append(form.format(_show(row[c])))
     return SEP.join(parts)
 
 
@@ -348,6 +443,12 @@ def configuration_labels(trajectories: pd.DataFrame) -> pd.Series:
     "sgd-nesterov") whenever an ``optimizer.*`` field other than the learning rate varies. A field that
     only some architectures or optimizers have (``arch.widths``, ``optimizer.momentum``) is shown only
     when two runs have different values of it. When nothing varies, the label is ``"<arch> · <optimizer>"``.
+    In a study with corners (``init.*`` columns) the initialisation is the last part of the label
+    whenever an ``init.*`` field varies: ``"default init"``, ``"random_labels"``, ``"subsample 100"``,
+    ``"perturbed 0.1"``, followed by the init fields that tell apart two corners of the same name, samples
+    and scale whose runs are otherwise equal but for the seed (``"init 30 ep"``, ``"corner s1"`` for
+    ``init.seed``, ``"init lr 0.1"``); a corner's optimizer or batch size that just follows the run's own
+    is not repeated.
     Runs that differ only in their seed share a label; different configurations never do (if the
     short labels collide, every varying field is used, then ``" #2"``, ``" #3"`` is appended).
     Returns a Series with the index of ``trajectories``.
@@ -368,12 +469,14 @@ def configuration_labels(trajectories: pd.DataFrame) -> pd.Series:
             opt_labels[i] = f"{name}-nesterov" if name == "sgd" and nesterov == "true" else name
     records = frame_no_seed.to_dict("records")
 
+    init_fields = _init_fields(frame_no_seed, np.flatnonzero(is_run))
+
     def build(strict: bool) -> dict:
         varying = _varying(frame_no_seed, is_run, strict)
         out = {}
         for i in np.flatnonzero(is_run):
             if keys[i] not in out:
-                out[keys[i]] = _label(records[i], varying, opt_labels[i])
+                out[keys[i]] = _label(records[i], varying, opt_labels[i], init_fields)
         return out
 
     by_key = build(strict=False)
@@ -473,8 +576,9 @@ def run_pairs(dists, trajectories: pd.DataFrame, keep) -> pd.DataFrame:
     ``arch.*`` fields, counted only between runs of the same architecture (fc widths and All-CNN widths
     are not comparable); optimizer = ``optimizer.*`` except the learning rate (name, nesterov, momentum,
     betas); learning rate = ``optimizer.lr``; batch size, weight decay, augmentation, seed; and, only
-    when a study varies them, epochs, lr schedule (``lr_schedule``, ``warmup_epochs``), precision and
-    other (any remaining field, e.g. ``dataset.*``).
+    when a study varies them, epochs, lr schedule (``lr_schedule``, ``warmup_epochs``), precision,
+    initialization (``init.*``; a default-init run counts as ``init.name = "default"``) and other (any
+    remaining field, e.g. ``dataset.*``).
     """
     _check_trajectories(trajectories)
     keep = _check_keep(keep, len(trajectories))
@@ -758,6 +862,95 @@ def speed(points: pd.DataFrame, trajectories: pd.DataFrame, keep, split: str,
 
 
 # --------------------------------------------------------------------------------------------------
+# 5. networks started far from ignorance
+
+
+def _pair_block(dists: np.ndarray, a: np.ndarray, b: np.ndarray | None) -> tuple[np.ndarray, int]:
+    """Mean over run pairs at each t_k: (i in a, j in b), or i < j within a when b is None."""
+    if b is None:
+        iu, ju = np.triu_indices(len(a), 1)
+        block = dists[:, a[iu], a[ju]]
+    else:
+        block = dists[:, a[:, None], b[None, :]].reshape(dists.shape[0], -1)
+    if not np.isfinite(block).all():
+        raise ResultsError("dists: non-finite distances between kept trajectories")
+    return block.mean(axis=1), block.shape[1]
+
+
+def corner_distances(dists, trajectories: pd.DataFrame, keep, ts=None, start=None) -> pd.DataFrame:
+    """How far runs started from a corner stay from the same training started at the default init.
+
+    The *partners* of a kept corner-started run (``init.name`` other than "default") are the kept
+    default-init runs whose config equals its config in every field except ``init.*`` and the seed.
+    Long table, columns ``configuration`` (label of the partners' configuration), ``arch``, ``init``
+    (the initialisation part of the corner configuration's label, e.g. "random_labels", "subsample 100",
+    "random_labels · corner s1"; "default" for the partners themselves), ``comparison``, ``t``,
+    ``distance`` (mean of ``dists[k, i, j]`` over the run pairs) and ``pairs`` (how many run pairs):
+
+    * ``"to default"``: each corner configuration with partners against them (pairs = n_corner x n_partner);
+    * ``"between seeds"``, init "default": pairs of seeds of a partner configuration (the scale);
+    * ``"between seeds"``, init of a corner: pairs of seeds of a corner configuration with two or more
+      kept seeds (only corners that have partners).
+
+    Configurations by architecture then label; within one, the default seeds first, then each corner
+    (by its init label), "to default" before "between seeds"; t ascending. ``ts`` (T,) are the t_k
+    (default k/T). ``start`` (R,) (optional) is each trajectory's index value at its first checkpoint;
+    column ``start`` is its mean over the runs of the row's corner (of the default configuration on
+    its "between seeds" rows), NaN without it. A corner may start far along (a subset corner already
+    fits most of the data): below its start, its reindexed runs sit at the corner itself.
+    Empty (with those columns) when no kept corner-started run has a partner.
+    """
+    _check_trajectories(trajectories)
+    keep = _check_keep(keep, len(trajectories))
+    dists = _check_dists(dists, len(trajectories))
+    t = _grid(ts, dists.shape[0])
+    empty = pd.DataFrame({c: pd.Series(dtype=float if c in ("t", "distance") else int if c == "pairs" else object)
+                          for c in CORNER_COLUMNS})
+    frame = _config_frame(trajectories)
+    if "init.name" not in frame.columns:
+        return empty
+    is_run = _is_run(trajectories)
+    rows = np.flatnonzero(keep & is_run)
+    lab = configuration_labels(trajectories).to_numpy()
+    archs = _archs(trajectories)
+    base_cols = [c for c in frame.columns if not _is_init(c) and c != "seed"]
+    base = [tuple(r) for r in frame[base_cols].itertuples(index=False, name=None)]
+    default = (frame["init.name"] == DEFAULT_INIT).to_numpy()
+    no_seed = frame.drop(columns=[c for c in frame.columns if c == "seed"])
+    init_fields = _init_fields(no_seed, np.flatnonzero(is_run))
+    records = no_seed.to_dict("records")
+    members = {conf: rows[lab[rows] == conf] for conf in _ordered_configurations(lab, archs, rows)}
+    defaults = {conf: m for conf, m in members.items() if default[m[0]]}
+    corners = sorted((_init_label(records[m[0]], init_fields), conf) for conf, m in members.items() if not default[m[0]])
+    frames = []
+
+    starts = (np.full(len(trajectories), np.nan) if start is None
+              else np.asarray(start, dtype=float).reshape(len(trajectories)))
+
+    def add(conf, init, comparison, a, b=None):
+        distance, n = _pair_block(dists, a, b)
+        frames.append(pd.DataFrame({"configuration": conf, "arch": archs[a[0]], "init": init, "comparison": comparison,
+                                    "t": t, "distance": distance, "pairs": n,
+                                    "start": float(np.mean(starts[a]))}))
+
+    for conf, partners in defaults.items():
+        mine = [(init, c) for init, c in corners if base[members[c][0]] == base[partners[0]]]
+        if not mine:
+            continue
+        if len(partners) >= 2:
+            add(conf, DEFAULT_INIT, BETWEEN_SEEDS, partners)
+        for init, c in mine:
+            add(conf, init, TO_DEFAULT, members[c], partners)
+            if len(members[c]) >= 2:
+                add(conf, init, BETWEEN_SEEDS, members[c])
+    if not frames:
+        return empty
+    out = pd.concat(frames, ignore_index=True)
+    out["pairs"] = out["pairs"].astype(int)
+    return out[list(CORNER_COLUMNS)]
+
+
+# --------------------------------------------------------------------------------------------------
 # summary.md
 
 
@@ -926,8 +1119,89 @@ def _claim_stress(explained_stress) -> list[str]:
     return lines
 
 
+def _pair_mean(rows: pd.DataFrame) -> float:
+    """Mean distance over the run pairs behind some rows of the corner table (rows weighted by pairs)."""
+    w = rows["pairs"].to_numpy(dtype=float)
+    d = rows["distance"].to_numpy(dtype=float)
+    return float((w * d).sum() / w.sum()) if len(rows) and w.sum() > 0 else float("nan")
+
+
+def _claim_corners(corners: pd.DataFrame) -> list[str]:
+    lines = ["## 5. Networks that start far from ignorance", ""]
+    if not len(corners):
+        lines += ["No kept corner-started run has a default-init partner (a kept run at the default "
+                  "initialisation with the same configuration apart from the init and the seed), so corners are "
+                  "not compared.", ""]
+        return lines
+    missing = [c for c in CORNER_COLUMNS if c not in corners.columns]
+    if missing:
+        raise ResultsError(f"corners: missing column(s) {', '.join(missing)} (expected the table of corner_distances)")
+    table = corners.assign(t=pd.to_numeric(corners["t"], errors="coerce"), init=corners["init"].astype(str),
+                           comparison=corners["comparison"].astype(str),
+                           configuration=corners["configuration"].astype(str))
+    grid = np.unique(table["t"].dropna().to_numpy(dtype=float))
+    if not grid.size:
+        raise ResultsError("corners.t: no values of t")
+    picked = []
+    for target in CORNER_TS:  # a tie (0.25 on a grid of tenths) goes to the smaller t
+        t = float(grid[np.argmin(np.round(np.abs(grid - target), 9))])
+        if t not in picked:
+            picked.append(t)
+    seeds = table[table["comparison"] == BETWEEN_SEEDS]
+    to_default = table[table["comparison"] == TO_DEFAULT]
+    lines += [f"Runs started from a pre-trained or perturbed \"corner\" against the same training from the default "
+              f"start (the kept default-init runs whose configuration is the same apart from the init and the seed), "
+              f"at equal progress t; for scale, the distance between two seeds of that default-init configuration "
+              f"(and between two seeds of the corner); ratio = distance to default-init runs / distance between "
+              f"default seeds (1: as close as two seeds of the default training). Means over run pairs, at the t of "
+              f"the grid nearest to {', '.join(f'{x:g}' for x in CORNER_TS)}.", "",
+              "| init | t | to default-init runs | between default seeds | ratio | between corner seeds |",
+              "|---|---|---|---|---|---|"]
+    sentences = []
+    for init in dict.fromkeys(to_default["init"]):
+        mine = to_default[to_default["init"] == init]
+        confs = set(mine["configuration"])
+        base = seeds[(seeds["init"] == DEFAULT_INIT) & seeds["configuration"].isin(confs)]
+        own = seeds[seeds["init"] == init]
+        values = []
+        begins = pd.to_numeric(mine["start"], errors="coerce") if "start" in mine.columns else pd.Series(dtype=float)
+        begin = float(begins.mean()) if begins.notna().any() else float("nan")
+        for t in picked:
+            d = _pair_mean(mine[np.isclose(mine["t"], t)])
+            b = _pair_mean(base[np.isclose(base["t"], t)])
+            c = _pair_mean(own[np.isclose(own["t"], t)])
+            ratio = d / b if np.isfinite(b) and b > 0 else float("nan")
+            values.append(d)
+            mark = " \u2020" if np.isfinite(begin) and t < begin else ""
+            lines.append(f"| {init} | {_num(t)}{mark} | {_num(d)} | {_num(b)} | {_num(ratio)} | {_num(c)} |")
+        n_pairs = int(mine.groupby("configuration")["pairs"].first().sum())
+        where = f", its runs start at t = {_num(begin, 2)}" if np.isfinite(begin) else ""
+        head = (f"- **{init}** ({_count(len(confs), 'configuration')}, {_count(n_pairs, 'run pair')} to default-init "
+                f"runs{where})")
+        early, late = values[0], values[-1]
+        span = f"from {_num(early)} at t = {_num(picked[0])} to {_num(late)} at t = {_num(picked[-1])}"
+        if len(picked) < 2:
+            sentences.append(f"{head}: one value of t only, so no trend.")
+        elif not (np.isfinite(early) and np.isfinite(late)):
+            sentences.append(f"{head}: distances missing, so no trend.")
+        elif late < early:
+            sentences.append(f"{head}: the distance shrinks {span}.")
+        elif late > early:
+            sentences.append(f"{head}: the distance does not shrink; it grows {span}.")
+        else:
+            sentences.append(f"{head}: the distance stays at {_num(early)} from t = {_num(picked[0])} to "
+                             f"t = {_num(picked[-1])}.")
+    if not (seeds["init"] == DEFAULT_INIT).any():
+        sentences.append("- No default-init configuration compared here has two kept seeds, so there is no seed scale.")
+    if any("\u2020 |" in line for line in lines):
+        sentences.append("- \u2020: t below where the corner's runs start; there they are still at the corner itself, "
+                         "so the distance is the corner's own from the default-init runs at that t.")
+    lines += ["", *sentences, ""]
+    return lines
+
+
 def summary_markdown(split: str, *, excluded, configuration_pairs, factors, tube, speed_per_configuration,
-                     explained_stress, n_runs: int) -> str:
+                     explained_stress, n_runs: int, corners=None) -> str:
     """The text of `summary.md` for one split: a heading and one short paragraph per claim, with the
     study's numbers (it reports what the data show; it does not assert the paper's conclusions).
 
@@ -937,6 +1211,12 @@ def summary_markdown(split: str, *, excluded, configuration_pairs, factors, tube
     ... of the embedding, or None) and ``n_runs`` (runs in the study). Any of the tables may be empty or
     None: the paragraph then says what could not be measured (one architecture, no configuration with
     two seeds, no factor that varies).
+
+    ``corners`` (:func:`corner_distances`; give it only in a study with corners) adds a section "5.
+    Networks that start far from ignorance" before the excluded runs: for each init, the mean distance
+    (over run pairs) to its default-init partners at the t of the grid nearest 0.25, 0.5 and 0.75, next to
+    the distance between two seeds of those default configurations and the ratio, and whether the distance
+    shrinks from early to late t. None: no such section; an empty table: one sentence saying so.
     """
     try:
         n_runs = int(n_runs)
@@ -952,6 +1232,10 @@ def summary_markdown(split: str, *, excluded, configuration_pairs, factors, tube
     lines += _claim_speed(_frame(speed_per_configuration))
     lines += _claim_tubes(_frame(tube), _frame(configuration_pairs))
     lines += _claim_stress(explained_stress)
+    if corners is not None:
+        if not isinstance(corners, pd.DataFrame):
+            raise ResultsError(f"corners: expected a pandas DataFrame or None, got {type(corners).__name__}")
+        lines += _claim_corners(corners)
     lines += ["## Excluded runs", ""]
     if n_excluded:
         lines += [f"- `{r.run}`: {r.reason}" for r in excluded[["run", "reason"]].itertuples(index=False)]

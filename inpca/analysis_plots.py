@@ -11,6 +11,8 @@ Each function draws the numbers of one function of :mod:`inpca.analysis` into on
 * :func:`plot_tube_widths`: tube widths (distance of a seed from its configuration's seed-mean) at
   about six values of t, per architecture.
 * :func:`plot_speed`: progress against epochs, one line per run, with the levels of :func:`speed`.
+* :func:`plot_corner_distances`: distance of corner-started runs from the same training at the
+  default init against t, one panel per default configuration, with the seed-to-seed distance.
 
 Every figure colours architectures the same way (:func:`arch_colors`). A panel without data shows a
 sentence saying why (e.g. "no configuration has two seeds") instead of failing. Matplotlib runs with
@@ -25,7 +27,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .analysis import GEODESIC
+from .analysis import BETWEEN_SEEDS, DEFAULT_INIT, GEODESIC, SEP, TO_DEFAULT
 from .errors import ResultsError
 
 DPI = 150
@@ -35,6 +37,9 @@ EXCLUDED_COLOR = "#9e9e9e"
 # other names take the remaining colours in sorted order.
 KNOWN_ARCHS = ("fc", "allcnn", "wrn", "convmixer", "vit")
 TUBE_TARGETS = (0.1, 0.25, 0.4, 0.55, 0.7, 0.9)
+SEED_COLOR = "#7f7f7f"
+# Above this many default configurations, the corner figure has one panel per architecture instead.
+MAX_CORNER_PANELS = 9
 
 
 def _mpl():
@@ -353,4 +358,107 @@ def plot_speed(points, per_run, split: str, out_png) -> None:
         handles = list(legend.legend_handles) if legend is not None else []
         handles.append(Line2D([], [], color=EXCLUDED_COLOR, ls="--", label="excluded"))
         ax.legend(handles=handles, title="architecture", fontsize=8, title_fontsize=9, loc="lower right")
+    _save(fig, out_png)
+
+
+def _weighted(table):
+    """Rows of the corner table averaged over run pairs per (panel, init, comparison, t)."""
+    w = table["pairs"].astype(float)
+    grouped = table.assign(_wd=w * table["distance"].astype(float), _w=w).groupby(
+        ["panel", "init", "comparison", "t"], sort=True)[["_wd", "_w"]].sum().reset_index()
+    grouped["distance"] = grouped["_wd"] / grouped["_w"]
+    return grouped
+
+
+def _panel_title(configuration: str, arch: str) -> str:
+    parts = [p for p in str(configuration).split(SEP) if p != "default init"]
+    return SEP.join(parts) or str(arch)
+
+
+def plot_corner_distances(table, out_png) -> None:
+    """Distance against t of runs started from a corner to the same training from the default start.
+
+    ``table``: :func:`inpca.analysis.corner_distances`. One panel per default configuration (per
+    architecture, averaged over run pairs, when there are more than 9); in each, one solid line per init
+    for "to default" (a colour per init, the same in every panel), a thin dotted line of that colour for
+    the distance between two seeds of the corner, and the distance between two seeds of the default
+    configuration as a dashed grey baseline. An empty table gives a figure that says why.
+    """
+    title = "Runs started from a corner against the same training from the default start"
+    if table is None or len(table) == 0:
+        _blank_figure(title, "no corner-started run has a default-init partner", out_png)
+        return
+    missing = [c for c in ("configuration", "arch", "init", "comparison", "t", "distance", "pairs")
+               if c not in table.columns]
+    if missing:
+        raise ResultsError(f"table: missing column(s) {', '.join(missing)} (expected analysis.corner_distances)")
+    plt = _mpl()
+    from matplotlib import colormaps
+    from matplotlib.lines import Line2D
+
+    table = table.assign(init=table["init"].astype(str), comparison=table["comparison"].astype(str),
+                         arch=table["arch"].astype(str), configuration=table["configuration"].astype(str),
+                         t=table["t"].astype(float))
+    confs = list(dict.fromkeys(zip(table["arch"], table["configuration"])))
+    by_arch = len(confs) > MAX_CORNER_PANELS
+    if by_arch:
+        table = table.assign(panel=table["arch"])
+        panels = sorted(set(table["arch"]))
+        titles = {a: f"{a} (mean over {sum(1 for x, _ in confs if x == a)} configurations)" for a in panels}
+    else:
+        table = table.assign(panel=table["configuration"])
+        panels = [c for _, c in confs]
+        titles = {c: _panel_title(c, a) for a, c in confs}
+    mean = _weighted(table)
+    starts = ({} if "start" not in table.columns else
+              table.assign(start=table["start"].astype(float))
+              .groupby(["panel", "init"])["start"].mean().to_dict())
+    inits = sorted(set(table["init"]) - {DEFAULT_INIT})
+    palette = list(colormaps["tab10"].colors)
+    colors = {init: palette[i % len(palette)] for i, init in enumerate(inits)}
+    n = len(panels)
+    cols = n if n <= 3 else 2 if n == 4 else 3
+    rows = -(-n // cols)
+    height = 3.4 * rows + 0.9
+    fig, axes = plt.subplots(rows, cols, figsize=(max(7.5, 4.6 * cols), height), sharex=True, sharey=True,
+                             squeeze=False)
+    top = float(mean["distance"].max()) if len(mean) else 1.0
+    for ax, panel in zip(axes.ravel(), panels):
+        g = mean[mean["panel"] == panel]
+        base = g[(g["comparison"] == BETWEEN_SEEDS) & (g["init"] == DEFAULT_INIT)]
+        if len(base):
+            ax.plot(base["t"], base["distance"], color=SEED_COLOR, ls="--", lw=1.6, zorder=4)
+        for init in inits:
+            line = g[(g["comparison"] == TO_DEFAULT) & (g["init"] == init)]
+            if len(line):
+                ax.plot(line["t"], line["distance"], color=colors[init], lw=2.0)
+            seeds = g[(g["comparison"] == BETWEEN_SEEDS) & (g["init"] == init)]
+            if len(seeds):
+                ax.plot(seeds["t"], seeds["distance"], color=colors[init], ls=":", lw=1.2, alpha=0.9)
+            begin = starts.get((panel, init), np.nan)
+            if np.isfinite(begin) and begin > 0:  # below it the corner's runs are still at the corner
+                ax.axvline(begin, color=colors[init], ls="-.", lw=0.9, alpha=0.8)
+        ax.set_title(titles[panel], fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, top * 1.05 if top > 0 else 1.0)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    for c in range(cols):  # the lowest panel of each column carries the t axis
+        ax = axes[max(r for r in range(rows) if r * cols + c < n), c]
+        ax.xaxis.set_tick_params(labelbottom=True)
+        ax.set_xlabel("progress t (0 = ignorance, 1 = truth)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("Bhattacharyya distance at equal t")
+    handles = [Line2D([], [], color=colors[i], lw=2.0, label=f"{i}: to default-init runs") for i in inits]
+    if (table["comparison"] == BETWEEN_SEEDS).any():
+        handles.append(Line2D([], [], color=SEED_COLOR, ls="--", lw=1.6, label="default init: between seeds"))
+        if ((table["comparison"] == BETWEEN_SEEDS) & (table["init"] != DEFAULT_INIT)).any():
+            handles.append(Line2D([], [], color="black", ls=":", lw=1.2, label="corner: between seeds (its colour)"))
+    if any(np.isfinite(v) and v > 0 for v in starts.values()):
+        handles.append(Line2D([], [], color="black", ls="-.", lw=0.9, label="where the corner's runs start"))
+    fig.suptitle(title)
+    fig.legend(handles=handles, loc="lower center", ncol=min(3, len(handles)), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, (0.15 + 0.22 * -(-len(handles) // 3)) / height, 1, 1))
     _save(fig, out_png)

@@ -9,6 +9,9 @@ and the trajectory table (`results/trajectories/index.tsv`), leaves out the runs
   distance_to_geodesic.tsv, .png              d_B(trajectory at t_k, γ(t_k)) against t_k
   tube_width.tsv, .png                        d_B(seed, its configuration's seed-mean) against t_k
   speed_runs.tsv, speed_configurations.tsv, speed.png   epochs and steps to progress levels
+  corners.tsv, corners.png                    only in a study with corners (grid key `init`): distance of
+                                              corner-started runs from the same training at the default
+                                              init, and between seeds, against t_k
   summary.md                                  one paragraph per claim, with the study's numbers
 """
 
@@ -91,6 +94,28 @@ def distance_to_geodesic(equal_progress_path, trajectories_path, out_tsv, out_pn
     plot_distance_to_geodesic(table, out_png)
 
 
+def corners(equal_progress_path, trajectories_path, out_tsv, out_png, *, max_final_train_error: float,
+            store_index_path=None, split: str = "train", index: str = "progress"):
+    """Corner-started runs against their default-init partners (:func:`inpca.analysis.corner_distances`).
+    Writes an empty table (header only) and a figure that says so when no corner run has a partner.
+    `store_index_path` (optional) gives each run's index value at its first checkpoint (progress on
+    `split`, or with `index` accuracy 1 - train error), where its reindexed trajectory starts."""
+    from .analysis import corner_distances
+    from .analysis_plots import plot_corner_distances
+
+    dists, ts, trajectories = load_equal_progress(equal_progress_path, trajectories_path)
+    keep, _ = _selected(trajectories, max_final_train_error)
+    start = None
+    if store_index_path is not None:
+        points = read_table(store_index_path)
+        first = points[(points["kind"] == "run") & (points["checkpoint"] == 0)].set_index("run")
+        values = first[f"progress_{split}"] if index == "progress" else 1 - first["train_error"]
+        start = trajectories["run"].map(values).to_numpy(dtype=float)
+    table = corner_distances(dists, trajectories, keep, ts=ts, start=start)
+    _write_table(table, out_tsv)
+    plot_corner_distances(table, out_png)
+
+
 def tube_width(trajectory_blocks: dict, trajectories_path, split: str, out_tsv, out_png, *,
                max_final_train_error: float, metric: str = "bhattacharyya", threads: int | None = None):
     """Tube width: reads the reindexed probabilities of one configuration at a time. A CPU job on
@@ -135,7 +160,8 @@ def speed(store_index_path, trajectories_path, split: str, out_runs_tsv, out_con
 
 
 def summary(split: str, trajectories_path, configurations_tsv, factors_tsv, tube_tsv, speed_configurations_tsv,
-            embedding_path, out_md, *, max_final_train_error: float):
+            embedding_path, out_md, *, max_final_train_error: float, corners_tsv=None):
+    """summary.md; ``corners_tsv`` (the table of :func:`corners`) only in a study with corners adds its section."""
     from .analysis import summary_markdown
 
     trajectories = load_trajectories(trajectories_path)
@@ -146,6 +172,7 @@ def summary(split: str, trajectories_path, configurations_tsv, factors_tsv, tube
         split, excluded=excluded, configuration_pairs=read_table(configurations_tsv),
         factors=read_table(factors_tsv), tube=read_table(tube_tsv),
         speed_per_configuration=read_table(speed_configurations_tsv), explained_stress=explained_stress,
-        n_runs=int((trajectories["kind"] == "run").sum()))
+        n_runs=int((trajectories["kind"] == "run").sum()),
+        corners=read_table(corners_tsv) if corners_tsv is not None else None)
     with atomic_path(out_md) as tmp:
         tmp.write_text(text)

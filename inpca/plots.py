@@ -7,6 +7,13 @@ components coloured by a column of the index, the P0→P* geodesic in black with
 P* in red, time-like axes (λ < 0) marked in red; the eigenvalue spectrum (black λ > 0, red λ < 0) with
 the explained stress S(k); progress λ and distance to P* against epochs.
 
+Studies with corners (runs that start far from ignorance: pre-trained on random labels, on a subset, or
+perturbed) add to the index, as `kind` = reference rows, the geodesics P0→corner (`run` = "P0->{corner}")
+and corner→P* (`run` = "{corner}->P*") with the columns `corner` (the corner id) and `init` (the init
+name). The trajectory figures draw them dashed, thinner than the main geodesic (P0→corner black,
+corner→P* dark grey), and mark each corner with a black diamond. An index without such rows (or without
+the `corner`/`init` columns) gives the same figures as before.
+
 Only the plotting jobs import this module. Matplotlib runs with the Agg backend (no display); the
 interactive HTML embeds plotly.js, so it opens offline.
 """
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,6 +32,12 @@ from .errors import ConfigError, ResultsError
 MAX_CATEGORIES_NUMERIC = 8
 DPI = 150
 GEODESIC_COLOR = "black"
+CORNER_IN_COLOR = "black"      # the geodesic P0 -> corner
+CORNER_OUT_COLOR = "#555555"   # the geodesic corner -> P*
+CORNER_MARKER_COLOR = "black"
+MAIN_REFERENCE_RUNS = ("P0", "geodesic", "P*")
+CORNER_IN, CORNER_OUT = "P0->corner", "corner->P*"  # directions of a corner curve
+CORNER_LABELS = {CORNER_IN: "geodesic P0→corner", CORNER_OUT: "geodesic corner→P*"}
 REFERENCE_COLOR = "red"
 TIMELIKE_COLOR = "red"
 MINUS = "\u2212"  # typographic minus in labels
@@ -170,10 +184,21 @@ def _resolve_column(index, color_by: str) -> str:
                      f"{', '.join(cols)}")
 
 
+def _corner_direction(run: str) -> str | None:
+    """CORNER_IN for "P0->{corner}", CORNER_OUT for "{corner}->P*", None for any other run label."""
+    if run.startswith("P0->") and len(run) > 4:
+        return CORNER_IN
+    if run.endswith("->P*") and len(run) > 4:
+        return CORNER_OUT
+    return None
+
+
 def _run_mask(index) -> np.ndarray:
     if "kind" in index.columns:
         return (index["kind"].astype(str) == "run").to_numpy()
-    return ~index["run"].astype(str).isin(["P0", "P*", "geodesic"]).to_numpy()
+    runs = index["run"].astype(str)
+    corner_curve = np.array([_corner_direction(r) is not None for r in runs], dtype=bool)
+    return ~runs.isin(list(MAIN_REFERENCE_RUNS)).to_numpy() & ~corner_curve
 
 
 def _runs(index) -> list[tuple[str, np.ndarray]]:
@@ -201,12 +226,15 @@ def _runs(index) -> list[tuple[str, np.ndarray]]:
 
 
 def _references(index) -> tuple[np.ndarray, int | None, int | None]:
-    """(reference rows ordered along the geodesic, row of P0, row of P*)."""
+    """(rows of the main P0→P* geodesic ordered along it, row of P0, row of P*).
+
+    Only reference rows whose run is P0, geodesic or P*: the corner curves are in `_corner_curves`.
+    """
     import pandas as pd
 
-    mask = ~_run_mask(index)
-    rows = np.flatnonzero(mask)
     runs = index["run"].astype(str).to_numpy()
+    mask = ~_run_mask(index) & np.isin(runs, MAIN_REFERENCE_RUNS)
+    rows = np.flatnonzero(mask)
     if "t" in index.columns:
         t = pd.to_numeric(index["t"], errors="coerce").to_numpy(dtype=float)[rows]
         # P0 first, P* last when t is missing
@@ -215,6 +243,85 @@ def _references(index) -> tuple[np.ndarray, int | None, int | None]:
     p0 = next((int(r) for r in rows if runs[r] == "P0"), None)
     pstar = next((int(r) for r in rows if runs[r] == "P*"), None)
     return rows, p0, pstar
+
+
+class CornerCurve(NamedTuple):
+    """One corner curve of the index: its run label, corner id, init name ("" when unknown), direction
+    (CORNER_IN "P0->corner" or CORNER_OUT "corner->P*") and row positions ordered by t."""
+
+    run: str
+    corner: str
+    init: str
+    direction: str
+    rows: np.ndarray
+
+
+def _label_value(index, column: str, row: int) -> str:
+    """The index value as text, "" when the column is missing or the cell is empty."""
+    import pandas as pd
+
+    if column not in index.columns:
+        return ""
+    v = index[column].iloc[row]
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return ""
+    return str(v).strip()
+
+
+def _corner_curves(index) -> list[CornerCurve]:
+    """The geodesics P0→corner and corner→P* of the index, in order of first appearance, each with
+    its rows ordered by t (index order where t is missing). Empty for an index without corners."""
+    import pandas as pd
+
+    runs = index["run"].astype(str).to_numpy()
+    candidates = np.flatnonzero(~_run_mask(index) & ~np.isin(runs, MAIN_REFERENCE_RUNS))
+    if candidates.size == 0:
+        return []
+    t = (pd.to_numeric(index["t"], errors="coerce").to_numpy(dtype=float) if "t" in index.columns
+         else np.full(len(index), np.nan))
+    order, members = [], {}
+    for pos in candidates:
+        run = runs[pos]
+        if _corner_direction(run) is None:
+            continue  # a reference of another kind: not a corner curve
+        if run not in members:
+            members[run] = []
+            order.append(run)
+        members[run].append(pos)
+    out = []
+    for run in order:
+        rows = np.array(members[run])
+        key = np.where(np.isnan(t[rows]), np.inf, t[rows])
+        rows = rows[np.argsort(key, kind="stable")]
+        direction = _corner_direction(run)
+        corner = next((c for c in (_label_value(index, "corner", r) for r in rows) if c), "")
+        if not corner:  # no corner column: the id from the run label
+            corner = run[len("P0->"):] if direction == CORNER_IN else run[:-len("->P*")]
+        init = next((i for i in (_label_value(index, "init", r) for r in rows) if i), "")
+        out.append(CornerCurve(run, corner, init, direction, rows))
+    return out
+
+
+def _corner_points(index, curves: list[CornerCurve]) -> list[tuple[int, str, str]]:
+    """(row, corner id, init) of every corner, once per corner in order of first appearance: the t=1 end
+    of its P0→corner curve, else the t=0 end of its corner→P* curve. The init falls back on the runs
+    that start from the corner when the curves do not carry it."""
+    points: dict[str, list] = {}
+    for curve in curves:
+        row = int(curve.rows[-1] if curve.direction == CORNER_IN else curve.rows[0])
+        if curve.corner not in points:
+            points[curve.corner] = [row, curve.init]
+        elif curve.direction == CORNER_IN:
+            points[curve.corner][0] = row
+        if not points[curve.corner][1]:
+            points[curve.corner][1] = curve.init
+    if "corner" in index.columns and "init" in index.columns and any(not v[1] for v in points.values()):
+        run_rows = np.flatnonzero(_run_mask(index))
+        for r in run_rows:
+            c = _label_value(index, "corner", r)
+            if c in points and not points[c][1]:
+                points[c][1] = _label_value(index, "init", r)
+    return [(row, corner, init) for corner, (row, init) in points.items()]
 
 
 def _fmt_value(v) -> str:
@@ -330,6 +437,7 @@ def plot_trajectories_png(emb: dict, index, out_path, color_by: str = "arch", ti
         g = xyz[refs]
         ax.plot(g[:, 0], g[:, 1], g[:, 2], color=GEODESIC_COLOR, lw=2.2, zorder=5)
         extra.append(Line2D([], [], color=GEODESIC_COLOR, lw=2.2, label="geodesic P0→P*"))
+    extra.extend(_draw_corners_png(ax, xyz, index))
     for row, name in ((p0, "P0 (ignorance)"), (pstar, "P* (truth)")):
         if row is None:
             continue
@@ -356,6 +464,36 @@ def plot_trajectories_png(emb: dict, index, out_path, color_by: str = "arch", ti
     plt.close(fig)
 
 
+def _draw_corners_png(ax, xyz, index) -> list:
+    """Draw the corner curves (dashed, thinner than the main geodesic) and the corner points (black
+    diamonds, labelled with their init); legend handles, one per kind of item present."""
+    from matplotlib.lines import Line2D
+
+    curves = _corner_curves(index)
+    if not curves:
+        return []
+    colors = {CORNER_IN: CORNER_IN_COLOR, CORNER_OUT: CORNER_OUT_COLOR}
+    handles = {}
+    for curve in curves:
+        if len(curve.rows) < 2:
+            continue
+        g = xyz[curve.rows]
+        ax.plot(g[:, 0], g[:, 1], g[:, 2], color=colors[curve.direction], lw=1.3, ls="--", zorder=4)
+        handles[curve.direction] = Line2D([], [], color=colors[curve.direction], lw=1.3, ls="--",
+                                          label=CORNER_LABELS[curve.direction])
+    out = [handles[d] for d in (CORNER_IN, CORNER_OUT) if d in handles]
+    points = _corner_points(index, curves)
+    for row, _, init in points:
+        ax.scatter(*xyz[row], color=CORNER_MARKER_COLOR, s=45, marker="D", edgecolor="white", linewidths=0.6,
+                   depthshade=False, zorder=6)
+        if init:
+            ax.text(*xyz[row], "  " + init, color=CORNER_MARKER_COLOR, fontsize=8, zorder=7)
+    if points:
+        out.append(Line2D([], [], color=CORNER_MARKER_COLOR, marker="D", lw=0, markeredgecolor="white",
+                          label="corner"))
+    return out
+
+
 def _hover(index, rows, progress) -> list[str]:
     import pandas as pd
 
@@ -373,10 +511,63 @@ def _hover(index, rows, progress) -> list[str]:
                     parts.append(f"{col}: {float(v):.3g}")
                 else:
                     parts.append(f"{col}: {_fmt_value(v)}")
+        corner = _label_value(index, "corner", r)
+        if corner:  # a run that starts from a corner
+            parts.append(f"corner: {corner}")
+            init = _label_value(index, "init", r)
+            if init:
+                parts.append(f"init: {init}")
         if progress is not None and np.isfinite(progress[r]):
             parts.append(f"progress λ: {progress[r]:.4f}")
         out.append("<br>".join(parts))
     return out
+
+
+def _draw_corners_html(fig, go, xyz, index) -> None:
+    """The corner curves as one dashed trace per direction (one legend entry each, curves separated by
+    None gaps) and the corners as one trace of black diamonds with the corner id and init on hover."""
+    curves = _corner_curves(index)
+    if not curves:
+        return
+    has_t = "t" in index.columns
+    colors = {CORNER_IN: CORNER_IN_COLOR, CORNER_OUT: CORNER_OUT_COLOR}
+    for direction in (CORNER_IN, CORNER_OUT):
+        xs, ys, zs, text = [], [], [], []
+        for curve in curves:
+            if curve.direction != direction or len(curve.rows) < 2:
+                continue
+            if xs:
+                for seq in (xs, ys, zs, text):
+                    seq.append(None)
+            g = xyz[curve.rows]
+            xs.extend(g[:, 0].tolist())
+            ys.extend(g[:, 1].tolist())
+            zs.extend(g[:, 2].tolist())
+            name = f"geodesic P0→{curve.corner}" if direction == CORNER_IN else f"geodesic {curve.corner}→P*"
+            init = f" ({curve.init})" if curve.init else ""
+            for r in curve.rows:
+                t = index["t"].iloc[r] if has_t else float("nan")
+                text.append(f"{name}{init}" + (f"<br>t={float(t):.3g}" if not _isnan(t) else ""))
+        if not xs:
+            continue
+        fig.add_trace(go.Scatter3d(
+            x=xs, y=ys, z=zs, mode="lines", name=CORNER_LABELS[direction], legendgroup=direction,
+            line=dict(color=colors[direction], width=3, dash="dash"), text=text, hoverinfo="text",
+            connectgaps=False))
+    points = _corner_points(index, curves)
+    if points:
+        fig.add_trace(go.Scatter3d(
+            x=[xyz[r, 0] for r, _, _ in points], y=[xyz[r, 1] for r, _, _ in points],
+            z=[xyz[r, 2] for r, _, _ in points], mode="markers", name="corner", legendgroup="corner",
+            marker=dict(size=6, symbol="diamond", color=CORNER_MARKER_COLOR, line=dict(color="white", width=1)),
+            hovertext=[f"corner: {c}" + (f"<br>init: {i}" if i else "") for _, c, i in points], hoverinfo="text"))
+
+
+def _isnan(v) -> bool:
+    try:
+        return math.isnan(float(v))
+    except (TypeError, ValueError):
+        return True
 
 
 def plot_trajectories_html(emb: dict, index, out_path, color_by: str = "arch", title=None) -> None:
@@ -439,6 +630,7 @@ def plot_trajectories_html(emb: dict, index, out_path, color_by: str = "arch", t
             line=dict(color=GEODESIC_COLOR, width=6),
             text=[f"geodesic t={index['t'].iloc[r]:.3g}" if "t" in index.columns else "geodesic" for r in refs],
             hoverinfo="text"))
+    _draw_corners_html(fig, go, xyz, index)
     ends = [(r, n) for r, n in ((p0, "P0"), (pstar, "P*")) if r is not None]
     if ends:
         fig.add_trace(go.Scatter3d(

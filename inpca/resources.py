@@ -77,9 +77,34 @@ def train_runtime(run: dict, gpu: bool, attempt: int = 1) -> int:
     return int(math.ceil((10 + 1.5 * seconds / 60) * attempt))
 
 
+def _corner_as_run(corner: dict) -> dict:
+    """A corner's pre-training sized like a run: its epochs and batch size on the data set, and
+    two recorded points (a perturbed corner, which trains nothing, is sized as one epoch)."""
+    init = corner["init"]
+    return {"arch": corner["arch"], "dataset": corner["dataset"], "epochs": init.get("epochs", 1),
+            "batch_size": init.get("batch_size", 1), "checkpoints": {"schedule": "log", "count": 2, "dtype": "float32"}}
+
+
+def corner_mem_mb(corner: dict, attempt: int = 1) -> int:
+    return train_mem_mb(_corner_as_run(corner), attempt)
+
+
+def corner_runtime(corner: dict, gpu: bool, attempt: int = 1) -> int:
+    """Minutes for a corner's pre-training; a subset corner trains on its samples only."""
+    run = _corner_as_run(corner)
+    if corner["init"]["name"] == "subsample":
+        n_train = dataset_size(corner["dataset"], recorded=False)[0]
+        run["epochs"] = max(1, math.ceil(run["epochs"] * corner["init"]["samples"] / n_train))
+    return train_runtime(run, gpu, attempt)
+
+
 def block_points(study, block: str) -> int:
+    """Points of a store block: the reference's, the corners' curves (two geodesics of
+    geodesic_points + 2 points each), or the checkpoints of the block's runs."""
     if block == "ref":
         return study.config["reference"]["geodesic_points"] + 2
+    if block == "corners":
+        return 2 * len(study.corners) * (study.config["reference"]["geodesic_points"] + 2)
     return sum(checkpoints_of(study.runs[r]) for r in study.blocks[block])
 
 

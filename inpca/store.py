@@ -13,8 +13,14 @@ checkpoints of the runs whose id hashes to that block. Both have the same layout
   progress_train, progress_test       (M,)    progress λ on the P0→P* geodesic (progress.mode)
   dist_truth_train, dist_truth_test   (M,)    Bhattacharyya distance to P* (= half the cross-entropy)
 Attributes: fingerprint, dataset, num_classes, n_train, n_test, runs (JSON: run id -> config),
-run_info (JSON: run id -> {parameters, diverged_at_step}), progress_mode (angle | bhattacharyya).
+run_info (JSON: run id -> {parameters, diverged_at_step, corner}), progress_mode (angle | bhattacharyya).
 `ref.h5` also has train_labels and test_labels.
+
+`results/store/corners.h5` (a study with corners only) holds two reference curves per corner, both
+of kind "reference": the geodesic from P0 to the corner (run "P0->{corner}") and from the corner to
+P* (run "{corner}->P*"), each at t = k / (geodesic_points + 1), k = 0 .. geodesic_points + 1, both
+ends included; `t` is the curve's parameter, progress is still measured on P0 -> P*. Two more
+per-point datasets name each point's corner and its init: corner, init (M,) str.
 
 Layouts of a run block (`build_block(..., layout=)`):
   copy      train_probs/test_probs hold a float32 copy of the runs' probabilities (a second copy on
@@ -55,6 +61,8 @@ log = logging.getLogger("inpca.store")
 
 POINT_FIELDS = ("checkpoint", "step", "epoch", *METRICS, "t", "progress_train", "progress_test",
                 "dist_truth_train", "dist_truth_test")
+# Per-point labels of the corners block (other blocks take them from their runs' files).
+CORNER_FIELDS = ("corner", "init")
 CHUNK_SAMPLES = 4096
 LAYOUTS = ("copy", "virtual")
 
@@ -126,6 +134,76 @@ def write_reference(out_path, dataset_spec: dict, geodesic_points: int, data_dir
     write_h5(out_path, fill)
     log.info("wrote %s: %d reference points (%s, N=%d/%d, C=%d)", out_path, m, name,
              attrs["n_train"], attrs["n_test"], C)
+
+
+def write_corner_curves(out_path, corner_paths: dict, reference_path, geodesic_points: int,
+                        progress_mode: str = "angle", sum_tolerance: float = 1e-3) -> None:
+    """The corners block: for each corner (id -> its predictions file, results/corners/{id}.h5) the
+    geodesics P0 -> corner and corner -> P*, geodesic_points + 2 points each (module docstring).
+    Refuses a corner file of other data (fingerprint), of the wrong shape or with bad probabilities."""
+    from .corners import read_corner
+    from .geodesic import geodesic, ignorance, truth
+
+    ref = read_reference(reference_path)
+    attrs = ref["attrs"]
+    C = int(attrs["num_classes"])
+    labels = {split: ref[f"{split}_labels"] for split in SPLITS}
+    ts = np.arange(geodesic_points + 2, dtype=np.float64) / (geodesic_points + 1)
+    probs = {split: [] for split in SPLITS}
+    meta = {k: [] for k in ("run", "kind", *CORNER_FIELDS, "checkpoint", "t")}
+    for cid, path in sorted(corner_paths.items()):
+        try:
+            corner = read_corner(path)
+        except RunFileError as exc:
+            raise StoreError(str(exc)) from None
+        if str(corner["attrs"]["fingerprint"]) != str(attrs["fingerprint"]):
+            raise StoreError(f"{path}: data set fingerprint {corner['attrs']['fingerprint']} differs from the study's "
+                             f"{attrs['fingerprint']} ({attrs['dataset']}); the corner was trained on other data")
+        init = json.loads(corner["attrs"]["config"])["init"]["name"]
+        for split in SPLITS:
+            p = corner[f"{split}_probs"]
+            expected = (len(labels[split]), C)
+            if p.shape != expected:
+                raise StoreError(f"{path}: {split}_probs has (samples, classes) {p.shape}, expected {expected}")
+            try:
+                check_probabilities(path, f"{split}_probs", p[None], sum_tolerance)
+            except RunFileError as exc:
+                raise StoreError(str(exc)) from None
+            p = p.astype(np.float64)
+            p = p / p.sum(axis=1, keepdims=True)
+            start, end = ignorance(*expected, dtype=np.float64), truth(labels[split], C, dtype=np.float64)
+            for a, b in ((start, p), (p, end)):
+                curve = geodesic(a, b, ts, dtype=np.float64)
+                curve[0], curve[-1] = a, b  # the ends exactly
+                probs[split].append(curve.astype(np.float32))
+        for name in (f"P0->{cid}", f"{cid}->P*"):
+            meta["run"] += [name] * len(ts)
+            meta["kind"] += ["reference"] * len(ts)
+            meta["corner"] += [cid] * len(ts)
+            meta["init"] += [init] * len(ts)
+            meta["checkpoint"] += list(range(len(ts)))
+            meta["t"] += list(ts)
+    probs = {split: np.concatenate(curves) for split, curves in probs.items()}
+    m = len(meta["run"])
+    columns = {
+        **{k: np.array(meta[k], dtype="S") for k in ("run", "kind", *CORNER_FIELDS)},
+        "checkpoint": np.array(meta["checkpoint"], np.int64), "step": np.full(m, -1, np.int64),
+        "epoch": np.full(m, np.nan), **{k: np.full(m, np.nan) for k in METRICS}, "t": np.array(meta["t"]),
+        **_point_metrics(probs, labels, C, progress_mode),
+    }
+
+    def fill(f):
+        for split in SPLITS:
+            f.create_dataset(f"{split}_probs", data=probs[split], chunks=_probs_chunks(*probs[split].shape[1:]),
+                             track_times=False)
+        for key, value in columns.items():
+            f.create_dataset(key, data=value, track_times=False)
+        f.attrs.update({"fingerprint": attrs["fingerprint"], "dataset": attrs["dataset"], "num_classes": C,
+                        "n_train": int(attrs["n_train"]), "n_test": int(attrs["n_test"]), "runs": "{}",
+                        "run_info": "{}", "progress_mode": progress_mode})
+
+    write_h5(out_path, fill)
+    log.info("wrote %s: the geodesics P0 -> corner -> P* of %d corners (%d points)", out_path, len(corner_paths), m)
 
 
 def read_reference(path) -> dict:
@@ -204,7 +282,8 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
                                                                       shape=p.shape, dtype=p.dtype))
             configs[rid] = run["config"]
             run_info[rid] = {"parameters": _optional_int(run["attrs"].get("parameters")),
-                             "diverged_at_step": _optional_int(run["attrs"].get("diverged_at_step", -1))}
+                             "diverged_at_step": _optional_int(run["attrs"].get("diverged_at_step", -1)),
+                             "corner": str(run["attrs"].get("corner", ""))}
             metrics = _point_metrics(probs, labels, C, progress_mode)
             meta["run"] += [rid.encode()] * k
             meta["kind"] += [b"run"] * k
@@ -300,7 +379,7 @@ def read_points(path) -> tuple[list[dict], dict, dict]:
     divergence steps (no probabilities)."""
     with open_h5(path) as f:
         m = f["run"].shape[0]
-        cols = {k: f[k][()] for k in ("run", "kind", *POINT_FIELDS)}
+        cols = {k: f[k][()] for k in ("run", "kind", *POINT_FIELDS, *CORNER_FIELDS) if k in f}
         configs = json.loads(f.attrs["runs"])
         run_info = json.loads(f.attrs.get("run_info", "{}"))
     rows = []
@@ -324,12 +403,15 @@ def write_index(out_path, block_paths: dict) -> None:
             # imported runs carry free-form configs: an `arch`/`optimizer` field of any shape labels them too
             labels = {"arch": str(cfg.get("arch.name", cfg.get("arch", point["run"]))),
                       "optimizer": _optimizer_label(cfg) if "optimizer.name" in cfg
-                      else str(cfg.get("optimizer", point["run"]))}
+                      else str(cfg.get("optimizer", point["run"])),
+                      # where the run started: the default init, or a corner (the corners block's curves
+                      # carry their own corner and init)
+                      "init": str(cfg.get("init.name", "default")) if point["kind"] == "run" else ""}
             info = run_info.get(point["run"], {})
             rows.append({"point": len(rows), "block": block, "row": row_in_block, "run": point["run"],
                          "kind": point["kind"], **labels, **info, **point, **cfg})
-    fields = ["point", "block", "row", "run", "kind", "arch", "optimizer", "parameters", "diverged_at_step",
-              *POINT_FIELDS, *sorted(config_keys)]
+    fields = ["point", "block", "row", "run", "kind", "arch", "optimizer", "init", "corner", "parameters",
+              "diverged_at_step", *POINT_FIELDS, *sorted(config_keys)]
     with atomic_path(out_path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, delimiter="\t", extrasaction="ignore", lineterminator="\n")
         writer.writeheader()

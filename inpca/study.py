@@ -10,6 +10,14 @@ Identity:
   reordering or regrouping the grid changes no id.
 - A run's store block is a hash of its id modulo ``store.blocks``: adding a run changes one block.
 - The reference points (ignorance, the geodesic, truth) form the block ``ref``.
+- A run with a non-default ``init`` starts from a *corner*: its config holds the init with every
+  default resolved (the pre-training optimizer, batch size and weight decay default to the run's
+  own). A corner's config is the data set, the architecture and that init; its id is a readable
+  prefix plus 8 hex digits of its hash, so runs that differ in anything else (their seed, their
+  optimizer when the init names its own) share one corner. Default-init runs have no ``init`` key:
+  their ids are those of studies written before corners existed.
+- The geodesics from P0 to each corner and from it to P* form the block ``corners`` (only in a
+  study with corners); it is a block of the distance matrices, not of the trajectory analysis.
 """
 
 from __future__ import annotations
@@ -26,18 +34,24 @@ from .errors import ConfigError
 
 # Bump one of these when package code changes what a stage produces on purpose: rules take the
 # number as a param, so Snakemake reruns that stage (and what depends on it) and nothing earlier.
-RESULTS_VERSION = {"train": 2, "store": 2, "distance": 1, "embedding": 1, "plots": 1, "trajectories": 1,
-                   "analysis": 1}
+RESULTS_VERSION = {"train": 2, "corners": 1, "store": 2, "distance": 1, "embedding": 1, "plots": 1,
+                   "trajectories": 1, "analysis": 1}
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
-#: Run ids of the grid: architecture, optimizer, seed and 8 hex digits of the config's hash.
-GRID_RUN_PATTERN = r"(?:fc|allcnn|wrn|convmixer|vit)-[a-z0-9]+-s\d+-[0-9a-f]{8}"
+_ARCH_NAMES = r"(?:fc|allcnn|wrn|convmixer|vit)"
+_INIT_LABELS = r"(?:randlabels|subsample\d+|perturbed)"
+#: Run ids of the grid: architecture, optimizer, the corner's kind (runs from a corner only), seed and
+#: 8 hex digits of the config's hash, e.g. allcnn-sgdn-s0-1a2b3c4d, fc-adam-randlabels-s1-0f9e8d7c.
+GRID_RUN_PATTERN = rf"{_ARCH_NAMES}-[a-z0-9]+(?:-{_INIT_LABELS})?-s\d+-[0-9a-f]{{8}}"
+#: Corner ids: architecture, kind, the corner's seed and 8 hex digits, e.g. fc-subsample100-s0-5a6b7c8d.
+CORNER_PATTERN = rf"{_ARCH_NAMES}-{_INIT_LABELS}-s\d+-[0-9a-f]{{8}}"
 
 REFERENCE_BLOCK = "ref"
+CORNERS_BLOCK = "corners"
 SPLITS = ("train", "test")
 
-_GRID_LIST_KEYS = ("arch", "optimizer", "batch_size", "weight_decay", "augment", "epochs", "seed")
+_GRID_LIST_KEYS = ("arch", "optimizer", "batch_size", "weight_decay", "augment", "epochs", "seed", "init")
 # Keys of `dataset` that say where the data are, not what they are: not part of a run's identity.
 _DATASET_LOCATION = ("data_dir", "download")
 # Keys of `checkpoints` that each schedule reads (besides schedule and dtype).
@@ -49,17 +63,32 @@ class Study:
     config: dict
     runs: dict[str, dict]  # run id -> canonical run config (imported runs: their own config), sorted by id
     blocks: dict[str, list[str]] = field(default_factory=dict)  # block -> run ids (non-empty blocks)
+    corners: dict[str, dict] = field(default_factory=dict)  # corner id -> corner config, sorted by id
 
     @property
     def point_blocks(self) -> list[str]:
         """Blocks in the order their points appear in index.tsv and the distance matrices."""
-        return [REFERENCE_BLOCK, *self.blocks]
+        return [REFERENCE_BLOCK, *([CORNERS_BLOCK] if self.corners else []), *self.blocks]
 
     @property
     def tiles(self) -> list[tuple[str, str]]:
         """Every pair of blocks (bi, bj) with bi at or before bj in point order."""
-        names = self.point_blocks
-        return [(a, b) for i, a in enumerate(names) for b in names[i:]]
+        return _pairs(self.point_blocks)
+
+    @property
+    def trajectory_blocks(self) -> list[str]:
+        """Blocks of the trajectory analysis: the geodesic (from ``ref``) and the runs' blocks; the
+        corner geodesics are reference curves of the embedding, not trajectories."""
+        return [REFERENCE_BLOCK, *self.blocks]
+
+    @property
+    def trajectory_tiles(self) -> list[tuple[str, str]]:
+        return _pairs(self.trajectory_blocks)
+
+    def corner_of(self, run_id: str) -> str | None:
+        """The id of the corner a run starts from, or None (default init, imported runs)."""
+        corner = corner_config(self.runs[run_id])
+        return corner_id(corner) if corner else None
 
     @property
     def trained_runs(self) -> list[str]:
@@ -76,6 +105,10 @@ class Study:
 
     def block_of(self, run_id: str) -> str:
         return block_of(run_id, self.config["store"]["blocks"])
+
+
+def _pairs(names: list[str]) -> list[tuple[str, str]]:
+    return [(a, b) for i, a in enumerate(names) for b in names[i:]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,6 +429,29 @@ def _check_semantics(config: dict) -> None:
             if batch_size > n_train:
                 raise ConfigError(f"grid[{i}].batch_size: {batch_size} exceeds the {n_train} training samples of "
                                   f"{dataset['name']}")
+        inits = entry["init"]
+        for j, init in enumerate(_as_list(inits)):
+            _check_init(init, f"grid[{i}].init" + (f"[{j}]" if isinstance(inits, list) else ""), dataset, n_train)
+
+
+def _check_init(init: dict, where: str, dataset: dict, n_train: int) -> None:
+    from .resources import dataset_size
+
+    optimizer = init.get("optimizer")
+    if optimizer and optimizer["name"] == "sgd" and optimizer["nesterov"] and not optimizer["momentum"]:
+        raise ConfigError(f"{where}.optimizer: nesterov needs momentum > 0")
+    limit, what = n_train, f"the {n_train} training samples of {dataset['name']}"
+    if init["name"] == "subsample":
+        classes = dataset_size(dataset, recorded=False)[2]
+        samples = init["samples"]
+        if samples > n_train:
+            raise ConfigError(f"{where}.samples: {samples} exceeds {what}")
+        if samples % classes:
+            raise ConfigError(f"{where}.samples: {samples} is not divisible into the {classes} classes of "
+                              f"{dataset['name']} (a class-balanced subset needs a multiple of {classes})")
+        limit, what = samples, f"the subset's {samples} samples"
+    if init.get("batch_size", 0) > limit:
+        raise ConfigError(f"{where}.batch_size: {init['batch_size']} exceeds {what}")
 
 
 def check_data_present(dataset: dict) -> None:
@@ -432,11 +488,49 @@ def canonical_json(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
+def _digest(config: dict) -> str:
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:8]
+
+
+def init_label(init: dict) -> str:
+    """The corner's kind in ids: randlabels, subsample<samples>, perturbed."""
+    return {"random_labels": "randlabels", "perturbed": "perturbed"}.get(init["name"]) or f"subsample{init['samples']}"
+
+
 def run_id(run: dict) -> str:
-    digest = hashlib.sha256(canonical_json(run).encode()).hexdigest()[:8]
     opt = run["optimizer"]
     opt_label = "sgdn" if opt["name"] == "sgd" and opt.get("nesterov") else opt["name"]
-    return f"{run['arch']['name']}-{opt_label}-s{run['seed']}-{digest}"
+    corner = f"-{init_label(run['init'])}" if "init" in run else ""
+    return f"{run['arch']['name']}-{opt_label}{corner}-s{run['seed']}-{_digest(run)}"
+
+
+def resolve_init(init: dict, run: dict) -> dict | None:
+    """The init of a run with every default resolved (None for the default init): the pre-training
+    optimizer, batch size and weight decay of a pre-trained corner default to the run's own (the
+    batch size of a subsample corner to at most its samples)."""
+    name = init["name"]
+    if name == "default":
+        return None
+    if name == "perturbed":
+        return dict(init)
+    resolved = dict(init)
+    resolved.setdefault("optimizer", run["optimizer"])
+    resolved.setdefault("batch_size", min(run["batch_size"], init["samples"]) if name == "subsample"
+                        else run["batch_size"])
+    resolved.setdefault("weight_decay", run["weight_decay"])
+    return resolved
+
+
+def corner_config(run: dict) -> dict | None:
+    """The corner a grid run starts from ({dataset, arch, init}), or None (default init, imported runs)."""
+    if "init" not in run or "recorded" in run:
+        return None
+    return {"dataset": run["dataset"], "arch": run["arch"], "init": run["init"]}
+
+
+def corner_id(corner: dict) -> str:
+    init = corner["init"]
+    return f"{corner['arch']['name']}-{init_label(init)}-s{init['seed']}-{_digest(corner)}"
 
 
 def block_of(run_id: str, n_blocks: int) -> str:
@@ -459,6 +553,9 @@ def expand_grid(config: dict) -> dict[str, dict]:
             for key in ("lr_schedule", "warmup_epochs", "precision"):
                 run[key] = entry[key]
             run.update(shared)
+            init = resolve_init(run.pop("init"), run)
+            if init is not None:
+                run["init"] = init
             rid = run_id(run)
             if rid in runs:
                 where = f"grid[{origin[rid]}]" + (" (twice)" if origin[rid] == i else f" and grid[{i}]")
@@ -487,7 +584,8 @@ def load_study(config: dict, schema_path: str | Path = SCHEMA_PATH, check_data: 
     blocks: dict[str, list[str]] = {}
     for rid in runs:
         blocks.setdefault(block_of(rid, config["store"]["blocks"]), []).append(rid)
-    return Study(config=config, runs=runs, blocks=dict(sorted(blocks.items())))
+    corners = {corner_id(c): c for c in map(corner_config, runs.values()) if c}
+    return Study(config=config, runs=runs, blocks=dict(sorted(blocks.items())), corners=dict(sorted(corners.items())))
 
 
 def flatten(run: dict, prefix: str = "") -> dict:
@@ -505,5 +603,6 @@ def flatten(run: dict, prefix: str = "") -> dict:
 
 
 def runs_table_rows(study: Study) -> list[dict]:
-    """One row per run for results/runs.tsv."""
-    return [{"run": rid, "block": study.block_of(rid), **flatten(run)} for rid, run in study.runs.items()]
+    """One row per run for results/runs.tsv (`corner`: the id of the corner it starts from, or empty)."""
+    return [{"run": rid, "block": study.block_of(rid), "corner": study.corner_of(rid) or "", **flatten(run)}
+            for rid, run in study.runs.items()]

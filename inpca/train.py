@@ -33,11 +33,11 @@ import numpy as np
 from . import __version__
 from .data import load_dataset, subsample
 from .devices import resolve_device
-from .errors import ConfigError, InpcaError
-from .h5io import atomic_path, open_h5, write_h5
+from .errors import ConfigError, InpcaError, RunFileError
+from .h5io import REBUILD_HINT, atomic_path, open_h5, write_h5
 from .runfile import METRICS, write_run
 from .schedule import checkpoint_steps
-from .study import complete_section
+from .study import complete_section, corner_config, corner_id
 
 log = logging.getLogger("inpca.train")
 
@@ -226,17 +226,23 @@ class Training:
     Building one sets up torch, puts the data on the device and builds the model and optimizer.
     `step` and `epoch` count the optimizer steps and epochs done; `record` holds the checkpoints
     recorded so far; `diverged_at` is the step at which training diverged, or -1.
+
+    `training_set` (optional) maps the data set to the one trained on (a corner's random labels or
+    subset); the recorded samples and their labels stay the data set's own. `start_weights` (optional)
+    is a state dict file (a corner's weights) loaded over the fresh initialisation.
     """
 
     def __init__(self, run: dict, run_id: str, *, dataset_spec: dict, device: str = "auto", threads: int = 1,
-                 eval_batch_size: int = 2048, data_dir_base=None):
+                 eval_batch_size: int = 2048, data_dir_base=None, training_set=None, start_weights=None):
         from .models import count_parameters
 
         self.run, self.run_id, self.eval_batch_size = run, run_id, eval_batch_size
         self.device = set_up_torch(device, threads, run["seed"])
         self.started = time.time()
-        self._load_data(dataset_spec, data_dir_base)
+        self._load_data(dataset_spec, data_dir_base, training_set)
         self._build_model()
+        if start_weights is not None:
+            self._load_start_weights(start_weights)
         self.step, self.epoch, self.diverged_at = 0, 0, -1
         self.record = Recorder.empty()
         self.parameters = count_parameters(self.model)
@@ -245,12 +251,14 @@ class Training:
                  self.dataset.n_train, self.dataset.n_test, self.recorded.n_train, self.recorded.n_test,
                  self.total_steps, self.steps_per_epoch, len(self.checkpoint_steps), self.device)
 
-    def _load_data(self, dataset_spec: dict, data_dir_base) -> None:
+    def _load_data(self, dataset_spec: dict, data_dir_base, training_set=None) -> None:
         """The full data set to train on and its recorded samples to evaluate, both on the device,
         and the step counts that follow from the batch size."""
         spec = complete_section("dataset", dataset_spec)
         self.dataset = load_dataset(spec, data_dir_base)
         self.recorded = subsample(self.dataset, spec["keep_every"])
+        if training_set is not None:
+            self.dataset = training_set(self.dataset)
         n_train, batch_size = self.dataset.n_train, self.run["batch_size"]
         if batch_size > n_train:
             raise ConfigError(f"run {self.run_id}: batch_size {batch_size} exceeds the {n_train} training samples")
@@ -281,6 +289,19 @@ class Training:
         self.use_bf16 = run["precision"] == "bf16" and (device == "cpu" or torch.cuda.is_bf16_supported())
         self.generators = {"shuffle": torch.Generator().manual_seed(run["seed"]),
                            "augment": torch.Generator(device=device).manual_seed(run["seed"] + 1)}
+
+    def _load_start_weights(self, path) -> None:
+        import torch
+
+        try:
+            # weights_only: never unpickle arbitrary objects from disk
+            state = torch.load(path, map_location=self.device, weights_only=True)
+            self.model.load_state_dict(state)
+        except Exception as exc:  # a truncated file, another network's weights: one line, with the remedy
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RunFileError(f"{path}: not the weights of run {self.run_id}'s network ({reason[:200]}); "
+                               + REBUILD_HINT.format(path=path)) from None
+        log.info("started from the weights in %s", path)
 
     def resume(self, state_dir: Path) -> bool:
         """Go on from the state saved in `state_dir`; False if there is none."""
@@ -402,7 +423,11 @@ class Training:
             "fingerprint": recorded.fingerprint, "num_classes": self.dataset.num_classes,
             "n_train": recorded.n_train, "n_test": recorded.n_test, "steps_per_epoch": self.steps_per_epoch,
             "diverged_at_step": self.diverged_at, "parameters": self.parameters, "inpca_version": __version__,
+            "init": json.dumps(self.run.get("init", {"name": "default"}), sort_keys=True),
         }
+        corner = corner_config(self.run)
+        if corner:
+            attrs["corner"] = corner_id(corner)
         dtype = np.float16 if self.run["checkpoints"]["dtype"] == "float16" else np.float32
         probs = {split: np.stack(record[f"{split}_probs"]).astype(dtype) for split in ("train", "test")}
         labels = {"train": recorded.y_train, "test": recorded.y_test}
@@ -423,27 +448,38 @@ def progress_bar(training: Training):
         yield bar
 
 
+def train_epochs(training: Training, state_dir: Path | None, state_every_epochs: int) -> None:
+    """Train to the run's last epoch (or until it diverges), saving the state every
+    `state_every_epochs` epochs (0: never) into `state_dir` (None: nowhere)."""
+    epochs = training.run["epochs"]
+    with progress_bar(training) as progress:
+        while training.epoch < epochs and training.train_epoch(progress):
+            # after the last epoch the output follows at once: no state to save
+            due = state_every_epochs and training.epoch % state_every_epochs == 0 and training.epoch < epochs
+            if state_dir and due:
+                training.save_state(state_dir)
+
+
 def train_run(run: dict, run_id: str, out_path, *, dataset_spec: dict, device: str = "auto", threads: int = 1,
               eval_batch_size: int = 2048, state_dir=None, state_every_epochs: int = 1,
-              data_dir_base=None) -> None:
+              data_dir_base=None, start_weights=None) -> None:
     """Train the network of `run` and write its run file to `out_path`.
 
     `dataset_spec` is the study's `dataset` section (with data_dir); `run` the canonical run config.
     `state_dir` holds the resumable state, saved every `state_every_epochs` epochs (0: never); a
     run whose state is there goes on from it, and the state is removed once the run file exists.
+    `start_weights`: the weights of the corner the run starts from (a run with an `init`), whose
+    predictions are then the run's first checkpoint.
     """
+    if ("init" in run) != (start_weights is not None):
+        raise ConfigError(f"run {run_id}: " + ("its init needs the weights of its corner (start_weights)"
+                                               if "init" in run else "a default-init run takes no start_weights"))
     training = Training(run, run_id, dataset_spec=dataset_spec, device=device, threads=threads,
-                        eval_batch_size=eval_batch_size, data_dir_base=data_dir_base)
+                        eval_batch_size=eval_batch_size, data_dir_base=data_dir_base, start_weights=start_weights)
     state_dir = Path(state_dir) if state_dir else None
     if not (state_dir and training.resume(state_dir)):
         training.record_untrained()
-    epochs = run["epochs"]
-    with progress_bar(training) as progress:
-        while training.epoch < epochs and training.train_epoch(progress):
-            # after the last epoch the run file follows at once: no state to save
-            due = state_every_epochs and training.epoch % state_every_epochs == 0 and training.epoch < epochs
-            if state_dir and due:
-                training.save_state(state_dir)
+    train_epochs(training, state_dir, state_every_epochs)
     training.write_run_file(out_path)
     if state_dir and state_dir.exists():
         shutil.rmtree(state_dir)

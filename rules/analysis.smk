@@ -77,6 +77,33 @@ rule analysis_geodesic:
         "../scripts/analysis_equal_progress.py"
 
 
+rule analysis_corners:
+    input:
+        equal_progress="results/analysis/{split}/equal_progress.h5",
+        trajectories="results/trajectories/index.tsv",
+        store_index="results/store/index.tsv",
+    output:
+        tsv="results/analysis/{split}/corners.tsv",
+        png=report(
+            "results/analysis/{split}/corners.png",
+            caption="../report/corners.rst",
+            category="Analysis",
+            labels={"split": "{split}", "figure": "runs from corners"},
+        ),
+    log:
+        "logs/analysis_corners/{split}.log",
+    benchmark:
+        "logs/benchmarks/analysis_corners/{split}.tsv",
+    params:
+        max_final_train_error=config["analysis"]["max_final_train_error"],
+        index=config["analysis"]["index"],
+        version=RESULTS_VERSION["analysis"],
+    conda:
+        "../envs/inpca.yaml"
+    script:
+        "../scripts/analysis_corners.py"
+
+
 rule analysis_tube:
     input:
         blocks=get_trajectory_blocks(),
@@ -94,7 +121,7 @@ rule analysis_tube:
     benchmark:
         "logs/benchmarks/analysis_tube/{split}.tsv",
     params:
-        blocks=STUDY.point_blocks,
+        blocks=STUDY.trajectory_blocks,
         metric=config["distance"]["metric"],
         max_final_train_error=config["analysis"]["max_final_train_error"],
         version=RESULTS_VERSION["analysis"],
@@ -134,6 +161,7 @@ rule analysis_speed:
 
 rule analysis_summary:
     input:
+        unpack(get_summary_corners),
         trajectories="results/trajectories/index.tsv",
         configurations="results/analysis/{split}/configurations.tsv",
         factors="results/analysis/{split}/factors.tsv",

@@ -9,6 +9,8 @@ sys.path.insert(0, workflow.basedir)  # the package beside this workflow, even i
 
 from inpca.errors import ConfigError
 from inpca.study import (
+    CORNER_PATTERN,
+    CORNERS_BLOCK,
     GRID_RUN_PATTERN,
     RESULTS_VERSION,
     canonical_json,
@@ -45,13 +47,32 @@ wildcard_constraints:
     run=rf"{GRID_RUN_PATTERN}|{IMPORTED_RUN_PATTERN}",
     block=r"b\d{3}",
     store_block=r"ref|b\d{3}",
-    a=r"ref|b\d{3}",
-    b=r"ref|b\d{3}",
+    a=r"ref|corners|b\d{3}",
+    b=r"ref|corners|b\d{3}",
     split="train|test",
 
 
 def get_run_files():
     return [f"results/runs/{run}.h5" for run in STUDY.runs]
+
+
+def get_train_inputs(wildcards):
+    """The weights of the corner a run starts from; nothing for a default-init run."""
+    corner = STUDY.corner_of(wildcards.run)
+    return {"corner": f"results/corners/{corner}.pt"} if corner else {}
+
+
+def get_corner_files():
+    return [f"results/corners/{corner}.{ext}" for corner in STUDY.corners for ext in ("pt", "h5")]
+
+
+def get_corner_config(wildcards):
+    return canonical_json(STUDY.corners[wildcards.corner])
+
+
+def get_corner_state_dir(wildcards):
+    """Resumable pre-training state of a corner, beside the runs' (not an output)."""
+    return f"results/state/corners/{wildcards.corner}"
 
 
 def get_run_config(wildcards):
@@ -104,22 +125,25 @@ def get_embedding_tiles(wildcards):
 
 
 def get_trajectory_blocks():
-    return [f"results/trajectories/{block}.h5" for block in STUDY.point_blocks]
+    return [f"results/trajectories/{block}.h5" for block in STUDY.trajectory_blocks]
 
 
 def get_equal_progress_tiles(wildcards):
-    return {f"{a}-{b}": f"results/analysis/{wildcards.split}/tiles/{a}-{b}.h5" for a, b in STUDY.tiles}
+    return {f"{a}-{b}": f"results/analysis/{wildcards.split}/tiles/{a}-{b}.h5" for a, b in STUDY.trajectory_tiles}
 
 
 def get_kept_files(trajectories=False):
-    """Every intermediate a study keeps: run files, store blocks, distance tiles, and with
+    """Every intermediate a study keeps: corners, run files, store blocks, distance tiles, and with
     `trajectories` the reindexed blocks and equal-progress tiles. The targets ask for them, because
     Snakemake does not rebuild a missing intermediate whose downstream files exist; so deleting a
     damaged one and rerunning rebuilds it and everything after it."""
-    folders = [f"distances/{{split}}/{embedding_tiles_folder()}"] + (["analysis/{split}/tiles"] if trajectories else [])
-    tiles = [f"results/{folder.format(split=split)}/{a}-{b}.h5" for folder in folders
-             for split in STUDY.splits for a, b in STUDY.tiles]
-    return [*get_run_files(), *get_store_blocks(), *(get_trajectory_blocks() if trajectories else []), *tiles]
+    folder = embedding_tiles_folder()
+    tiles = [f"results/distances/{split}/{folder}/{a}-{b}.h5" for split in STUDY.splits for a, b in STUDY.tiles]
+    if trajectories:
+        tiles += [f"results/analysis/{split}/tiles/{a}-{b}.h5" for split in STUDY.splits
+                  for a, b in STUDY.trajectory_tiles]
+    return [*get_corner_files(), *get_run_files(), *get_store_blocks(),
+            *(get_trajectory_blocks() if trajectories else []), *tiles]
 
 
 def get_train_embedding(wildcards):
@@ -133,6 +157,11 @@ def get_train_embedding(wildcards):
     return {}
 
 
+def get_summary_corners(wildcards):
+    """The comparison of corner-started runs with default-init runs, in a study with corners."""
+    return {"corners": f"results/analysis/{wildcards.split}/corners.tsv"} if STUDY.corners else {}
+
+
 def get_plot_files():
     names = ["trajectories.png", "trajectories.html", "spectrum.png", "progress.png"]
     return [f"results/plots/{split}/{name}" for split in STUDY.splits for name in names]
@@ -142,6 +171,8 @@ def get_analysis_files():
     names = ["configurations.tsv", "dendrogram.png", "factors.tsv", "factors.png", "distance_to_geodesic.tsv",
              "distance_to_geodesic.png", "tube_width.tsv", "tube_width.png", "speed_runs.tsv",
              "speed_configurations.tsv", "speed.png", "summary.md"]
+    if STUDY.corners:
+        names += ["corners.tsv", "corners.png"]
     return [f"results/analysis/{split}/{name}" for split in STUDY.splits for name in names]
 
 
@@ -172,6 +203,14 @@ def tile_mem_mb(wildcards, attempt):
 
 def tile_runtime(wildcards, attempt):
     return estimate.tile_runtime(STUDY, wildcards.a, wildcards.b, gpu_count() > 0, attempt)
+
+
+def corner_mem_mb(wildcards, attempt):
+    return estimate.corner_mem_mb(STUDY.corners[wildcards.corner], attempt)
+
+
+def corner_runtime(wildcards, attempt):
+    return estimate.corner_runtime(STUDY.corners[wildcards.corner], gpu_count() > 0, attempt)
 
 
 def get_state_dir(wildcards):

@@ -19,6 +19,26 @@ rule store_reference:
         "../scripts/store_reference.py"
 
 
+rule store_corners:
+    input:
+        corners=[f"results/corners/{corner}.h5" for corner in STUDY.corners],
+        reference="results/store/ref.h5",
+    output:
+        f"results/store/{CORNERS_BLOCK}.h5",
+    log:
+        "logs/store_corners.log",
+    params:
+        corners=list(STUDY.corners),
+        geodesic_points=config["reference"]["geodesic_points"],
+        progress_mode=config["progress"]["mode"],
+        sum_tolerance=config["store"]["sum_tolerance"],
+        version=RESULTS_VERSION["store"],
+    conda:
+        "../envs/inpca.yaml"
+    script:
+        "../scripts/store_corners.py"
+
+
 rule store_block:
     input:
         runs=get_block_runs,

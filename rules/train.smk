@@ -18,6 +18,9 @@ rule runs_table:
 rule train_run:
     wildcard_constraints:
         run=GRID_RUN_PATTERN,
+    input:
+        # the weights of the corner the run starts from (none for the default init)
+        unpack(get_train_inputs),
     output:
         run="results/runs/{run}.h5",
     log:

@@ -35,7 +35,7 @@ rule trajectory_index:
     benchmark:
         "logs/benchmarks/trajectory_index.tsv",
     params:
-        blocks=STUDY.point_blocks,
+        blocks=STUDY.trajectory_blocks,
     conda:
         "../envs/inpca.yaml"
     script:

@@ -8,7 +8,7 @@ def main(smk):
 
     summary(smk.wildcards.split, smk.input.trajectories, smk.input.configurations, smk.input.factors,
             smk.input.tube, smk.input.speed, smk.input.embedding, smk.output[0],
-            max_final_train_error=smk.params.max_final_train_error)
+            max_final_train_error=smk.params.max_final_train_error, corners_tsv=smk.input.get("corners"))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ def main(smk):
         eval_batch_size=cfg["train"]["eval_batch_size"],
         state_dir=smk.params.state_dir,
         state_every_epochs=cfg["train"]["state_every_epochs"],
+        start_weights=smk.input.get("corner"),
     )
 
 

@@ -517,3 +517,285 @@ def test_a_table_read_back_from_tsv_groups_as_in_memory(study, tmp_path):
     assert analysis.select_runs(back, 0.1)[0].tolist() == keep.tolist()
     pd.testing.assert_frame_equal(analysis.factor_effects(dists, back, keep),
                                   analysis.factor_effects(dists, trajectories, keep))
+
+
+# --------------------------------------------------------------------------------------------------
+# corners: runs started from a pre-trained or perturbed init
+
+RANDOM_LABELS = {"init.name": "random_labels", "init.epochs": 30, "init.seed": 0, "init.batch_size": 128,
+                 "init.weight_decay": 0.0, "init.optimizer.name": "sgd", "init.optimizer.lr": 0.1,
+                 "init.optimizer.momentum": 0.9, "init.optimizer.nesterov": True}
+SUBSAMPLE = {**RANDOM_LABELS, "init.name": "subsample", "init.samples": 100, "init.epochs": 50}
+PERTURBED = {"init.name": "perturbed", "init.scale": 0.1, "init.seed": 0}
+CORNER_OFFSET = {"default": 0.0, "random_labels": 0.5, "subsample": 1.0, "perturbed": 0.3}
+SEED_STEP = 0.01
+
+
+def corner_study():
+    """fc + adam, two configurations (lr 0.1 and 0.05, two seeds each) from the default init and from a
+    random-label corner, a subsample corner for lr 0.1 only, a default run with bs 128 (no corner) and a
+    perturbed run with bs 256 (no default partner), and the geodesic. Run i sits at
+    x_i(t) = lr code + corner offset * (1 - t) + 0.01 * seed and dists[k, i, j] = |x_i(t_k) - x_j(t_k)|:
+    a corner's distance to its default partners is its offset * (1 - t), two seeds are 0.01 apart."""
+    rows, pos = [], []
+    for l, lr in enumerate((0.1, 0.05)):
+        for init, extra in (("default", {}), ("random_labels", RANDOM_LABELS), ("subsample", SUBSAMPLE)):
+            if init == "subsample" and lr != 0.1:
+                continue
+            for s in (0, 1):
+                rows.append(run_row(f"{init}-lr{lr}-s{s}", "fc", "adam", lr, s, **extra))
+                pos.append((l * 5.0, CORNER_OFFSET[init], s))
+    rows.append(run_row("default-bs128-s0", "fc", "adam", 0.1, 0, batch_size=128))
+    pos.append((20.0, 0.0, 0))
+    rows.append(run_row("perturbed-bs256-s0", "fc", "adam", 0.1, 0, batch_size=256, **PERTURBED))
+    pos.append((40.0, CORNER_OFFSET["perturbed"], 0))
+    trajectories = pd.DataFrame(rows)
+    trajectories = pd.concat([trajectories, pd.DataFrame([geodesic_row(trajectories.columns)])], ignore_index=True)
+    x = np.array([[base + offset * (1 - t) + SEED_STEP * s for t in TS] for base, offset, s in pos])  # (R-1, T)
+    x = np.vstack([x, np.full(T, 100.0)])  # the geodesic, far away
+    dists = np.abs(x.T[:, :, None] - x.T[:, None, :])
+    return dists, trajectories
+
+
+def test_configuration_labels_tell_default_init_from_corners():
+    dists, trajectories = corner_study()
+    labels = dict(zip(trajectories["run"], analysis.configuration_labels(trajectories)))
+    assert labels["default-lr0.1-s0"] == labels["default-lr0.1-s1"] == "lr 0.1 \u00b7 bs 64 \u00b7 default init"
+    assert labels["random_labels-lr0.1-s0"] == "lr 0.1 \u00b7 bs 64 \u00b7 random_labels"
+    assert labels["subsample-lr0.1-s1"] == "lr 0.1 \u00b7 bs 64 \u00b7 subsample 100"
+    assert labels["perturbed-bs256-s0"] == "lr 0.1 \u00b7 bs 256 \u00b7 perturbed 0.1"
+    assert labels["default-bs128-s0"] == "lr 0.1 \u00b7 bs 128 \u00b7 default init"
+    # init fields that tell no two corners of one training apart (epochs of random_labels vs subsample,
+    # optimizer, seed of the corner) stay out of the labels
+    assert not any(" ep" in l or "mom" in l or "corner s" in l or "init." in l for l in labels.values())
+    # corners that differ in their seed, learning rate or optimizer say so, compactly
+    rows = [run_row("d", "fc", "adam", 0.1, 0), run_row("c0", "fc", "adam", 0.1, 0, **RANDOM_LABELS),
+            run_row("c1", "fc", "adam", 0.1, 0, **{**RANDOM_LABELS, "init.seed": 1, "init.optimizer.lr": 0.05}),
+            run_row("c2", "fc", "adam", 0.1, 0, **{**RANDOM_LABELS, "init.optimizer.name": "adam",
+                                                   "init.optimizer.momentum": np.nan,
+                                                   "init.optimizer.nesterov": np.nan})]
+    assert analysis.configuration_labels(pd.DataFrame(rows)).tolist() == [
+        "default init", "random_labels \u00b7 init sgd-nesterov \u00b7 corner s0 \u00b7 init lr 0.1",
+        "random_labels \u00b7 init sgd-nesterov \u00b7 corner s1 \u00b7 init lr 0.05",
+        "random_labels \u00b7 init adam \u00b7 corner s0 \u00b7 init lr 0.1"]
+    # a corner pre-trained with the run's own optimizer and batch size (the default): not repeated
+    rows = [run_row("sgd", "fc", "sgd-nesterov", 0.1, 0, **RANDOM_LABELS),
+            run_row("adam", "fc", "adam", 0.001, 0, batch_size=32,
+                    **{**RANDOM_LABELS, "init.optimizer.name": "adam", "init.optimizer.lr": 0.001,
+                       "init.optimizer.momentum": np.nan, "init.optimizer.nesterov": np.nan,
+                       "init.optimizer.betas": "[0.9,0.999]", "init.batch_size": 32}),
+            run_row("d", "fc", "adam", 0.001, 0, batch_size=32)]
+    assert analysis.configuration_labels(pd.DataFrame(rows)).tolist() == [
+        "sgd-nesterov lr 0.1 \u00b7 bs 64 \u00b7 random_labels", "adam lr 0.001 \u00b7 bs 32 \u00b7 random_labels",
+        "adam lr 0.001 \u00b7 bs 32 \u00b7 default init"]
+    # read back from TSV (empty init cells of default runs): the same labels
+    back = pd.read_csv(pd.io.common.StringIO(trajectories.to_csv(sep="\t", index=False)), sep="\t",
+                       dtype={c: str for c in ("run", "kind", "arch", "optimizer")})
+    assert analysis.configuration_labels(back).tolist() == analysis.configuration_labels(trajectories).tolist()
+
+
+def test_initialization_is_a_factor_of_variation():
+    dists, trajectories = corner_study()
+    assert analysis.FACTORS.index("initialization") == len(analysis.FACTORS) - 2
+    pairs = analysis.run_pairs(dists, trajectories, None)
+    assert "differs:initialization" in pairs.columns
+    only = pairs[pairs["differs_only"] == "initialization"]
+    # same lr, bs and seed, different init: (default, rl) x 2 lrs x 2 seeds + (default, sub), (rl, sub) x 2 seeds
+    assert len(only) == 2 * 2 + 2 * 2
+    assert set(zip(only["run_a"], only["run_b"])) >= {("default-lr0.1-s0", "random_labels-lr0.1-s0"),
+                                                       ("random_labels-lr0.1-s1", "subsample-lr0.1-s1")}
+    factors = analysis.factor_effects(dists, trajectories, None)
+    assert "initialization" in set(factors["factor"])
+    stats = factors.set_index("factor")
+    assert stats.loc["initialization", "pairs_differing_only_here"] == 8
+    # the mean over t of 0.5 (1 - t) or 1.0 (1 - t) (or 0.5 (1 - t) between the two corners)
+    mean_w = float(np.mean(1 - TS))
+    assert stats.loc["initialization", "median"] == pytest.approx(0.5 * mean_w)
+    # a study without init columns has no such factor
+    plain = analysis.run_pairs(*synthetic_study()[:2], None)
+    assert "differs:initialization" not in plain.columns
+
+
+def test_corner_distances_compare_corners_with_their_default_partners():
+    dists, trajectories = corner_study()
+    table = analysis.corner_distances(dists, trajectories, None, ts=TS)
+    assert table.columns.tolist() == ["configuration", "arch", "init", "comparison", "t", "distance", "pairs", "start"]
+    lr01, lr005 = "lr 0.1 \u00b7 bs 64 \u00b7 default init", "lr 0.05 \u00b7 bs 64 \u00b7 default init"
+    rl, sub = "random_labels", "subsample 100"
+    # partners only among default runs of the same config but init and seed: not bs 128, nothing for bs 256
+    assert set(table["configuration"]) == {lr01, lr005}
+    assert set(table["arch"]) == {"fc"}
+    groups = table.groupby(["configuration", "init", "comparison"], sort=False).size()
+    assert list(groups.index) == [(lr005, "default", "between seeds"), (lr005, rl, "to default"),
+                                  (lr005, rl, "between seeds"), (lr01, "default", "between seeds"),
+                                  (lr01, rl, "to default"), (lr01, rl, "between seeds"), (lr01, sub, "to default"),
+                                  (lr01, sub, "between seeds")]
+    assert (groups == T).all()
+    for (conf, init, comparison), g in table.groupby(["configuration", "init", "comparison"]):
+        assert np.allclose(g["t"], TS)
+        if comparison == "between seeds":
+            assert np.allclose(g["distance"], SEED_STEP) and (g["pairs"] == 1).all()
+        else:  # 2 x 2 pairs; the seed offsets cancel in the mean
+            offset = CORNER_OFFSET[init.split()[0]]
+            assert np.allclose(g["distance"], offset * (1 - TS)) and (g["pairs"] == 4).all()
+    assert table["start"].isna().all()
+    # where each corner's runs start (their index value at the first checkpoint): the mean over its runs
+    start = np.where(trajectories["run"].str.startswith("subsample"), 0.8, 0.0)
+    start[(trajectories["run"] == "subsample-lr0.1-s1").to_numpy()] = 0.6
+    started = analysis.corner_distances(dists, trajectories, None, ts=TS, start=start)
+    assert started.loc[started["init"] == sub, "start"].tolist() == pytest.approx([0.7] * (2 * T))
+    assert (started.loc[started["init"] != sub, "start"] == 0).all()
+    # leaving out a default seed: no default seed scale for lr 0.1, half the pairs
+    keep = (trajectories["run"] != "default-lr0.1-s1").to_numpy()
+    kept = analysis.corner_distances(dists, trajectories, keep, ts=TS)
+    mine = kept[kept["configuration"] == lr01]
+    assert not ((mine["init"] == "default") & (mine["comparison"] == "between seeds")).any()
+    rows = mine[(mine["init"] == rl) & (mine["comparison"] == "to default")]
+    assert (rows["pairs"] == 2).all()
+    # random_labels seed s vs default seed 0: 0.5 (1 - t) + 0.01 s
+    assert np.allclose(rows["distance"], 0.5 * (1 - TS) + SEED_STEP / 2)
+    # the default t grid is k / T
+    assert np.allclose(analysis.corner_distances(dists, trajectories, None)["t"].unique(), TS)
+    # two random-label corners (init seeds 0 and 1) of one training: one line each
+    rows = [run_row("d0", "fc", "adam", 0.1, 0), run_row("d1", "fc", "adam", 0.1, 1),
+            run_row("a0", "fc", "adam", 0.1, 0, **RANDOM_LABELS),
+            run_row("b0", "fc", "adam", 0.1, 0, **{**RANDOM_LABELS, "init.seed": 1}),
+            run_row("b1", "fc", "adam", 0.1, 1, **{**RANDOM_LABELS, "init.seed": 1})]
+    d = np.arange(25, dtype=float).reshape(5, 5)
+    d = np.stack([d + d.T] * 2)
+    np.einsum("kii->ki", d)[:] = 0
+    two = analysis.corner_distances(d, pd.DataFrame(rows), None, ts=[0.0, 0.5])
+    got = {(r.init, r.comparison): (r.distance, r.pairs) for r in two[two["t"] == 0.5].itertuples()}
+    assert got == {("default", "between seeds"): (d[0, 0, 1], 1),
+                   ("random_labels \u00b7 corner s0", "to default"): ((d[0, 2, 0] + d[0, 2, 1]) / 2, 2),
+                   ("random_labels \u00b7 corner s1", "to default"): (d[0, 3:5, 0:2].mean(), 4),
+                   ("random_labels \u00b7 corner s1", "between seeds"): (d[0, 3, 4], 1)}
+
+
+def test_corner_distances_empty_without_corners_or_partners():
+    columns = ["configuration", "arch", "init", "comparison", "t", "distance", "pairs", "start"]
+    dists, trajectories = synthetic_study()
+    empty = analysis.corner_distances(dists, trajectories, None, ts=TS)  # no init columns at all
+    assert empty.empty and empty.columns.tolist() == columns
+    dists, trajectories = corner_study()
+    no_default = (trajectories["kind"] == "geodesic") | trajectories["init.name"].notna()
+    empty = analysis.corner_distances(dists, trajectories, no_default.to_numpy(), ts=TS)  # no partner is kept
+    assert empty.empty and empty.columns.tolist() == columns
+    only_default = (trajectories["kind"] == "geodesic") | trajectories["init.name"].isna()
+    assert analysis.corner_distances(dists, trajectories, only_default.to_numpy()).empty
+    for call, name in [(lambda: analysis.corner_distances(dists[0], trajectories, None), "dists"),
+                       (lambda: analysis.corner_distances(dists, trajectories, None, ts=TS[:3]), "ts"),
+                       (lambda: analysis.corner_distances(dists, trajectories, np.ones(3, bool)), "keep"),
+                       (lambda: analysis.corner_distances(dists * np.nan, trajectories, None), "dists"),
+                       (lambda: analysis.corner_distances(dists, "table", None), "trajectories")]:
+        with pytest.raises(ResultsError) as info:
+            call()
+        assert str(info.value).startswith(name) and "\n" not in str(info.value)
+
+
+def summary_of(corners):
+    return analysis.summary_markdown("train", excluded=None, configuration_pairs=None, factors=None, tube=None,
+                                     speed_per_configuration=None, explained_stress=None, n_runs=13, corners=corners)
+
+
+def test_summary_markdown_reports_corners_at_three_values_of_t(tmp_path):
+    dists, trajectories = corner_study()
+    table = analysis.corner_distances(dists, trajectories, None, ts=TS)
+    text = summary_of(table)
+    assert "## 5. Networks that start far from ignorance" in text
+    assert text.index("## 4.") < text.index("## 5.") < text.index("## Excluded runs")
+    # random_labels: 0.5 (1 - t) at t = 0.2, 0.5, 0.7 (0.25 and 0.75 are ties on the k/10 grid: the smaller t);
+    # seeds 0.01 apart
+    assert "| random_labels | 0.2 | 0.4 | 0.01 | 40 | 0.01 |" in text
+    assert "| random_labels | 0.5 | 0.25 | 0.01 | 25 | 0.01 |" in text
+    assert "| random_labels | 0.7 | 0.15 | 0.01 | 15 | 0.01 |" in text
+    assert "| subsample 100 | 0.5 | 0.5 | 0.01 | 50 | 0.01 |" in text
+    assert ("**random_labels** (2 configurations, 8 run pairs to default-init runs): the distance "
+            "shrinks from 0.4 at t = 0.2 to 0.15 at t = 0.7.") in text
+    assert "**subsample 100** (1 configuration, 4 run pairs" in text
+    # the grid t nearest 0.25 / 0.5 / 0.75 exactly on a finer grid; read back from TSV
+    ts = np.arange(20) / 20
+    fine = analysis.corner_distances(np.repeat(dists, 2, axis=0), trajectories, None, ts=ts)
+    fine.to_csv(tmp_path / "corners.tsv", sep="\t", index=False, float_format="%.6g")
+    from inpca.results import read_table
+
+    text = summary_of(read_table(tmp_path / "corners.tsv"))
+    for t in ("0.25", "0.5", "0.75"):
+        assert f"| random_labels | {t} |" in text
+    # a corner moving away from its default partners does not shrink
+    grows = table.assign(distance=np.where(table["comparison"] == "to default", table["t"], table["distance"]))
+    assert "does not shrink; it grows from 0.2 at t = 0.2 to 0.7 at t = 0.7" in summary_of(grows)
+
+
+def test_summary_markdown_without_corners_is_unchanged():
+    text = summary_of(None)
+    assert "## 5." not in text and "corner" not in text.lower()
+    empty = analysis.corner_distances(*synthetic_study(), None)
+    text = summary_of(empty)
+    assert "## 5. Networks that start far from ignorance" in text
+    assert "No kept corner-started run has a default-init partner" in text
+    with pytest.raises(ResultsError, match="^corners"):
+        summary_of(pd.DataFrame({"init": ["x"]}))
+    with pytest.raises(ResultsError, match="^corners"):
+        summary_of("corners.tsv")
+
+
+def test_corner_figure(tmp_path):
+    dists, trajectories = corner_study()
+    table = analysis.corner_distances(dists, trajectories, None, ts=TS)
+    analysis_plots.plot_corner_distances(table, tmp_path / "corners.png")
+    analysis_plots.plot_corner_distances(table.iloc[:0], tmp_path / "corners_empty.png")
+    # many configurations: one panel per architecture
+    many = pd.concat([table.assign(configuration=table["configuration"] + f" #{i}") for i in range(6)],
+                     ignore_index=True)
+    analysis_plots.plot_corner_distances(many, tmp_path / "corners_arch.png")
+    for name in ("corners", "corners_empty", "corners_arch"):
+        _png(tmp_path / f"{name}.png")
+    with pytest.raises(ResultsError, match="^table"):
+        analysis_plots.plot_corner_distances(table.drop(columns="pairs"), tmp_path / "bad.png")
+
+
+def test_corner_steps_write_the_table_and_the_summary_section(tmp_path):
+    from inpca import analysis_steps
+    from inpca.h5io import create, write_h5
+
+    dists, trajectories = corner_study()
+    trajectories = trajectories.drop(columns="diverged")
+    index = tmp_path / "index.tsv"
+    trajectories.to_csv(index, sep="\t", index=False)
+
+    def fill(f):
+        create(f, "D", dists.astype(np.float32))
+        create(f, "t", TS)
+        create(f, "run", np.array([r.encode() for r in trajectories["run"]]))
+
+    write_h5(tmp_path / "equal_progress.h5", fill)
+    write_h5(tmp_path / "embedding.h5", lambda f: create(f, "explained_stress", np.array([0.5, 0.7, 0.8, 0.9])))
+    analysis_steps.corners(tmp_path / "equal_progress.h5", index, tmp_path / "corners.tsv", tmp_path / "corners.png",
+                           max_final_train_error=0.1)
+    from inpca.results import read_table
+
+    table = read_table(tmp_path / "corners.tsv")
+    assert table.columns.tolist() == ["configuration", "arch", "init", "comparison", "t", "distance", "pairs", "start"]
+    assert len(table) == 8 * T
+    _png(tmp_path / "corners.png")
+    for name in ("configurations", "factors", "tube", "speed"):
+        pd.DataFrame(columns=["unused"]).to_csv(tmp_path / f"{name}.tsv", sep="\t", index=False)  # header only
+    args = ("train", index, *(tmp_path / f"{n}.tsv" for n in ("configurations", "factors", "tube", "speed")),
+            tmp_path / "embedding.h5")
+    analysis_steps.summary(*args, tmp_path / "summary.md", max_final_train_error=0.1,
+                           corners_tsv=tmp_path / "corners.tsv")
+    text = (tmp_path / "summary.md").read_text()
+    assert "## 5. Networks that start far from ignorance" in text
+    assert "| random_labels | 0.5 | 0.25 | 0.01 | 25 | 0.01 |" in text
+    analysis_steps.summary(*args, tmp_path / "plain.md", max_final_train_error=0.1)
+    assert "## 5." not in (tmp_path / "plain.md").read_text()
+    # no corner-started run kept: a header-only table and a figure that says so
+    strict = trajectories.assign(final_train_error=np.where(trajectories["init.name"].notna(), 0.5, 0.01))
+    strict.to_csv(index, sep="\t", index=False)
+    analysis_steps.corners(tmp_path / "equal_progress.h5", index, tmp_path / "none.tsv", tmp_path / "none.png",
+                           max_final_train_error=0.1)
+    assert read_table(tmp_path / "none.tsv").empty
+    _png(tmp_path / "none.png")
+    analysis_steps.summary(*args, tmp_path / "none.md", max_final_train_error=0.1, corners_tsv=tmp_path / "none.tsv")
+    assert "No kept corner-started run has a default-init partner" in (tmp_path / "none.md").read_text()

@@ -1,5 +1,6 @@
 """Figures of an embedding: every plotting function on a small fake embedding + index."""
 
+import base64
 import re
 
 import numpy as np
@@ -86,7 +87,6 @@ def test_trajectories_png_continuous_colormap(tmp_path):
     """Many numeric values -> colormap and colorbar instead of a legend."""
     index = fake_index()
     index.loc[index["kind"] == "run", "optimizer.lr"] = np.repeat(np.logspace(-3, 0, 3), N_CKPT)
-    emb = fake_emb(index)
     colors = plots._Colors(index, plots._runs(index), "optimizer.lr")
     assert not colors.continuous  # 3 values: still categorical
     one_run = index[index["run"] == RUNS[0]]
@@ -241,3 +241,166 @@ def test_load_run_order_mismatch(data, tmp_path):
     index.iloc[::-1].to_csv(tsv, sep="\t", index=False, na_rep="")
     with pytest.raises(ValueError, match="disagree on the run"):
         plots.load(h5, tsv)
+
+
+# --------------------------------------------------------------------------------------------------
+# corners: geodesics P0 -> corner and corner -> P*, runs that start from a corner
+
+CORNERS = [("allcnn-randlabels-s0-1a2b3c4d", "random_labels"), ("allcnn-subsample-s0-9f8e7d6c", "subsample")]
+CORNER_T = [0.0, 0.5, 1.0]
+
+
+def fake_corner_index() -> pd.DataFrame:
+    """fake_index + for each corner its two curves (rows out of t order) and one run starting from it."""
+    base = fake_index().assign(init=lambda d: d["kind"].eq("run").map({True: "default", False: np.nan}),
+                               corner=np.nan)
+    blank = {c: np.nan for c in base.columns}
+    rows = []
+    for j, (cid, init) in enumerate(CORNERS):
+        for run in (f"P0->{cid}", f"{cid}->P*"):
+            for t in (CORNER_T[2], CORNER_T[0], CORNER_T[1]):  # stored out of order on purpose
+                rows.append({**blank, "run": run, "kind": "reference", "arch": "reference", "optimizer": "reference",
+                             "checkpoint": -1, "step": -1, "t": t, "corner": cid, "init": init})
+        for c in range(N_CKPT):
+            err = 0.9 * (1 - c / N_CKPT)
+            rows.append({**blank, "run": f"run-corner{j}", "kind": "run", "arch": "fc", "optimizer": "sgd",
+                         "checkpoint": c, "step": 10 * c, "epoch": float(c), "train_error": err,
+                         "test_error": err + 0.05, "arch.name": "fc", "optimizer.lr": 0.1, "seed": 0.0,
+                         "corner": cid, "init": init})
+    df = pd.concat([base, pd.DataFrame(rows)], ignore_index=True)
+    df["point"] = np.arange(len(df))
+    df["row"] = np.arange(len(df))
+    df["block"] = "b0"
+    is_run = (df["kind"] == "run").to_numpy()
+    to_corner = df["run"].str.startswith("P0->").to_numpy()
+    t = df["t"].to_numpy(dtype=float)
+    prog = np.where(is_run, df["checkpoint"].to_numpy(dtype=float) / (N_CKPT - 1) * 0.9,
+                    np.where(to_corner, 0.3 * t, t))
+    for split in ("train", "test"):
+        df[f"progress_{split}"] = prog
+        df[f"dist_truth_{split}"] = 1.0 - 0.9 * prog + 0.01
+    return df
+
+
+def fake_corner_emb(index: pd.DataFrame) -> dict:
+    """fake_emb, with each corner run's first checkpoint on its corner (the t=1 end of P0->corner)."""
+    emb = fake_emb(index)
+    for j, (cid, _) in enumerate(CORNERS):
+        corner = np.flatnonzero((index["run"] == f"P0->{cid}").to_numpy() & (index["t"] == 1.0).to_numpy())[0]
+        start = np.flatnonzero((index["run"] == f"run-corner{j}").to_numpy() & (index["checkpoint"] == 0).to_numpy())[0]
+        emb["coords"][start] = emb["coords"][corner]
+    return emb
+
+
+@pytest.fixture(scope="module")
+def corner_data():
+    index = fake_corner_index()
+    return fake_corner_emb(index), index
+
+
+def test_references_exclude_corner_curves(corner_data):
+    _, index = corner_data
+    refs, p0, pstar = plots._references(index)
+    assert set(index["run"].iloc[refs]) == {"P0", "geodesic", "P*"}
+    assert list(index["t"].iloc[refs]) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert index["run"].iloc[p0] == "P0" and index["run"].iloc[pstar] == "P*"
+    # the runs are the runs, whether told by kind or by the run label
+    assert [rid for rid, _ in plots._runs(index)] == RUNS + ["run-corner0", "run-corner1"]
+    assert [rid for rid, _ in plots._runs(index.drop(columns="kind"))] == RUNS + ["run-corner0", "run-corner1"]
+    refs_nokind, _, _ = plots._references(index.drop(columns="kind"))
+    assert list(refs_nokind) == list(refs)
+
+
+def test_corner_curves_rows_in_t_order(corner_data):
+    _, index = corner_data
+    curves = plots._corner_curves(index)
+    expected = [e for cid, init in CORNERS for e in ((f"P0->{cid}", cid, init, "P0->corner"),
+                                                     (f"{cid}->P*", cid, init, "corner->P*"))]
+    assert [(c.run, c.corner, c.init, c.direction) for c in curves] == expected
+    for curve in curves:
+        assert list(index["t"].iloc[curve.rows]) == CORNER_T
+        assert set(index["run"].iloc[curve.rows]) == {curve.run}
+        assert set(index["kind"].iloc[curve.rows]) == {"reference"}
+    # the corner point: the t=1 end of P0->corner
+    points = plots._corner_points(index, curves)
+    assert [(c, i) for _, c, i in points] == CORNERS
+    for (row, cid, _), curve in zip(points, curves[::2]):
+        assert row == curve.rows[-1] and index["t"].iloc[row] == 1.0 and index["run"].iloc[row] == f"P0->{cid}"
+
+
+def test_corner_curves_without_corner_columns(corner_data):
+    """Corner id from the run label when the index has no corner/init columns; none in an old index."""
+    _, index = corner_data
+    curves = plots._corner_curves(index.drop(columns=["corner", "init"]))
+    assert [(c.corner, c.init, c.direction) for c in curves] == [
+        (cid, "", d) for cid, _ in CORNERS for d in ("P0->corner", "corner->P*")]
+    assert plots._corner_curves(fake_index()) == []
+    assert plots._corner_points(fake_index(), []) == []
+
+
+@pytest.mark.parametrize("color_by", ["arch", "init"])
+def test_trajectories_png_with_corners(corner_data, tmp_path, color_by):
+    emb, index = corner_data
+    out = tmp_path / "trajectories.png"
+    plots.plot_trajectories_png(emb, index, out, color_by=color_by)
+    assert_png(out)
+
+
+def plotly_traces(html: str) -> list[dict]:
+    import json
+
+    return json.loads(re.search(r"Plotly\.newPlot\(\s*\"[^\"]+\",\s*(\[.*?\]),\s*\{", html, flags=re.S).group(1))
+
+
+def test_trajectories_html_with_corners(corner_data, tmp_path):
+    emb, index = corner_data
+    out = tmp_path / "trajectories.html"
+    plots.plot_trajectories_html(emb, index, out, color_by="init")
+    html = out.read_text()
+    traces = plotly_traces(html)
+    names = [tr.get("name") for tr in traces if tr.get("showlegend", True)]
+    # one legend entry per kind of corner item, however many corners
+    for name in ("geodesic P0→P*", "geodesic P0→corner", "geodesic corner→P*", "corner"):
+        assert names.count(name) == 1, name
+    # one entry per init value among the runs
+    assert sorted(n for n in names if n in ("default", "random_labels", "subsample")) == [
+        "default", "random_labels", "subsample"]
+    by_name = {tr["name"]: tr for tr in traces}
+    for name in ("geodesic P0→corner", "geodesic corner→P*"):
+        assert by_name[name]["line"]["dash"] == "dash"
+        assert by_name[name]["line"]["width"] < by_name["geodesic P0→P*"]["line"]["width"]
+    corner = by_name["corner"]
+    assert corner["marker"]["symbol"] == "diamond" and len(corner["x"]) == len(CORNERS)
+    for (cid, init), hover in zip(CORNERS, corner["hovertext"]):
+        assert cid in hover and init in hover
+    hover_curves = " ".join(t for name in ("geodesic P0→corner", "geodesic corner→P*")
+                            for t in by_name[name]["text"] if t)
+    for cid, _ in CORNERS:
+        assert f"geodesic P0→{cid}" in hover_curves and f"geodesic {cid}→P*" in hover_curves
+    # a run from a corner names it on hover; the main geodesic keeps only its own rows
+    assert any(f"corner: {CORNERS[0][0]}" in t for t in by_name["random_labels"]["text"] if t)
+    x = by_name["geodesic P0→P*"]["x"]  # plotly stores numpy arrays as base64 "bdata"
+    assert (len(base64.b64decode(x["bdata"])) // np.dtype(x["dtype"]).itemsize if isinstance(x, dict) else len(x)) == 5
+
+
+def test_trajectories_html_without_corners_has_no_corner_traces(data, tmp_path):
+    emb, index = data
+    out = tmp_path / "trajectories.html"
+    plots.plot_trajectories_html(emb, index, out)
+    names = {tr.get("name") for tr in plotly_traces(out.read_text())}
+    assert not names & {"geodesic P0→corner", "geodesic corner→P*", "corner"}
+
+
+def test_load_with_corners(corner_data, tmp_path):
+    """Through index.tsv: empty corner cells of default runs read back as missing; the figures draw."""
+    emb, index = corner_data
+    h5, tsv = tmp_path / "train.h5", tmp_path / "index.tsv"
+    write_h5(h5, emb)
+    index.to_csv(tsv, sep="\t", index=False, na_rep="")
+    got, idx = plots.load(h5, tsv)
+    curves = plots._corner_curves(idx)
+    assert [c.corner for c in curves[::2]] == [cid for cid, _ in CORNERS]
+    plots.plot_trajectories_png(got, idx, tmp_path / "t.png", color_by="init")
+    plots.plot_trajectories_html(got, idx, tmp_path / "t.html", color_by="corner")
+    assert_png(tmp_path / "t.png")
+    assert "geodesic corner→P*" in {tr.get("name") for tr in plotly_traces((tmp_path / "t.html").read_text())}
