@@ -9,7 +9,9 @@ Layout (flat names: HDF5 groups carry timestamps, and CPU runs must give bit-ide
   train_labels, test_labels   (N_split,) int64   the labels of the recorded samples
 Attributes: run_id, config (canonical JSON of the run), dataset, fingerprint (sample order and
 labels), num_classes, n_train, n_test, steps_per_epoch, diverged_at_step (-1 if never), parameters
-(of the network), inpca_version, format_version.
+(of the network), inpca_version, format_version; runs of the grid also init (JSON: where training
+started, {"name": "default"} or the resolved corner init) and, when it started from a corner, corner
+(its id: the run's checkpoint 0 is the corner's predictions).
 
 Written through inpca.h5io.write_h5, so a file at the final path is always complete.
 """

@@ -244,3 +244,26 @@ def test_a_corner_of_other_data_is_refused_by_the_store(corners, tmp_path):
     with pytest.raises(StoreError, match="fingerprint .* differs from the study's"):
         write_corner_curves(tmp_path / "corners.h5", {cid: predictions}, ref, geodesic_points=3)
     assert not (tmp_path / "corners.h5").exists()
+
+
+def test_a_killed_pretraining_resumes_from_its_state_and_reaches_the_same_corner(corners, tmp_path, caplog):
+    import logging
+
+    from inpca.corners import pretraining_run, training_set
+    from inpca.train import Training
+
+    s, cid, weights, predictions = corners["subsample"]
+    corner = s.corners[cid]
+    killed = Training(pretraining_run(corner), cid, dataset_spec=s.config["dataset"], device="cpu",
+                      training_set=training_set(corner["init"]))
+    for _ in range(15):  # killed after 15 of its 40 epochs, its state saved
+        assert killed.train_epoch()
+    killed.save_state(tmp_path / "state")
+    caplog.set_level(logging.INFO, logger="inpca.train")
+    pretrain_corner(corner, cid, tmp_path / "c.pt", tmp_path / "c.h5", dataset_spec=s.config["dataset"], device="cpu",
+                    state_dir=tmp_path / "state")
+    assert "at epoch 15" in caplog.text  # it went on from the saved state, not from the start
+    first, resumed = (torch.load(w, weights_only=True) for w in (weights, tmp_path / "c.pt"))
+    assert all(torch.equal(first[k], resumed[k]) for k in first)
+    assert np.array_equal(read_corner(predictions)["train_probs"], read_corner(tmp_path / "c.h5")["train_probs"])
+    assert not (tmp_path / "state").exists()

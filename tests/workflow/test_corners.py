@@ -97,7 +97,7 @@ def test_changing_only_the_runs_learning_rate_retrains_the_runs_not_the_corners(
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     config["grid"][0]["optimizer"] = {**SGDN, "lr": 0.02}
     (workdir / "faster.yaml").write_text(yaml.safe_dump(config))
-    planned = dry_run(workdir, "--configfile", "faster.yaml", "train")
+    planned = dry_run(workdir, "train", "--configfile", "faster.yaml")
     assert "pretrain_corner" not in planned
     assert planned["train_run"] == 6
 
