@@ -415,7 +415,9 @@ def plot_corner_distances(table, out_png) -> None:
               .groupby(["panel", "init"])["start"].mean().to_dict())
     inits = sorted(set(table["init"]) - {DEFAULT_INIT})
     palette = list(colormaps["tab10"].colors)
-    colors = {init: palette[i % len(palette)] for i, init in enumerate(inits)}
+    # tab10 from its second colour: the trajectory plots coloured by init give the first to "default",
+    # then the corners in sorted order, so a study's inits keep their colours across both figures
+    colors = {init: palette[(i + 1) % len(palette)] for i, init in enumerate(inits)}
     n = len(panels)
     cols = n if n <= 3 else 2 if n == 4 else 3
     rows = -(-n // cols)
