@@ -98,9 +98,14 @@ def study_config(blocks: int = 64) -> dict:
 def expected_counts(blocks: int, runs: int) -> dict[str, int]:
     n = blocks + 1  # + ref
     tiles = n * (n + 1) // 2
+    # the default target: the distances stay tiles (no assemble_distances); the trajectory stage
+    # reindexes every block (ref: the geodesic) and has a tile per pair of blocks, like the distances
+    per_split = ("embed", "plot_trajectories", "plot_spectrum", "plot_progress", "assemble_equal_progress",
+                 "analysis_configurations", "analysis_factors", "analysis_geodesic", "analysis_tube",
+                 "analysis_speed", "analysis_summary")
     return {"train_run": runs, "store_block": blocks, "store_reference": 1, "store_index": 1, "runs_table": 1,
-            "distance_tile": 2 * tiles, "assemble_distances": 2, "embed": 2, "plot_trajectories": 2,
-            "plot_spectrum": 2, "plot_progress": 2, "all": 1}
+            "distance_tile": 2 * tiles, "reindex": n, "trajectory_index": 1, "equal_progress_tile": 2 * tiles,
+            **{rule: 2 for rule in per_split}, "all": 1}
 
 
 SITECUSTOMIZE = r'''
