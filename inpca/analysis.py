@@ -1164,8 +1164,10 @@ def _claim_corners(corners: pd.DataFrame) -> list[str]:
         base = seeds[(seeds["init"] == DEFAULT_INIT) & seeds["configuration"].isin(confs)]
         own = seeds[seeds["init"] == init]
         values = []
-        begins = pd.to_numeric(mine["start"], errors="coerce") if "start" in mine.columns else pd.Series(dtype=float)
-        begin = float(begins.mean()) if begins.notna().any() else float("nan")
+        begins = (pd.to_numeric(mine["start"], errors="coerce").groupby(mine["configuration"]).first().dropna()
+                  if "start" in mine.columns else pd.Series(dtype=float))
+        # marked below the latest start: there the runs of at least one configuration are still at the corner
+        begin = float(begins.max()) if len(begins) else float("nan")
         for t in picked:
             d = _pair_mean(mine[np.isclose(mine["t"], t)])
             b = _pair_mean(base[np.isclose(base["t"], t)])
@@ -1175,7 +1177,9 @@ def _claim_corners(corners: pd.DataFrame) -> list[str]:
             mark = " \u2020" if np.isfinite(begin) and t < begin else ""
             lines.append(f"| {init} | {_num(t)}{mark} | {_num(d)} | {_num(b)} | {_num(ratio)} | {_num(c)} |")
         n_pairs = int(mine.groupby("configuration")["pairs"].first().sum())
-        where = f", its runs start at t = {_num(begin, 2)}" if np.isfinite(begin) else ""
+        where = ("" if not len(begins) else f", its runs start at t = {_num(begins.min(), 2)}" if
+                 _num(begins.min(), 2) == _num(begin, 2) else
+                 f", its runs start at t = {_num(begins.min(), 2)} to {_num(begin, 2)} by configuration")
         head = (f"- **{init}** ({_count(len(confs), 'configuration')}, {_count(n_pairs, 'run pair')} to default-init "
                 f"runs{where})")
         early, late = values[0], values[-1]
@@ -1194,8 +1198,9 @@ def _claim_corners(corners: pd.DataFrame) -> list[str]:
     if not (seeds["init"] == DEFAULT_INIT).any():
         sentences.append("- No default-init configuration compared here has two kept seeds, so there is no seed scale.")
     if any("\u2020 |" in line for line in lines):
-        sentences.append("- \u2020: t below where the corner's runs start; there they are still at the corner itself, "
-                         "so the distance is the corner's own from the default-init runs at that t.")
+        sentences.append("- \u2020: t below where the corner's runs start (in at least one configuration); there they "
+                         "are still at the corner itself, so the distance is the corner's own from the default-init "
+                         "runs at that t.")
     lines += ["", *sentences, ""]
     return lines
 
