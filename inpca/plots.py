@@ -210,19 +210,16 @@ def _runs(index) -> list[tuple[str, np.ndarray]]:
     order_col = next((c for c in ("checkpoint", "step", "epoch") if c in index.columns), None)
     order_key = (pd.to_numeric(index[order_col], errors="coerce").to_numpy(dtype=float) if order_col
                  else np.arange(len(index), dtype=float))
-    out, seen = [], {}
-    for pos in np.flatnonzero(mask):
-        rid = runs[pos]
-        if rid not in seen:
-            seen[rid] = []
-            out.append(rid)
-        seen[rid].append(pos)
-    result = []
-    for rid in out:
-        rows = np.array(seen[rid])
-        rows = rows[np.argsort(order_key[rows], kind="stable")]
-        result.append((rid, rows))
-    return result
+    return _grouped(runs, np.flatnonzero(mask), order_key)
+
+
+def _grouped(labels: np.ndarray, positions, key: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """(label, its positions ordered by `key`, stably) for each label of `positions`, in order of first
+    appearance."""
+    members: dict[str, list[int]] = {}
+    for pos in positions:
+        members.setdefault(labels[pos], []).append(pos)
+    return [(label, np.array(rows)[np.argsort(key[rows], kind="stable")]) for label, rows in members.items()]
 
 
 def _references(index) -> tuple[np.ndarray, int | None, int | None]:
@@ -279,20 +276,10 @@ def _corner_curves(index) -> list[CornerCurve]:
         return []
     t = (pd.to_numeric(index["t"], errors="coerce").to_numpy(dtype=float) if "t" in index.columns
          else np.full(len(index), np.nan))
-    order, members = [], {}
-    for pos in candidates:
-        run = runs[pos]
-        if _corner_direction(run) is None:
-            continue  # a reference of another kind: not a corner curve
-        if run not in members:
-            members[run] = []
-            order.append(run)
-        members[run].append(pos)
+    # references of another kind are not corner curves; rows without t go last
+    curves = [pos for pos in candidates if _corner_direction(runs[pos]) is not None]
     out = []
-    for run in order:
-        rows = np.array(members[run])
-        key = np.where(np.isnan(t[rows]), np.inf, t[rows])
-        rows = rows[np.argsort(key, kind="stable")]
+    for run, rows in _grouped(runs, curves, np.where(np.isnan(t), np.inf, t)):
         direction = _corner_direction(run)
         corner = next((c for c in (_label_value(index, "corner", r) for r in rows) if c), "")
         if not corner:  # no corner column: the id from the run label

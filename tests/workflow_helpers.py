@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "schemas", "report", "profiles", "envs", "inpca"]
 
 
@@ -25,6 +28,21 @@ def copy_workflow(dest: Path, config: dict | None = None) -> Path:
     text = (REPO / "tests/workflow/config.yaml").read_text()
     (dest / "config.yaml").write_text(text if config is None else yaml.safe_dump(config))
     return dest
+
+
+def snakemake(workdir: Path, *args, check=True, timeout=600) -> subprocess.CompletedProcess:
+    """The real Snakemake of this venv on 2 cores in `workdir`; with `check`, a failure shows its output."""
+    proc = subprocess.run([SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def dry_run(workdir: Path, *args) -> dict[str, int]:
+    """Job counts of `snakemake -n`."""
+    proc = snakemake(workdir, "-n", *args)
+    return job_counts(proc.stdout + proc.stderr)
 
 
 def job_counts(output: str) -> dict[str, int]:

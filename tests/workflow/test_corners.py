@@ -1,20 +1,15 @@
 """Networks that start far from ignorance ("corners"), end to end with the real Snakemake: one small
 study of default-init runs and runs from a random-label and a subset corner, two seeds each."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import h5py
 import pandas as pd
 import pytest
 import yaml
 
-from workflow_helpers import copy_workflow, job_counts
+from workflow_helpers import copy_workflow, dry_run, snakemake
 
 pytestmark = pytest.mark.workflow
 
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 SGDN = {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True}
 CONFIG = {
     "dataset": {"name": "digits"},
@@ -30,23 +25,11 @@ CONFIG = {
 }
 
 
-def snakemake(workdir: Path, *args, check=True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
-
-
-def dry_run(workdir: Path, *args) -> dict[str, int]:
-    proc = snakemake(workdir, "-n", *args)
-    return job_counts(proc.stdout + proc.stderr)
-
-
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("corners"), CONFIG)
     planned = dry_run(workdir)
-    snakemake(workdir)
+    snakemake(workdir, timeout=900)
     return workdir, planned
 
 

@@ -5,7 +5,6 @@ changes against it. Job counts come from Snakemake's own "Job stats" table.
 """
 
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -14,22 +13,9 @@ import pytest
 import yaml
 
 from conftest import REPO
-from workflow_helpers import copy_workflow, job_counts, split_distances
+from workflow_helpers import SNAKEMAKE, copy_workflow, dry_run, job_counts, snakemake, split_distances
 
 pytestmark = pytest.mark.workflow
-
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-def snakemake(workdir: Path, *args, check=True, timeout=600) -> subprocess.CompletedProcess:
-    proc = subprocess.run([SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True,
-                          timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
-
-
-def dry_run(workdir: Path, *args) -> dict[str, int]:
-    proc = snakemake(workdir, "-n", *args)
-    return job_counts(proc.stdout + proc.stderr)
 
 
 @pytest.fixture(scope="module")
