@@ -7,7 +7,10 @@ from snakemake.utils import min_version
 min_version("9.19")
 
 
-configfile: "config.yaml"
+# The default study; a --configfile is a whole study of its own and replaces it (rules/common.smk).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 report: "report/workflow.rst"
@@ -52,22 +55,22 @@ rule store:
     localrule: True
     input:
         get_run_files(),
-        "results/runs.tsv",
-        "results/store/index.tsv",
+        "<results>/runs.tsv",
+        "<results>/store/index.tsv",
         get_store_blocks(),
 
 
 rule distances:
     localrule: True
     input:
-        expand("results/distances/{split}.h5", split=STUDY.splits),
+        expand("<results>/distances/{split}.h5", split=STUDY.splits),
         get_kept_files(),
 
 
 rule embedding:
     localrule: True
     input:
-        expand("results/embedding/{split}.h5", split=STUDY.splits),
+        expand("<results>/embedding/{split}.h5", split=STUDY.splits),
         get_kept_files(),
 
 
@@ -81,8 +84,8 @@ rule plots:
 rule trajectories:
     localrule: True
     input:
-        "results/trajectories/index.tsv",
-        expand("results/analysis/{split}/equal_progress.h5", split=STUDY.splits),
+        "<results>/trajectories/index.tsv",
+        expand("<results>/analysis/{split}/equal_progress.h5", split=STUDY.splits),
         get_kept_files(trajectories=True),
 
 

@@ -21,7 +21,7 @@ import logging
 
 import numpy as np
 
-from .errors import ResultsError
+from .errors import ResultsError, snakemake_command
 from .h5io import atomic_path, open_h5
 from .results import read_table
 
@@ -47,7 +47,7 @@ def load_equal_progress(equal_progress_path, trajectories_path):
     trajectories = load_trajectories(trajectories_path)
     if runs != trajectories["run"].tolist():
         raise ResultsError(f"{equal_progress_path} and {trajectories_path} list different trajectories; rerun the "
-                           "trajectory stage (snakemake --cores all trajectories)")
+                           f"trajectory stage ({snakemake_command()} --cores all trajectories)")
     return dists, ts, trajectories
 
 

@@ -11,6 +11,11 @@ functions keeps working.
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+from pathlib import Path
+
 
 class InpcaError(Exception):
     """Input that the project refuses; the message is one line naming what is wrong and where."""
@@ -38,3 +43,26 @@ class DeviceError(InpcaError, ValueError):
 
 class ResultsError(InpcaError, ValueError):
     """Intermediate results of a study that do not fit together (tiles, index, embedding)."""
+
+
+def snakemake_command() -> str:
+    """How to start the Snakemake that runs this process, as the user would type it in the study's
+    folder: ``snakemake`` when that name finds it on PATH, else its path (relative when it lies below
+    the working directory, e.g. ``.venv/bin/snakemake`` after ``make run``). Rule scripts and the
+    notebook API run under the Python of Snakemake's environment, whose bin folder holds it."""
+    beside = Path(sys.executable).parent / "snakemake"
+    if not beside.exists():
+        return "snakemake"
+    found = shutil.which("snakemake")
+    if found and os.path.samefile(found, beside):
+        return "snakemake"
+    try:
+        return str(beside.relative_to(Path.cwd()))
+    except ValueError:
+        return str(beside)
+
+
+def rebuild_hint(path) -> str:
+    """The remedy for a damaged file of a study: every file a study keeps is a target of the default
+    rule (rules/common.smk), so deleting it and rerunning rebuilds it and what depends on it."""
+    return f"delete it and rerun Snakemake, which rebuilds it: rm {path} && {snakemake_command()} --cores all"

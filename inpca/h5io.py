@@ -15,11 +15,8 @@ import contextlib
 import os
 from pathlib import Path
 
-from .errors import RunFileError
+from .errors import RunFileError, rebuild_hint
 
-# What to do about a file that cannot be read: every file a study keeps is a target of the default
-# rule (see rules/common.smk), so deleting it and rerunning rebuilds it and what depends on it.
-REBUILD_HINT = "delete it and rerun Snakemake, which rebuilds it: rm {path} && snakemake --cores all"
 
 
 def _h5py():
@@ -66,7 +63,7 @@ def open_h5(path: str | Path, **options):
         return h5py.File(path, "r", locking=False, **options)
     except OSError as exc:
         raise RunFileError(f"{path}: not a readable HDF5 file ({h5_reason(exc)}); truncated or corrupted? "
-                           + REBUILD_HINT.format(path=path)) from None
+                           + rebuild_hint(path)) from None
 
 
 def h5_reason(exc: OSError) -> str:

@@ -100,6 +100,10 @@ def scan(imports: list[dict]) -> dict[str, ImportedRun]:
         if run.fingerprint != first.fingerprint:
             raise ConfigError(f"imports: {first.source} and {run.source} were recorded on different data "
                               f"(fingerprints {first.fingerprint} and {run.fingerprint}); one study maps one data set")
+        sizes, first_sizes = (run.n_train, run.n_test, run.num_classes), (first.n_train, first.n_test, first.num_classes)
+        if sizes != first_sizes:
+            raise ConfigError(f"imports: {first.source} and {run.source} hold different samples (train, test, classes: "
+                              f"{first_sizes} and {sizes}) under one fingerprint; is one of them cut short?")
     return dict(sorted(runs.items()))
 
 
@@ -112,24 +116,30 @@ def import_run(source, out_path, run_id: str, sum_tolerance: float = 1e-3, refer
     import logging
 
     from .errors import StoreError
-    from .h5io import open_h5
     from .runfile import METRICS, check_probabilities, read_run, write_run
+    from .store import check_fits_reference, read_reference
+    from .study import SPLITS
 
     run = read_run(source)
+    for split in SPLITS:
+        if f"{split}_labels" not in run:
+            raise StoreError(f"{source}: no {split}_labels; record it with inpca.record, which stores the labels")
     if reference is not None:
-        with open_h5(reference) as f:
-            expected, name = str(f.attrs["fingerprint"]), str(f.attrs["dataset"])
+        ref = read_reference(reference)
+        expected, name = str(ref["attrs"]["fingerprint"]), str(ref["attrs"]["dataset"])
         if str(run["attrs"]["fingerprint"]) != expected:
             raise StoreError(f"{source} was recorded on other data than the study's {name} ({reference}): fingerprints "
                              f"{run['attrs']['fingerprint']} and {expected}; record it on the study's data "
                              "(Recorder.for_dataset) or use dataset: {name: recorded}")
-    for split in ("train", "test"):
+        # every sample against the study's: a recording cut short (its attributes edited to match) is
+        # refused here, naming the recording, and not later by the store, naming the copy
+        check_fits_reference(source, run["attrs"], {s: run[f"{s}_probs"].shape[1:] for s in SPLITS}, ref["attrs"],
+                             {s: run[f"{s}_labels"] for s in SPLITS}, {s: ref[f"{s}_labels"] for s in SPLITS})
+    for split in SPLITS:
         check_probabilities(source, f"{split}_probs", run[f"{split}_probs"], sum_tolerance)
-        if f"{split}_labels" not in run:
-            raise StoreError(f"{source}: no {split}_labels; record it with inpca.record, which stores the labels")
     attrs = {**run["attrs"], "run_id": run_id, "imported_from": str(source)}
     attrs.pop("format_version", None)
-    probs = {split: run[f"{split}_probs"] for split in ("train", "test")}
-    labels = {split: run[f"{split}_labels"] for split in ("train", "test")}
+    probs = {split: run[f"{split}_probs"] for split in SPLITS}
+    labels = {split: run[f"{split}_labels"] for split in SPLITS}
     write_run(out_path, probs, run["step"], run["epoch"], {m: run[m] for m in METRICS}, attrs, labels)
     logging.getLogger("inpca.imports").info("imported %s as %s: %d checkpoints", source, run_id, len(run["step"]))

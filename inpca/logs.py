@@ -1,18 +1,36 @@
 """Logging and error handling shared by the pipeline's rule scripts.
 
 What the project refuses (an :class:`~inpca.errors.InpcaError`: a bad config, data set, run file,
-store block, ...) is one line on the console and in the job's log. Anything else is a bug: its full
+store block, ...) is one line on the console and in the job's log. So is a write that the operating
+system refuses (a full disk or quota, a read-only or failing file system, a permission): that is the
+machine, not a bug, and the line names the path and what to free. Anything else is a bug: its full
 traceback goes into the job's log file, and the console gets a one-line summary and the log's path.
+
+A log file that cannot be written (the disk is full) is not an error of its own: logging then goes on
+to the console only, and the console says that the log is incomplete instead of pointing at it.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import re
+import shutil
 import sys
+from pathlib import Path
 
-from .errors import InpcaError
+from .errors import InpcaError, snakemake_command
 
 log = logging.getLogger("inpca")
+
+# The operating system's refusals to write, by errno: out of space first, then the rest.
+_OUT_OF_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_OS_REFUSALS = {**{code: "no space left" for code in _OUT_OF_SPACE},
+                errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                errno.EPERM: "operation not permitted", errno.EIO: "input/output error"}
+# h5py reports the file of a failed write inside its message: "..., filename = '/x/y.h5.tmp', ..."
+_H5_FILENAME = re.compile(r"filename = '([^']+)'")
 
 
 class _NoTraceback(logging.Formatter):
@@ -23,24 +41,113 @@ class _NoTraceback(logging.Formatter):
         return super().format(record)
 
 
+class _LogFile(logging.FileHandler):
+    """The job's log file; a failed write (disk full) marks it `failed` instead of printing logging's
+    "--- Logging error ---" and a traceback on the console."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self.failed = True
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError:
+            self.failed = True
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:
+            self.failed = True
+
+
+_log_file: _LogFile | None = None
+
+
 def configure_logging(log_path: str | None, level=logging.INFO) -> None:
     """Everything to the rule's log file; only warnings and errors to the console, where parallel
     jobs would otherwise interleave their progress lines (a terminal gets a progress bar instead)."""
+    global _log_file
     fmt = "%(asctime)s %(name)s %(levelname)s %(message)s"
     console = logging.StreamHandler(sys.stderr)
-    handlers = [console]
+    handlers: list[logging.Handler] = [console]
+    _log_file = None
     if log_path:
         console.setLevel(logging.WARNING)
         console.setFormatter(_NoTraceback(fmt))
-        file_handler = logging.FileHandler(log_path, mode="w")
-        file_handler.setFormatter(logging.Formatter(fmt))
-        handlers.append(file_handler)
+        try:
+            _log_file = _LogFile(log_path, mode="w")
+        except OSError:  # cannot even create the log (full or read-only disk): the console only
+            console.setLevel(level)
+        else:
+            _log_file.setFormatter(logging.Formatter(fmt))
+            handlers.append(_log_file)
     logging.basicConfig(level=level, format=fmt, handlers=handlers, force=True)
+
+
+def _log_written(log_path: str | None) -> bool:
+    """Whether the job's log holds what was logged (it exists and no write to it failed)."""
+    if not log_path or _log_file is None:
+        return False
+    _log_file.flush()
+    return not _log_file.failed
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _refused_path(exc: OSError, outputs) -> str | None:
+    """The file whose write failed: the exception's own, h5py's from its message, else the job's
+    first output."""
+    if exc.filename:
+        return os.fspath(exc.filename)
+    match = _H5_FILENAME.search(str(exc))
+    if match:
+        return match.group(1)
+    return str(outputs[0]) if outputs else None
+
+
+def _mb(n_bytes: float) -> str:
+    return f"{n_bytes / 2**20:,.0f} MB"
+
+
+def _largest_folders(path: Path, top: int = 3) -> str:
+    """The largest folders of the study next to `path` (its top folder, e.g. results/): what to free."""
+    parts = path.parts
+    root = Path(parts[0]) if parts and not path.is_absolute() else None
+    if root is None or not root.is_dir():
+        return ""
+    sizes = []
+    for child in root.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            total = sum(f.stat().st_size for f in child.rglob("*") if f.is_file() and not f.is_symlink())
+            sizes.append((total, child))
+    sizes.sort(reverse=True)
+    return "; largest there: " + ", ".join(f"{folder}/ {_mb(size)}" for size, folder in sizes[:top]) if sizes else ""
+
+
+def os_refusal(exc: OSError, outputs=()) -> str | None:
+    """One line for a write the operating system refused (see the module docstring), or None for an
+    OSError that is not such a refusal. Nothing incomplete is left: every output is written under a
+    temporary name that is removed when the write fails."""
+    if exc.errno not in _OS_REFUSALS:
+        return None
+    path = _refused_path(exc, outputs)
+    where = f" writing {path}" if path else ""
+    rerun = f"{snakemake_command()} --cores all"
+    if exc.errno in _OUT_OF_SPACE:
+        folder = Path(path).parent if path else Path.cwd()
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        usage = shutil.disk_usage(folder)
+        return (f"no space left on the device{where} ({_mb(usage.free)} free of {_mb(usage.total)} on the file "
+                f"system of {folder}{_largest_folders(Path(path)) if path else ''}); free space there (or "
+                f"quota) and rerun {rerun}: nothing incomplete was kept")
+    return f"{_OS_REFUSALS[exc.errno]}{where} ({_first_line(exc)}); fix that and rerun {rerun}"
 
 
 def run_script(main, smk) -> None:
@@ -53,8 +160,20 @@ def run_script(main, smk) -> None:
         message = _first_line(exc)
         log.error("%s", message)
         sys.exit(f"error in rule {smk.rule}: {message}")
-    except Exception as exc:  # a bug: keep the evidence
+    except Exception as exc:
+        refusal = os_refusal(exc, list(smk.output)) if isinstance(exc, OSError) else None
+        if refusal is not None:
+            log.error("%s", refusal)
+            sys.exit(f"error in rule {smk.rule}: {refusal}")
+        # a bug: keep the evidence
         summary = f"{type(exc).__name__}: {_first_line(exc)}"
-        where = f"; traceback in {log_path}" if log_path else ""
         log.error("unexpected error (a bug, please report it with the log): %s", summary, exc_info=True)
-        sys.exit(f"error in rule {smk.rule}: {summary}{where}")
+        if _log_written(log_path):
+            sys.exit(f"error in rule {smk.rule}: {summary}; traceback in {log_path}")
+        if log_path:  # the log could not hold it: the evidence goes to the console instead
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+            sys.exit(f"error in rule {smk.rule}: {summary}; the log {log_path} could not be written, "
+                     "the traceback is above")
+        sys.exit(f"error in rule {smk.rule}: {summary}")

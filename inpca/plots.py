@@ -26,7 +26,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import ConfigError, ResultsError
+from .errors import ResultsError
+from .study import resolve_column
 
 # Above this many distinct numeric values a colour column gets a colormap and colorbar, not a legend.
 MAX_CATEGORIES_NUMERIC = 8
@@ -173,15 +174,7 @@ def _title(emb: dict, title, what: str, color_col: str | None = None) -> str:
 
 def _resolve_column(index, color_by: str) -> str:
     """The index column named `color_by`, or the one config column ending in `.{color_by}` (lr -> optimizer.lr)."""
-    cols = [str(c) for c in index.columns]
-    if color_by in cols:
-        return color_by
-    matches = [c for c in cols if c.endswith("." + color_by)]
-    if len(matches) == 1:
-        return matches[0]
-    hint = f" (ambiguous: {', '.join(matches)})" if matches else ""
-    raise ConfigError(f"plots.color_by: {color_by!r} is not a column of the index{hint}; available columns: "
-                     f"{', '.join(cols)}")
+    return resolve_column(index.columns, color_by)
 
 
 def _corner_direction(run: str) -> str | None:

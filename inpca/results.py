@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ResultsError
+from .errors import ResultsError, snakemake_command
 from .h5io import open_h5
 
 __all__ = ["Results", "load", "read_table"]
@@ -73,7 +73,7 @@ class Results:
     def __init__(self, path):
         self.path = Path(path)
         if not self.path.is_dir():
-            raise ResultsError(f"{self.path}: no such folder; run the study first (snakemake --cores all)")
+            raise ResultsError(f"{self.path}: no such folder; run the study first ({snakemake_command()} --cores all)")
         self._open: dict[Path, object] = {}
 
     def __enter__(self):
@@ -95,7 +95,7 @@ class Results:
     def _table(self, relative: str, target: str):
         path = self.path / relative
         if not path.exists():
-            raise ResultsError(f"{path}: not made yet; make it with: snakemake --cores all {target}")
+            raise ResultsError(f"{path}: not made yet; make it with: {snakemake_command()} --cores all {target}")
         return read_table(path)
 
     @functools.cached_property
@@ -123,14 +123,19 @@ class Results:
         assembled = self.path / "distances" / f"{split}.h5"
         if assembled.exists():
             return self._h5(assembled)["D"]
-        from .tiles import TiledMatrix
+        from .tiles import TiledMatrix, study_tile_paths
 
         key = self.path / "distances" / split / "tiles"
         if key not in self._open:
-            tiles = {tuple(p.stem.split("-")): p for p in sorted(key.glob("*.h5"))}
-            if not tiles:
-                raise ResultsError(f"{key}: no distance tiles; make them with: snakemake --cores all distances")
-            self._open[key] = TiledMatrix(tiles, self.path / "store" / "index.tsv")
+            index = self.path / "store" / "index.tsv"
+            if not index.exists():
+                raise ResultsError(f"{index}: not made yet; make it with: {snakemake_command()} --cores all store")
+            tiles = study_tile_paths(key, index)  # the study's own tiles: a stale one beside them is not read
+            missing = [path for path in tiles.values() if not path.exists()]
+            if missing:
+                raise ResultsError(f"{missing[0]}: not made yet ({len(missing)} of the study's {len(tiles)} tiles "
+                                   f"missing); make them with: {snakemake_command()} --cores all distances")
+            self._open[key] = TiledMatrix(tiles, index)
         return self._open[key]
 
     def equal_progress(self, split: str):

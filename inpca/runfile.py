@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import RunFileError
-from .h5io import REBUILD_HINT, create, h5_reason, open_h5, write_h5
+from .errors import RunFileError, rebuild_hint
+from .h5io import create, h5_reason, open_h5, write_h5
+from .study import METRICS
 
 FORMAT_VERSION = 1
-METRICS = ("train_loss", "train_error", "test_loss", "test_error")
 PROBS = {"train": "train_probs", "test": "test_probs"}
 
 
@@ -60,12 +60,12 @@ def read_run(path: str | Path) -> dict:
             missing = [n for n in (*PROBS.values(), "step", "epoch", *METRICS) if n not in f]
             if missing:
                 raise RunFileError(f"{path}: missing dataset(s) {', '.join(missing)}; not a complete run file; "
-                                   + REBUILD_HINT.format(path=path))
+                                   + rebuild_hint(path))
             attrs = dict(f.attrs)
             for key in ("run_id", "config", "fingerprint", "num_classes", "n_train", "n_test"):
                 if key not in attrs:
                     raise RunFileError(f"{path}: missing attribute {key!r}; not a complete run file; "
-                                   + REBUILD_HINT.format(path=path))
+                                   + rebuild_hint(path))
             out = {"attrs": attrs, "config": json.loads(attrs["config"])}
             k = f["step"].shape[0]
             C = int(attrs["num_classes"])
@@ -78,7 +78,7 @@ def read_run(path: str | Path) -> dict:
                     out[name] = f[name][()]
                 except OSError as exc:
                     raise RunFileError(f"{path}: cannot read {name} ({h5_reason(exc)}); truncated or corrupted? "
-                                           + REBUILD_HINT.format(path=path)) from None
+                                           + rebuild_hint(path)) from None
             for split in PROBS:
                 if f"{split}_labels" in f:
                     out[f"{split}_labels"] = f[f"{split}_labels"][()]
@@ -90,7 +90,7 @@ def read_run(path: str | Path) -> dict:
         raise
     except (OSError, KeyError, ValueError) as exc:
         raise RunFileError(f"{path}: cannot read ({exc}); truncated or corrupted? "
-                                           + REBUILD_HINT.format(path=path)) from None
+                                           + rebuild_hint(path)) from None
     return out
 
 

@@ -54,13 +54,11 @@ import numpy as np
 
 from .errors import RunFileError, StoreError
 from .h5io import atomic_path, open_h5, write_h5
-from .runfile import METRICS, check_probabilities, read_run
-from .study import SPLITS, flatten
+from .runfile import check_probabilities, read_run
+from .study import INDEX_COLUMNS, METRICS, POINT_FIELDS, SPLITS, flatten
 
 log = logging.getLogger("inpca.store")
 
-POINT_FIELDS = ("checkpoint", "step", "epoch", *METRICS, "t", "progress_train", "progress_test",
-                "dist_truth_train", "dist_truth_test")
 # Per-point labels of the corners block (other blocks take them from their runs' files).
 CORNER_FIELDS = ("corner", "init")
 CHUNK_SAMPLES = 4096
@@ -214,6 +212,28 @@ def read_reference(path) -> dict:
         raise StoreError(f"{path}: not a reference block ({exc})") from None
 
 
+def check_fits_reference(path, attrs: dict, sample_shapes: dict, reference_attrs: dict, labels: dict | None = None,
+                         reference_labels: dict | None = None) -> None:
+    """Refuse (StoreError naming `path`) a run that was not recorded on the study's samples: another
+    data set (fingerprint), another number of samples or classes, or (when both are given) other labels,
+    i.e. other samples or another order. `sample_shapes`: {split: (samples, classes)} of its arrays."""
+    if attrs["fingerprint"] != reference_attrs["fingerprint"]:
+        raise StoreError(f"{path}: data set fingerprint {attrs['fingerprint']} differs from the study's "
+                         f"{reference_attrs['fingerprint']} ({reference_attrs['dataset']}); the run was trained on other data")
+    for split in SPLITS:
+        expected = (int(reference_attrs[f"n_{split}"]), int(reference_attrs["num_classes"]))
+        got = sample_shapes.get(split)
+        if got != expected:
+            raise StoreError(f"{path}: {split}_probs has (samples, classes) {got}, expected {expected} "
+                             f"({reference_attrs['dataset']})")
+        if labels is not None and reference_labels is not None:
+            differ = np.flatnonzero(np.asarray(labels[split]) != np.asarray(reference_labels[split]))
+            if differ.size:
+                raise StoreError(f"{path}: its {split} labels differ from the study's ({reference_attrs['dataset']}) at "
+                                 f"{differ.size} samples, the first at sample {differ[0]}; recorded on other samples or "
+                                 "in another order")
+
+
 def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float = 1e-3,
                 progress_mode: str = "angle", layout: str = "copy") -> None:
     """Gather the checkpoints of `run_paths` into one block file; refuse bad input without output.
@@ -241,14 +261,8 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
             attrs = dict(f.attrs)
             if "fingerprint" not in attrs or "step" not in f:
                 raise StoreError(f"{path}: not a run file (no fingerprint/step); truncated or written by something else?")
-            if attrs["fingerprint"] != ref_attrs["fingerprint"]:
-                raise StoreError(f"{path}: data set fingerprint {attrs['fingerprint']} differs from the study's "
-                                 f"{ref_attrs['fingerprint']} ({ref_attrs['dataset']}); the run was trained on other data")
-            for split in SPLITS:
-                expected = (int(ref_attrs[f"n_{split}"]), C)
-                got = tuple(f[f"{split}_probs"].shape[1:]) if f"{split}_probs" in f else None
-                if got != expected:
-                    raise StoreError(f"{path}: {split}_probs has (samples, classes) {got}, expected {expected}")
+            check_fits_reference(path, attrs, {s: tuple(f[f"{s}_probs"].shape[1:]) if f"{s}_probs" in f else None
+                                               for s in SPLITS}, ref_attrs)
             headers.append((path, attrs["run_id"], int(f["step"].shape[0])))
     total = sum(k for *_, k in headers)
     configs, run_info = {}, {}
@@ -410,8 +424,7 @@ def write_index(out_path, block_paths: dict) -> None:
             info = run_info.get(point["run"], {})
             rows.append({"point": len(rows), "block": block, "row": row_in_block, "run": point["run"],
                          "kind": point["kind"], **labels, **info, **point, **cfg})
-    fields = ["point", "block", "row", "run", "kind", "arch", "optimizer", "init", "corner", "parameters",
-              "diverged_at_step", *POINT_FIELDS, *sorted(config_keys)]
+    fields = [*INDEX_COLUMNS, *sorted(config_keys)]
     with atomic_path(out_path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, delimiter="\t", extrasaction="ignore", lineterminator="\n")
         writer.writeheader()

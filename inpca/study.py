@@ -27,6 +27,7 @@ import functools
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,15 @@ CORNER_PATTERN = rf"{_ARCH_NAMES}-{_INIT_LABELS}-s\d+-[0-9a-f]{{8}}"
 REFERENCE_BLOCK = "ref"
 CORNERS_BLOCK = "corners"
 SPLITS = ("train", "test")
+
+#: What a checkpoint's record measures, per split (run files, the store, index.tsv).
+METRICS = ("train_loss", "train_error", "test_loss", "test_error")
+#: Per-point columns of index.tsv from the store (the checkpoint, its metrics, progress, distance to truth).
+POINT_FIELDS = ("checkpoint", "step", "epoch", *METRICS, "t", "progress_train", "progress_test",
+                "dist_truth_train", "dist_truth_test")
+#: The columns of results/store/index.tsv before the runs' own config fields (flattened: optimizer.lr, ...).
+INDEX_COLUMNS = ("point", "block", "row", "run", "kind", "arch", "optimizer", "init", "corner", "parameters",
+                 "diverged_at_step", *POINT_FIELDS)
 
 _GRID_LIST_KEYS = ("arch", "optimizer", "batch_size", "weight_decay", "augment", "epochs", "seed", "init")
 # Keys of `dataset` that say where the data are, not what they are: not part of a run's identity.
@@ -254,25 +264,54 @@ def _first(candidates: list, apply, default):
     return apply(candidates[0]) if candidates else default
 
 
+# A filled default can select another branch (a filled `name` picks its if/then), which can have
+# defaults of its own: filling repeats until a round fills nothing. Each round that continues has
+# filled at least one key that was missing, so the schema's nesting bounds the rounds; the cap is a
+# guard against a schema whose branches keep selecting each other.
+_MAX_FILL_ROUNDS = 32
+
+
 def _fill_defaults(instance, schema: dict, root: dict):
     """Fill `default:` values of object properties, in every branch that applies to the instance
     (a oneOf alternative of its type, an if/then selected by its `name`), recursing into objects
-    and array items. Repeated until nothing changes: a filled `name` can select a branch."""
-    while True:
-        before = copy.deepcopy(instance)
-        for branch in _branches(schema, instance, root):
-            if isinstance(instance, dict):
-                for key, sub in branch.get("properties", {}).items():
-                    sub = _resolve(sub, root)
-                    if key not in instance and "default" in sub:
-                        instance[key] = copy.deepcopy(sub["default"])
-                    if key in instance:
-                        _fill_defaults(instance[key], sub, root)
-            elif isinstance(instance, list) and isinstance(branch.get("items"), dict):
-                for item in instance:
-                    _fill_defaults(item, branch["items"], root)
-        if instance == before:
+    and array items, until a round fills nothing. Whether a round filled anything is counted, not
+    found by comparing the instance with a copy: NaN != NaN would make such a comparison loop."""
+    for _ in range(_MAX_FILL_ROUNDS):
+        if not _fill_round(instance, schema, root):
             return instance
+    raise ConfigError(f"the schema's defaults did not settle after {_MAX_FILL_ROUNDS} rounds (a bug in "
+                      "schemas/config.schema.yaml: branches whose defaults select each other)")
+
+
+def _fill_round(instance, schema: dict, root: dict) -> int:
+    """One round of _fill_defaults; returns how many keys it filled."""
+    filled = 0
+    for branch in _branches(schema, instance, root):
+        if isinstance(instance, dict):
+            for key, sub in branch.get("properties", {}).items():
+                sub = _resolve(sub, root)
+                if key not in instance and "default" in sub:
+                    instance[key] = copy.deepcopy(sub["default"])
+                    filled += 1
+                if key in instance:
+                    filled += _fill_round(instance[key], sub, root)
+        elif isinstance(instance, list) and isinstance(branch.get("items"), dict):
+            for item in instance:
+                filled += _fill_round(item, branch["items"], root)
+    return filled
+
+
+def _check_finite(instance, path=()) -> None:
+    """Refuse NaN and infinities anywhere (YAML's .nan/.inf, or "nan" given with --config): no
+    setting of a study means anything as NaN, and a NaN learning rate would train a NaN network."""
+    if isinstance(instance, float) and not math.isfinite(instance):
+        raise ConfigError(f"{_format_path(path)}: {instance!r} is not a finite number")
+    if isinstance(instance, dict):
+        for key, value in instance.items():
+            _check_finite(value, (*path, key))
+    elif isinstance(instance, list):
+        for i, value in enumerate(instance):
+            _check_finite(value, (*path, i))
 
 
 def _format_path(path, prefix: str = "") -> str:
@@ -341,6 +380,7 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     line naming the key and what is allowed) if it is invalid."""
     schema = schema if schema is not None else _schema_at(str(SCHEMA_PATH))
     config = _coerce(copy.deepcopy(dict(config)), schema, schema)
+    _check_finite(config)
     _validate(config, schema, schema)
     for i, entry in enumerate(config.get("grid", [])):
         try:
@@ -370,6 +410,7 @@ def complete_section(name: str, value: dict, schema: dict | None = None) -> dict
     root = schema if schema is not None else _schema_at(str(SCHEMA_PATH))
     sub = {"$ref": f"#/$defs/{name}"}
     value = _coerce(copy.deepcopy(value), sub, root)
+    _check_finite(value, (name,))
     _validate(value, sub, root, prefix=name)
     if name == "arch":
         value = _widths_of_fc(value)
@@ -416,6 +457,7 @@ def _check_semantics(config: dict) -> None:
         raise ConfigError(f"dataset.input_shape: [D] or [C, H, W], got {dataset['input_shape']}")
     shape = image_shape(dataset)
     n_train = dataset_size(dataset, recorded=False)[0]
+    _check_recorded_samples(dataset)
     for i, entry in enumerate(config["grid"]):
         for arch in _as_list(entry["arch"]):
             try:
@@ -432,6 +474,31 @@ def _check_semantics(config: dict) -> None:
         inits = entry["init"]
         for j, init in enumerate(_as_list(inits)):
             _check_init(init, f"grid[{i}].init" + (f"[{j}]" if isinstance(inits, list) else ""), dataset, n_train)
+
+
+#: Each split must record at least this many samples per class: distances, errors and progress are
+#: means over the recorded samples, and with fewer a single sample moves them by more than runs differ.
+MIN_SAMPLES_PER_CLASS = 10
+
+
+def _check_recorded_samples(dataset: dict) -> None:
+    """Refuse a data set (or a `keep_every`) that leaves too few samples to record on."""
+    from .resources import dataset_size
+
+    full, kept = dataset_size(dataset, recorded=False), dataset_size(dataset)
+    need = MIN_SAMPLES_PER_CLASS * full[2]
+    minimum = (f"each split must keep at least {need} ({MIN_SAMPLES_PER_CLASS} per class: distances and errors are "
+               "means over the recorded samples)")
+    splits = {"train": (full[0], kept[0]), "test": (full[1], kept[1])}
+    for split, (n_full, _) in splits.items():
+        if n_full < need:
+            raise ConfigError(f"dataset: {dataset['name']} has {n_full} {split} samples; {minimum}")
+    for split, (n_full, n_kept) in splits.items():
+        if n_kept < need:
+            # the largest k with ceil(n / k) >= need, on both splits
+            largest = min(math.ceil(n / (need - 1)) - 1 for n, _ in splits.values())
+            raise ConfigError(f"dataset.keep_every: {dataset['keep_every']} keeps {n_kept} of the {n_full} {split} "
+                              f"samples of {dataset['name']}; {minimum}: use keep_every <= {largest}")
 
 
 def _check_init(init: dict, where: str, dataset: dict, n_train: int) -> None:
@@ -462,6 +529,55 @@ def check_data_present(dataset: dict) -> None:
     if not folder.is_dir():
         raise ConfigError(f"dataset.data_dir: {str(folder.resolve())!r} does not exist; put the extracted CIFAR-10 "
                           "python version (cifar-10-python.tar.gz) there, or set dataset.download: true to fetch it")
+
+
+# --------------------------------------------------------------------------------------------
+# the study's folder
+
+#: The default study's folder; the study of a config file `<name>.yaml` writes to `results-<name>`.
+DEFAULT_RESULTS = "results"
+#: The file in a study's folder that names the config file whose study it holds.
+STUDY_MARKER = ".inpca-study"
+
+
+def _shown(path) -> str:
+    """A path as the user would type it in the working directory (relative when inside it)."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _own_folder(config_file: Path) -> str:
+    """The folder of the study of a config file: `results` for a config.yaml, else `results-<name>`."""
+    return DEFAULT_RESULTS if config_file.name == "config.yaml" else f"{DEFAULT_RESULTS}-{config_file.stem}"
+
+
+def results_folder(config: dict, configfiles) -> tuple[str, str]:
+    """(folder, owner): where the study writes, and the config file(s) it comes from as the user named
+    them. The config's `results` key decides; else the folder of the last config file (the default
+    config.yaml, or the last --configfile, which is the whole study): see :func:`_own_folder`."""
+    files = [Path(f) for f in configfiles] or [Path("config.yaml")]
+    owner = ", ".join(_shown(f) for f in files)
+    return str(config.get("results") or _own_folder(files[-1])), owner
+
+
+def claim_results_folder(folder: str, owner: str, write: bool) -> None:
+    """Refuse to write a study into a folder that holds another config file's study (ConfigError, one
+    line); with `write`, mark the folder as this study's. The mark is the config file's path: editing
+    a config keeps its study, moving or renaming it asks (deleting the mark says it is the same study)."""
+    marker = Path(folder) / STUDY_MARKER
+    if marker.exists():
+        holder = marker.read_text().strip()
+        if holder != owner:
+            raise ConfigError(f"results: {folder} holds the study of {holder}, and {owner} would overwrite it; give "
+                              f"this study a folder of its own (results: <folder> in {owner.split(', ')[-1]}; "
+                              f"left out, it is {_own_folder(Path(owner.split(', ')[-1]))}), or delete {marker} if "
+                              f"{owner} is that study moved or renamed")
+    elif write:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(owner + "\n")
 
 
 # --------------------------------------------------------------------------------------------
@@ -584,6 +700,7 @@ def load_study(config: dict, schema_path: str | Path = SCHEMA_PATH, check_data: 
     blocks: dict[str, list[str]] = {}
     for rid in runs:
         blocks.setdefault(block_of(rid, config["store"]["blocks"]), []).append(rid)
+    resolve_column(index_columns(runs), config["plots"]["color_by"])
     corners = {corner_id(c): c for c in map(corner_config, runs.values()) if c}
     return Study(config=config, runs=runs, blocks=dict(sorted(blocks.items())), corners=dict(sorted(corners.items())))
 
@@ -600,6 +717,27 @@ def flatten(run: dict, prefix: str = "") -> dict:
         else:
             out[name] = value
     return out
+
+
+def resolve_column(columns, name: str, key: str = "plots.color_by") -> str:
+    """The column `name` of a table with these columns, or the one column ending in `.{name}`
+    (lr -> optimizer.lr); ConfigError (one line naming `key`) otherwise."""
+    columns = [str(c) for c in columns]
+    if name in columns:
+        return name
+    matches = [c for c in columns if c.endswith("." + name)]
+    if len(matches) == 1:
+        return matches[0]
+    hint = f" (ambiguous: {', '.join(matches)})" if matches else ""
+    raise ConfigError(f"{key}: {name!r} is not a column of index.tsv{hint}; available columns: {', '.join(columns)}")
+
+
+def index_columns(runs: dict[str, dict]) -> list[str]:
+    """The columns results/store/index.tsv will have for these runs (known at parse time, so that a
+    typo in plots.color_by stops the parse instead of the plot jobs after all training)."""
+    config_keys = dict.fromkeys(key for run in runs.values()
+                                for key in flatten({k: v for k, v in run.items() if k != "recorded"}))
+    return [*INDEX_COLUMNS, *sorted(config_keys)]
 
 
 def runs_table_rows(study: Study) -> list[dict]:

@@ -105,6 +105,19 @@ def _index_blocks(index_path) -> tuple[list[str], dict[str, tuple[int, int]], li
     return order, ranges, runs, kinds
 
 
+def index_blocks(index_path) -> list[str]:
+    """The blocks of a study in matrix order, as its index.tsv lists them."""
+    return _index_blocks(index_path)[0]
+
+
+def study_tile_paths(folder, index_path) -> dict:
+    """{(a, b): path} of the tiles a study has in `folder`, for every pair of the blocks its index lists
+    (a at or before b): what the study says it has, not what a glob finds (a tile of a block that a
+    smaller `store.blocks` no longer has may still lie there, and is not the study's)."""
+    order = index_blocks(index_path)
+    return {(a, b): Path(folder) / f"{a}-{b}.h5" for i, a in enumerate(order) for b in order[i:]}
+
+
 def assemble(tile_paths: dict, index_path, out_path, split: str) -> None:
     """Place every tile (keyed by (block_a, block_b)) and its transpose into one (M, M) matrix.
 
@@ -161,9 +174,14 @@ class _TileFiles:
 
     def __init__(self, tile_paths: dict, index_path, kind: str):
         order, ranges, runs, kinds = _index_blocks(index_path)
-        missing = {(a, b) for i, a in enumerate(order) for b in order[i:]} - set(tile_paths)
+        needed = {(a, b) for i, a in enumerate(order) for b in order[i:]}
+        missing = needed - set(tile_paths)
         if missing:
             raise ResultsError(f"{index_path}: no {kind} for block pair(s) {sorted(missing)[:3]}")
+        foreign = sorted(set(tile_paths) - needed)
+        if foreign:
+            raise ResultsError(f"{tile_paths[foreign[0]]}: a {kind} of blocks {foreign[0][0]} x {foreign[0][1]}, but "
+                               f"{index_path} lists the blocks {', '.join(order)}; a stale file of an earlier study?")
         self.order, self.ranges, self.run, self.kind = order, ranges, runs, kinds
         self._position = {block: n for n, block in enumerate(order)}
         self._paths = {pair: Path(path) for pair, path in tile_paths.items()}

@@ -33,8 +33,8 @@ import numpy as np
 from . import __version__
 from .data import load_dataset, subsample
 from .devices import resolve_device
-from .errors import ConfigError, InpcaError, RunFileError
-from .h5io import REBUILD_HINT, atomic_path, open_h5, write_h5
+from .errors import ConfigError, InpcaError, RunFileError, rebuild_hint
+from .h5io import atomic_path, open_h5, write_h5
 from .runfile import METRICS, write_run
 from .schedule import checkpoint_steps
 from .study import complete_section, corner_config, corner_id
@@ -300,7 +300,7 @@ class Training:
         except Exception as exc:  # a truncated file, another network's weights: one line, with the remedy
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RunFileError(f"{path}: not the weights of run {self.run_id}'s network ({reason[:200]}); "
-                               + REBUILD_HINT.format(path=path)) from None
+                               + rebuild_hint(path)) from None
         log.info("started from the weights in %s", path)
 
     def resume(self, state_dir: Path) -> bool:

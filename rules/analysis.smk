@@ -1,23 +1,23 @@
 # Stage 7: the paper's comparisons of whole trajectories at equal progress, per split, each a table
-# and a figure under results/analysis/{split}/ (and in snakemake --report).
+# and a figure under <results>/analysis/{split}/ (and in snakemake --report).
 
 
 rule analysis_configurations:
     input:
-        equal_progress="results/analysis/{split}/equal_progress.h5",
-        trajectories="results/trajectories/index.tsv",
+        equal_progress="<results>/analysis/{split}/equal_progress.h5",
+        trajectories="<results>/trajectories/index.tsv",
     output:
-        tsv="results/analysis/{split}/configurations.tsv",
+        tsv="<results>/analysis/{split}/configurations.tsv",
         png=report(
-            "results/analysis/{split}/dendrogram.png",
+            "<results>/analysis/{split}/dendrogram.png",
             caption="../report/dendrogram.rst",
             category="Analysis",
             labels={"split": "{split}", "figure": "dendrogram of configurations"},
         ),
     log:
-        "logs/analysis_configurations/{split}.log",
+        "<logs>/analysis_configurations/{split}.log",
     benchmark:
-        "logs/benchmarks/analysis_configurations/{split}.tsv",
+        "<logs>/benchmarks/analysis_configurations/{split}.tsv",
     params:
         max_final_train_error=config["analysis"]["max_final_train_error"],
         version=RESULTS_VERSION["analysis"],
@@ -29,20 +29,20 @@ rule analysis_configurations:
 
 rule analysis_factors:
     input:
-        equal_progress="results/analysis/{split}/equal_progress.h5",
-        trajectories="results/trajectories/index.tsv",
+        equal_progress="<results>/analysis/{split}/equal_progress.h5",
+        trajectories="<results>/trajectories/index.tsv",
     output:
-        tsv="results/analysis/{split}/factors.tsv",
+        tsv="<results>/analysis/{split}/factors.tsv",
         png=report(
-            "results/analysis/{split}/factors.png",
+            "<results>/analysis/{split}/factors.png",
             caption="../report/factors.rst",
             category="Analysis",
             labels={"split": "{split}", "figure": "which factors matter"},
         ),
     log:
-        "logs/analysis_factors/{split}.log",
+        "<logs>/analysis_factors/{split}.log",
     benchmark:
-        "logs/benchmarks/analysis_factors/{split}.tsv",
+        "<logs>/benchmarks/analysis_factors/{split}.tsv",
     params:
         max_final_train_error=config["analysis"]["max_final_train_error"],
         version=RESULTS_VERSION["analysis"],
@@ -54,20 +54,20 @@ rule analysis_factors:
 
 rule analysis_geodesic:
     input:
-        equal_progress="results/analysis/{split}/equal_progress.h5",
-        trajectories="results/trajectories/index.tsv",
+        equal_progress="<results>/analysis/{split}/equal_progress.h5",
+        trajectories="<results>/trajectories/index.tsv",
     output:
-        tsv="results/analysis/{split}/distance_to_geodesic.tsv",
+        tsv="<results>/analysis/{split}/distance_to_geodesic.tsv",
         png=report(
-            "results/analysis/{split}/distance_to_geodesic.png",
+            "<results>/analysis/{split}/distance_to_geodesic.png",
             caption="../report/distance_to_geodesic.rst",
             category="Analysis",
             labels={"split": "{split}", "figure": "distance to the geodesic"},
         ),
     log:
-        "logs/analysis_geodesic/{split}.log",
+        "<logs>/analysis_geodesic/{split}.log",
     benchmark:
-        "logs/benchmarks/analysis_geodesic/{split}.tsv",
+        "<logs>/benchmarks/analysis_geodesic/{split}.tsv",
     params:
         max_final_train_error=config["analysis"]["max_final_train_error"],
         version=RESULTS_VERSION["analysis"],
@@ -79,21 +79,21 @@ rule analysis_geodesic:
 
 rule analysis_corners:
     input:
-        equal_progress="results/analysis/{split}/equal_progress.h5",
-        trajectories="results/trajectories/index.tsv",
-        store_index="results/store/index.tsv",
+        equal_progress="<results>/analysis/{split}/equal_progress.h5",
+        trajectories="<results>/trajectories/index.tsv",
+        store_index="<results>/store/index.tsv",
     output:
-        tsv="results/analysis/{split}/corners.tsv",
+        tsv="<results>/analysis/{split}/corners.tsv",
         png=report(
-            "results/analysis/{split}/corners.png",
+            "<results>/analysis/{split}/corners.png",
             caption="../report/corners.rst",
             category="Analysis",
             labels={"split": "{split}", "figure": "runs from corners"},
         ),
     log:
-        "logs/analysis_corners/{split}.log",
+        "<logs>/analysis_corners/{split}.log",
     benchmark:
-        "logs/benchmarks/analysis_corners/{split}.tsv",
+        "<logs>/benchmarks/analysis_corners/{split}.tsv",
     params:
         max_final_train_error=config["analysis"]["max_final_train_error"],
         index=config["analysis"]["index"],
@@ -107,19 +107,19 @@ rule analysis_corners:
 rule analysis_tube:
     input:
         blocks=get_trajectory_blocks(),
-        trajectories="results/trajectories/index.tsv",
+        trajectories="<results>/trajectories/index.tsv",
     output:
-        tsv="results/analysis/{split}/tube_width.tsv",
+        tsv="<results>/analysis/{split}/tube_width.tsv",
         png=report(
-            "results/analysis/{split}/tube_width.png",
+            "<results>/analysis/{split}/tube_width.png",
             caption="../report/tube_width.rst",
             category="Analysis",
             labels={"split": "{split}", "figure": "tube width of the seeds"},
         ),
     log:
-        "logs/analysis_tube/{split}.log",
+        "<logs>/analysis_tube/{split}.log",
     benchmark:
-        "logs/benchmarks/analysis_tube/{split}.tsv",
+        "<logs>/benchmarks/analysis_tube/{split}.tsv",
     params:
         blocks=STUDY.trajectory_blocks,
         metric=config["distance"]["metric"],
@@ -134,21 +134,21 @@ rule analysis_tube:
 
 rule analysis_speed:
     input:
-        store_index="results/store/index.tsv",
-        trajectories="results/trajectories/index.tsv",
+        store_index="<results>/store/index.tsv",
+        trajectories="<results>/trajectories/index.tsv",
     output:
-        runs="results/analysis/{split}/speed_runs.tsv",
-        configurations="results/analysis/{split}/speed_configurations.tsv",
+        runs="<results>/analysis/{split}/speed_runs.tsv",
+        configurations="<results>/analysis/{split}/speed_configurations.tsv",
         png=report(
-            "results/analysis/{split}/speed.png",
+            "<results>/analysis/{split}/speed.png",
             caption="../report/speed.rst",
             category="Analysis",
             labels={"split": "{split}", "figure": "progress against epochs"},
         ),
     log:
-        "logs/analysis_speed/{split}.log",
+        "<logs>/analysis_speed/{split}.log",
     benchmark:
-        "logs/benchmarks/analysis_speed/{split}.tsv",
+        "<logs>/benchmarks/analysis_speed/{split}.tsv",
     params:
         levels=config["analysis"]["speed_levels"],
         max_final_train_error=config["analysis"]["max_final_train_error"],
@@ -162,23 +162,23 @@ rule analysis_speed:
 rule analysis_summary:
     input:
         unpack(get_summary_corners),
-        trajectories="results/trajectories/index.tsv",
-        configurations="results/analysis/{split}/configurations.tsv",
-        factors="results/analysis/{split}/factors.tsv",
-        tube="results/analysis/{split}/tube_width.tsv",
-        speed="results/analysis/{split}/speed_configurations.tsv",
-        embedding="results/embedding/{split}.h5",
+        trajectories="<results>/trajectories/index.tsv",
+        configurations="<results>/analysis/{split}/configurations.tsv",
+        factors="<results>/analysis/{split}/factors.tsv",
+        tube="<results>/analysis/{split}/tube_width.tsv",
+        speed="<results>/analysis/{split}/speed_configurations.tsv",
+        embedding="<results>/embedding/{split}.h5",
     output:
         report(
-            "results/analysis/{split}/summary.md",
+            "<results>/analysis/{split}/summary.md",
             caption="../report/summary.rst",
             category="Analysis",
             labels={"split": "{split}", "figure": "summary"},
         ),
     log:
-        "logs/analysis_summary/{split}.log",
+        "<logs>/analysis_summary/{split}.log",
     benchmark:
-        "logs/benchmarks/analysis_summary/{split}.tsv",
+        "<logs>/benchmarks/analysis_summary/{split}.tsv",
     params:
         max_final_train_error=config["analysis"]["max_final_train_error"],
         version=RESULTS_VERSION["analysis"],

@@ -1,7 +1,6 @@
 # Study plan, validation and the get_* helpers the rules use. No rules here, and no heavy imports:
 # every cluster job re-parses the workflow.
 
-import copy
 import os
 import sys
 
@@ -14,8 +13,10 @@ from inpca.study import (
     GRID_RUN_PATTERN,
     RESULTS_VERSION,
     canonical_json,
+    claim_results_folder,
     dataset_identity,
     load_study,
+    results_folder,
     runs_table_rows,
 )
 from inpca.imports import RUN_ID_PATTERN as IMPORTED_RUN_PATTERN
@@ -23,21 +24,26 @@ from inpca import resources as estimate
 from inpca.devices import gpus_for_device
 
 
-# A --configfile is a whole study: it replaces config.yaml instead of being merged into it, which
-# would mix, e.g., the digits split of config.yaml into a CIFAR-10 preset's dataset. --config values
-# still apply on top (Snakemake keeps both in overwrite_config).
-if workflow.overwrite_configfiles:
-    config.clear()
-    config.update(copy.deepcopy(workflow.config_settings.overwrite_config))
-
 try:
     STUDY = load_study(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
+    # The study's own folder (results:, or derived from the config file's name): every path below is
+    # <results>/... and <logs>/..., so studies sit side by side and none overwrites another.
+    RESULTS, STUDY_OWNER = results_folder(STUDY.config, workflow.overwrite_configfiles)
+    claim_results_folder(RESULTS, STUDY_OWNER, write=False)
 except ConfigError as error:
     # One line naming the key and what is allowed; no traceback for a config mistake.
     sys.exit(f"config error: {error}")
 
+STUDY.config["results"] = RESULTS
+workflow.register_pathvars(results=RESULTS, logs=f"{RESULTS}/logs")
+
 # Scripts read the config too: give them the validated one, defaults filled in.
 config.update(STUDY.config)
+
+
+onstart:
+    # marks the folder as this study's when jobs run (a dry run writes nothing)
+    claim_results_folder(RESULTS, STUDY_OWNER, write=True)
 # The report's front page (report/workflow.rst) sees only the config: the study's size for its words.
 config["report_summary"] = {"runs": len(STUDY.runs), "checkpoints": estimate.study_points(STUDY)
                             - estimate.block_points(STUDY, "ref")}
@@ -53,17 +59,17 @@ wildcard_constraints:
 
 
 def get_run_files():
-    return [f"results/runs/{run}.h5" for run in STUDY.runs]
+    return [f"<results>/runs/{run}.h5" for run in STUDY.runs]
 
 
 def get_train_inputs(wildcards):
     """The weights of the corner a run starts from; nothing for a default-init run."""
     corner = STUDY.corner_of(wildcards.run)
-    return {"corner": f"results/corners/{corner}.pt"} if corner else {}
+    return {"corner": f"<results>/corners/{corner}.pt"} if corner else {}
 
 
 def get_corner_files():
-    return [f"results/corners/{corner}.{ext}" for corner in STUDY.corners for ext in ("pt", "h5")]
+    return [f"<results>/corners/{corner}.{ext}" for corner in STUDY.corners for ext in ("pt", "h5")]
 
 
 def get_corner_config(wildcards):
@@ -72,7 +78,7 @@ def get_corner_config(wildcards):
 
 def get_corner_state_dir(wildcards):
     """Resumable pre-training state of a corner, beside the runs' (not an output)."""
-    return f"results/state/corners/{wildcards.corner}"
+    return f"{RESULTS}/state/corners/{wildcards.corner}"  # a param: no pathvars
 
 
 def get_run_config(wildcards):
@@ -88,29 +94,31 @@ def get_dataset_identity():
 def get_reference_inputs(wildcards):
     """A study of recorded runs takes its labels from one of them."""
     if STUDY.config["dataset"]["name"] == "recorded":
-        return {"recorded_run": f"results/runs/{STUDY.imported_runs[0]}.h5"}
+        return {"recorded_run": f"<results>/runs/{STUDY.imported_runs[0]}.h5"}
     return {}
 
 
 def get_import_inputs(wildcards):
     """The recording (ancient: its id hashes its content, so a newer copy of the same recording
-    changes nothing) and, when the study has data of its own, the reference block to check it against."""
+    changes nothing) and the reference block to check every sample against: the study's own data, or
+    in a study of recordings the reference made from its first recording (which that one itself is not
+    checked against)."""
     inputs = {"source": ancient(STUDY.runs[wildcards.run]["recorded"]["source"])}
-    if STUDY.config["dataset"]["name"] != "recorded":
-        inputs["reference"] = "results/store/ref.h5"
+    if STUDY.config["dataset"]["name"] != "recorded" or wildcards.run != STUDY.imported_runs[0]:
+        inputs["reference"] = "<results>/store/ref.h5"
     return inputs
 
 
 def get_block_runs(wildcards):
-    return [f"results/runs/{run}.h5" for run in STUDY.blocks[wildcards.block]]
+    return [f"<results>/runs/{run}.h5" for run in STUDY.blocks[wildcards.block]]
 
 
 def get_store_blocks():
-    return [f"results/store/{block}.h5" for block in STUDY.point_blocks]
+    return [f"<results>/store/{block}.h5" for block in STUDY.point_blocks]
 
 
 def get_tiles(wildcards):
-    return {f"{a}-{b}": f"results/distances/{wildcards.split}/tiles/{a}-{b}.h5" for a, b in STUDY.tiles}
+    return {f"{a}-{b}": f"<results>/distances/{wildcards.split}/tiles/{a}-{b}.h5" for a, b in STUDY.tiles}
 
 
 def embedding_tiles_folder():
@@ -121,15 +129,15 @@ def embedding_tiles_folder():
 
 def get_embedding_tiles(wildcards):
     folder = embedding_tiles_folder()
-    return {f"{a}-{b}": f"results/distances/{wildcards.split}/{folder}/{a}-{b}.h5" for a, b in STUDY.tiles}
+    return {f"{a}-{b}": f"<results>/distances/{wildcards.split}/{folder}/{a}-{b}.h5" for a, b in STUDY.tiles}
 
 
 def get_trajectory_blocks():
-    return [f"results/trajectories/{block}.h5" for block in STUDY.trajectory_blocks]
+    return [f"<results>/trajectories/{block}.h5" for block in STUDY.trajectory_blocks]
 
 
 def get_equal_progress_tiles(wildcards):
-    return {f"{a}-{b}": f"results/analysis/{wildcards.split}/tiles/{a}-{b}.h5" for a, b in STUDY.trajectory_tiles}
+    return {f"{a}-{b}": f"<results>/analysis/{wildcards.split}/tiles/{a}-{b}.h5" for a, b in STUDY.trajectory_tiles}
 
 
 def get_kept_files(trajectories=False):
@@ -138,9 +146,9 @@ def get_kept_files(trajectories=False):
     Snakemake does not rebuild a missing intermediate whose downstream files exist; so deleting a
     damaged one and rerunning rebuilds it and everything after it."""
     folder = embedding_tiles_folder()
-    tiles = [f"results/distances/{split}/{folder}/{a}-{b}.h5" for split in STUDY.splits for a, b in STUDY.tiles]
+    tiles = [f"<results>/distances/{split}/{folder}/{a}-{b}.h5" for split in STUDY.splits for a, b in STUDY.tiles]
     if trajectories:
-        tiles += [f"results/analysis/{split}/tiles/{a}-{b}.h5" for split in STUDY.splits
+        tiles += [f"<results>/analysis/{split}/tiles/{a}-{b}.h5" for split in STUDY.splits
                   for a, b in STUDY.trajectory_tiles]
     return [*get_corner_files(), *get_run_files(), *get_store_blocks(),
             *(get_trajectory_blocks() if trajectories else []), *tiles]
@@ -153,18 +161,18 @@ def get_train_embedding(wildcards):
         and config["embedding"]["project_test_into_train"]
         and "train" in STUDY.splits
     ):
-        return {"train_embedding": "results/embedding/train.h5"}
+        return {"train_embedding": "<results>/embedding/train.h5"}
     return {}
 
 
 def get_summary_corners(wildcards):
     """The comparison of corner-started runs with default-init runs, in a study with corners."""
-    return {"corners": f"results/analysis/{wildcards.split}/corners.tsv"} if STUDY.corners else {}
+    return {"corners": f"<results>/analysis/{wildcards.split}/corners.tsv"} if STUDY.corners else {}
 
 
 def get_plot_files():
     names = ["trajectories.png", "trajectories.html", "spectrum.png", "progress.png"]
-    return [f"results/plots/{split}/{name}" for split in STUDY.splits for name in names]
+    return [f"<results>/plots/{split}/{name}" for split in STUDY.splits for name in names]
 
 
 def get_analysis_files():
@@ -173,11 +181,11 @@ def get_analysis_files():
              "speed_configurations.tsv", "speed.png", "summary.md"]
     if STUDY.corners:
         names += ["corners.tsv", "corners.png"]
-    return [f"results/analysis/{split}/{name}" for split in STUDY.splits for name in names]
+    return [f"<results>/analysis/{split}/{name}" for split in STUDY.splits for name in names]
 
 
 def get_all_outputs():
-    return ["results/runs.tsv", "results/store/index.tsv", *get_plot_files(), *get_analysis_files(),
+    return ["<results>/runs.tsv", "<results>/store/index.tsv", *get_plot_files(), *get_analysis_files(),
             *get_kept_files(trajectories=True)]
 
 
@@ -215,7 +223,7 @@ def corner_runtime(wildcards, attempt):
 
 def get_state_dir(wildcards):
     """Resumable training state of a run; not an output, so it survives a killed job."""
-    return f"results/state/{wildcards.run}"
+    return f"{RESULTS}/state/{wildcards.run}"  # a param: no pathvars
 
 
 def embed_mem_mb(wildcards, attempt):

@@ -6,12 +6,12 @@ rule pretrain_corner:
     wildcard_constraints:
         corner=CORNER_PATTERN,
     output:
-        weights="results/corners/{corner}.pt",
-        predictions="results/corners/{corner}.h5",
+        weights="<results>/corners/{corner}.pt",
+        predictions="<results>/corners/{corner}.h5",
     log:
-        "logs/pretrain_corner/{corner}.log",
+        "<logs>/pretrain_corner/{corner}.log",
     benchmark:
-        "logs/benchmarks/pretrain_corner/{corner}.tsv"
+        "<logs>/benchmarks/pretrain_corner/{corner}.tsv"
     params:
         # The corner's config (data set, architecture, resolved init) is its identity: runs that
         # differ in anything else share it, and only a change to it pre-trains again.

@@ -4,14 +4,14 @@
 
 rule distance_tile:
     input:
-        a="results/store/{a}.h5",
-        b="results/store/{b}.h5",
+        a="<results>/store/{a}.h5",
+        b="<results>/store/{b}.h5",
     output:
-        "results/distances/{split}/tiles/{a}-{b}.h5",
+        "<results>/distances/{split}/tiles/{a}-{b}.h5",
     log:
-        "logs/distance_tile/{split}/{a}-{b}.log",
+        "<logs>/distance_tile/{split}/{a}-{b}.log",
     benchmark:
-        "logs/benchmarks/distance_tile/{split}/{a}-{b}.tsv"
+        "<logs>/benchmarks/distance_tile/{split}/{a}-{b}.tsv"
     params:
         metric=config["distance"]["metric"],
         dtype=config["distance"]["dtype"],
@@ -29,14 +29,14 @@ rule distance_tile:
 
 rule landmark_tile:
     input:
-        a="results/store/{a}.h5",
-        b="results/store/{b}.h5",
+        a="<results>/store/{a}.h5",
+        b="<results>/store/{b}.h5",
     output:
-        "results/distances/{split}/landmark_tiles/{a}-{b}.h5",
+        "<results>/distances/{split}/landmark_tiles/{a}-{b}.h5",
     log:
-        "logs/landmark_tile/{split}/{a}-{b}.log",
+        "<logs>/landmark_tile/{split}/{a}-{b}.log",
     benchmark:
-        "logs/benchmarks/landmark_tile/{split}/{a}-{b}.tsv"
+        "<logs>/benchmarks/landmark_tile/{split}/{a}-{b}.tsv"
     params:
         metric=config["distance"]["metric"],
         dtype=config["distance"]["dtype"],
@@ -56,13 +56,13 @@ rule landmark_tile:
 rule assemble_distances:
     input:
         unpack(get_tiles),
-        index="results/store/index.tsv",
+        index="<results>/store/index.tsv",
     output:
-        "results/distances/{split}.h5",
+        "<results>/distances/{split}.h5",
     log:
-        "logs/assemble_distances/{split}.log",
+        "<logs>/assemble_distances/{split}.log",
     benchmark:
-        "logs/benchmarks/assemble_distances/{split}.tsv"
+        "<logs>/benchmarks/assemble_distances/{split}.tsv"
     conda:
         "../envs/inpca.yaml"
     script:

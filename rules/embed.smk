@@ -6,13 +6,13 @@ rule embed:
         # the tiles themselves: the assembled matrix (target `distances`) would be a second copy
         unpack(get_embedding_tiles),
         unpack(get_train_embedding),
-        index="results/store/index.tsv",
+        index="<results>/store/index.tsv",
     output:
-        "results/embedding/{split}.h5",
+        "<results>/embedding/{split}.h5",
     log:
-        "logs/embed/{split}.log",
+        "<logs>/embed/{split}.log",
     benchmark:
-        "logs/benchmarks/embed/{split}.tsv"
+        "<logs>/benchmarks/embed/{split}.tsv"
     params:
         n_components=config["embedding"]["n_components"],
         solver=config["embedding"]["solver"],

@@ -3,23 +3,23 @@
 
 rule plot_trajectories:
     input:
-        embedding="results/embedding/{split}.h5",
-        index="results/store/index.tsv",
+        embedding="<results>/embedding/{split}.h5",
+        index="<results>/store/index.tsv",
     output:
         png=report(
-            "results/plots/{split}/trajectories.png",
+            "<results>/plots/{split}/trajectories.png",
             caption="../report/trajectories.rst",
             category="Trajectories",
             labels={"split": "{split}", "figure": "3-D (PNG)"},
         ),
         html=report(
-            "results/plots/{split}/trajectories.html",
+            "<results>/plots/{split}/trajectories.html",
             caption="../report/trajectories.rst",
             category="Trajectories",
             labels={"split": "{split}", "figure": "3-D (interactive)"},
         ),
     log:
-        "logs/plot_trajectories/{split}.log",
+        "<logs>/plot_trajectories/{split}.log",
     params:
         color_by=config["plots"]["color_by"],
     conda:
@@ -30,16 +30,16 @@ rule plot_trajectories:
 
 rule plot_spectrum:
     input:
-        embedding="results/embedding/{split}.h5",
+        embedding="<results>/embedding/{split}.h5",
     output:
         report(
-            "results/plots/{split}/spectrum.png",
+            "<results>/plots/{split}/spectrum.png",
             caption="../report/spectrum.rst",
             category="Spectrum",
             labels={"split": "{split}", "figure": "eigenvalues and explained stress"},
         ),
     log:
-        "logs/plot_spectrum/{split}.log",
+        "<logs>/plot_spectrum/{split}.log",
     conda:
         "../envs/inpca.yaml"
     script:
@@ -48,17 +48,17 @@ rule plot_spectrum:
 
 rule plot_progress:
     input:
-        embedding="results/embedding/{split}.h5",
-        index="results/store/index.tsv",
+        embedding="<results>/embedding/{split}.h5",
+        index="<results>/store/index.tsv",
     output:
         report(
-            "results/plots/{split}/progress.png",
+            "<results>/plots/{split}/progress.png",
             caption="../report/progress.rst",
             category="Progress",
             labels={"split": "{split}", "figure": "progress and distance to truth"},
         ),
     log:
-        "logs/plot_progress/{split}.log",
+        "<logs>/plot_progress/{split}.log",
     params:
         color_by=config["plots"]["color_by"],
     conda:

@@ -5,9 +5,9 @@ rule store_reference:
     input:
         unpack(get_reference_inputs),
     output:
-        "results/store/ref.h5",
+        "<results>/store/ref.h5",
     log:
-        "logs/store_reference.log",
+        "<logs>/store_reference.log",
     params:
         dataset=get_dataset_identity(),
         geodesic_points=config["reference"]["geodesic_points"],
@@ -21,12 +21,12 @@ rule store_reference:
 
 rule store_corners:
     input:
-        corners=[f"results/corners/{corner}.h5" for corner in STUDY.corners],
-        reference="results/store/ref.h5",
+        corners=[f"<results>/corners/{corner}.h5" for corner in STUDY.corners],
+        reference="<results>/store/ref.h5",
     output:
-        f"results/store/{CORNERS_BLOCK}.h5",
+        f"<results>/store/{CORNERS_BLOCK}.h5",
     log:
-        "logs/store_corners.log",
+        "<logs>/store_corners.log",
     params:
         corners=list(STUDY.corners),
         geodesic_points=config["reference"]["geodesic_points"],
@@ -42,13 +42,13 @@ rule store_corners:
 rule store_block:
     input:
         runs=get_block_runs,
-        reference="results/store/ref.h5",
+        reference="<results>/store/ref.h5",
     output:
-        "results/store/{block}.h5",
+        "<results>/store/{block}.h5",
     log:
-        "logs/store_block/{block}.log",
+        "<logs>/store_block/{block}.log",
     benchmark:
-        "logs/benchmarks/store_block/{block}.tsv"
+        "<logs>/benchmarks/store_block/{block}.tsv"
     params:
         sum_tolerance=config["store"]["sum_tolerance"],
         progress_mode=config["progress"]["mode"],
@@ -64,9 +64,9 @@ rule store_index:
     input:
         blocks=get_store_blocks(),
     output:
-        "results/store/index.tsv",
+        "<results>/store/index.tsv",
     log:
-        "logs/store_index.log",
+        "<logs>/store_index.log",
     params:
         blocks=STUDY.point_blocks,
     conda:

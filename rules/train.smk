@@ -4,9 +4,9 @@
 rule runs_table:
     localrule: True
     output:
-        "results/runs.tsv",
+        "<results>/runs.tsv",
     log:
-        "logs/runs_table.log",
+        "<logs>/runs_table.log",
     params:
         rows=runs_table_rows(STUDY),
     conda:
@@ -22,11 +22,11 @@ rule train_run:
         # the weights of the corner the run starts from (none for the default init)
         unpack(get_train_inputs),
     output:
-        run="results/runs/{run}.h5",
+        run="<results>/runs/{run}.h5",
     log:
-        "logs/train/{run}.log",
+        "<logs>/train/{run}.log",
     benchmark:
-        "logs/benchmarks/train/{run}.tsv"
+        "<logs>/benchmarks/train/{run}.tsv"
     params:
         # The run's canonical config is its identity: a change retrains it. Device, threads and
         # data_dir are read from the config by the script, so changing them retrains nothing.
@@ -50,9 +50,9 @@ rule import_run:
     input:
         unpack(get_import_inputs),
     output:
-        "results/runs/{run}.h5",
+        "<results>/runs/{run}.h5",
     log:
-        "logs/import_run/{run}.log",
+        "<logs>/import_run/{run}.log",
     params:
         sum_tolerance=config["store"]["sum_tolerance"],
     conda:

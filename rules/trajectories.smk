@@ -4,14 +4,14 @@
 
 rule reindex:
     input:
-        block="results/store/{store_block}.h5",
-        reference="results/store/ref.h5",
+        block="<results>/store/{store_block}.h5",
+        reference="<results>/store/ref.h5",
     output:
-        "results/trajectories/{store_block}.h5",
+        "<results>/trajectories/{store_block}.h5",
     log:
-        "logs/reindex/{store_block}.log",
+        "<logs>/reindex/{store_block}.log",
     benchmark:
-        "logs/benchmarks/reindex/{store_block}.tsv"
+        "<logs>/benchmarks/reindex/{store_block}.tsv"
     params:
         index=config["analysis"]["index"],
         points=config["analysis"]["points"],
@@ -27,13 +27,13 @@ rule reindex:
 rule trajectory_index:
     input:
         blocks=get_trajectory_blocks(),
-        store_index="results/store/index.tsv",
+        store_index="<results>/store/index.tsv",
     output:
-        "results/trajectories/index.tsv",
+        "<results>/trajectories/index.tsv",
     log:
-        "logs/trajectory_index.log",
+        "<logs>/trajectory_index.log",
     benchmark:
-        "logs/benchmarks/trajectory_index.tsv",
+        "<logs>/benchmarks/trajectory_index.tsv",
     params:
         blocks=STUDY.trajectory_blocks,
     conda:
@@ -44,14 +44,14 @@ rule trajectory_index:
 
 rule equal_progress_tile:
     input:
-        a="results/trajectories/{a}.h5",
-        b="results/trajectories/{b}.h5",
+        a="<results>/trajectories/{a}.h5",
+        b="<results>/trajectories/{b}.h5",
     output:
-        "results/analysis/{split}/tiles/{a}-{b}.h5",
+        "<results>/analysis/{split}/tiles/{a}-{b}.h5",
     log:
-        "logs/equal_progress_tile/{split}/{a}-{b}.log",
+        "<logs>/equal_progress_tile/{split}/{a}-{b}.log",
     benchmark:
-        "logs/benchmarks/equal_progress_tile/{split}/{a}-{b}.tsv"
+        "<logs>/benchmarks/equal_progress_tile/{split}/{a}-{b}.tsv"
     params:
         metric=config["distance"]["metric"],
         dtype=config["distance"]["dtype"],
@@ -70,13 +70,13 @@ rule equal_progress_tile:
 rule assemble_equal_progress:
     input:
         unpack(get_equal_progress_tiles),
-        index="results/trajectories/index.tsv",
+        index="<results>/trajectories/index.tsv",
     output:
-        "results/analysis/{split}/equal_progress.h5",
+        "<results>/analysis/{split}/equal_progress.h5",
     log:
-        "logs/assemble_equal_progress/{split}.log",
+        "<logs>/assemble_equal_progress/{split}.log",
     benchmark:
-        "logs/benchmarks/assemble_equal_progress/{split}.tsv",
+        "<logs>/benchmarks/assemble_equal_progress/{split}.tsv",
     conda:
         "../envs/inpca.yaml"
     script:

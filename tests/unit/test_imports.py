@@ -83,3 +83,50 @@ def test_import_validates_like_the_store_and_refuses_other_data_naming_both_file
     with pytest.raises(RunFileError, match="NaN"):
         import_run(source, tmp_path / "out3.h5", "rec-mlp-12345678")
     assert not (tmp_path / "out3.h5").exists()
+
+
+def test_a_recording_cut_short_with_matching_attributes_is_refused_at_import_naming_it_and_leaving_nothing(tmp_path):
+    """The drill's file: the study's fingerprint, n_test edited to match arrays cut short. It once passed
+    import and was refused by the store naming the copy under results/runs/, which stayed."""
+    from inpca.store import read_reference
+
+    reference = tmp_path / "ref.h5"
+    write_reference(reference, {"name": "digits", "test_fraction": 0.25, "split_seed": 0, "keep_every": 4}, 2)
+    ref = read_reference(reference)
+    labels = {split: ref[f"{split}_labels"] for split in ("train", "test")}
+
+    def digits_recording(path, cut=0, shuffle=False):
+        rng = np.random.default_rng(0)
+        y = {"train": labels["train"], "test": labels["test"][cut:]}
+        if shuffle:
+            y["test"] = y["test"][::-1]
+        probs = {split: rng.dirichlet(np.ones(10), size=(2, len(v))).astype(np.float32) for split, v in y.items()}
+        attrs = {"run_id": path.stem, "config": '{"arch": "mlp"}', "dataset": "digits/every4",
+                 "fingerprint": ref["attrs"]["fingerprint"], "num_classes": 10, "n_train": len(y["train"]),
+                 "n_test": len(y["test"])}
+        metrics = {m: np.zeros(2) for m in ("train_loss", "train_error", "test_loss", "test_error")}
+        write_run(path, probs, [0, 1], [0.0, 1.0], metrics, attrs, y)
+        return path
+
+    import_run(digits_recording(tmp_path / "whole.h5"), tmp_path / "whole-out.h5", "rec-mlp-0", reference=reference)
+    source = digits_recording(tmp_path / "short.h5", cut=10)
+    with pytest.raises(StoreError) as info:
+        import_run(source, tmp_path / "out.h5", "rec-mlp-1", reference=reference)
+    assert str(info.value) == (f"{source}: test_probs has (samples, classes) (103, 10), expected (113, 10) "
+                               "(digits/every4)")
+    assert not (tmp_path / "out.h5").exists() and not (tmp_path / "out.h5.tmp").exists()
+    source = digits_recording(tmp_path / "reordered.h5", shuffle=True)
+    with pytest.raises(StoreError, match=r"reordered\.h5: its test labels differ from the study's \(digits/every4\) "
+                                         r"at \d+ samples, the first at sample 0; recorded on other samples or in "
+                                         "another order"):
+        import_run(source, tmp_path / "out.h5", "rec-mlp-2", reference=reference)
+
+
+def test_recordings_of_one_fingerprint_but_other_sample_counts_are_refused_at_parse(tmp_path):
+    recording(tmp_path / "a.h5", "mlp")
+    short = recording(tmp_path / "b.h5", "mlp", seed=1)
+    with h5py.File(short, "a") as f:
+        f.attrs["n_test"] = 10
+    with pytest.raises(ConfigError, match=r"a\.h5 and .*b\.h5 hold different samples \(train, test, classes: "
+                                          r"\(40, 12, 4\) and \(40, 10, 4\)\)"):
+        scan([{"path": str(tmp_path / "*.h5")}])

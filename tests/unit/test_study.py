@@ -196,3 +196,87 @@ def test_missing_cifar10_data_is_found_at_parse_time_with_both_remedies(tmp_path
     assert str(tmp_path / "nowhere" / "cifar-10-batches-py") in message
     assert "put the extracted CIFAR-10" in message and "dataset.download: true" in message and "\n" not in message
     study({**cfg, "dataset": {**cfg["dataset"], "download": True}})  # downloading is the job's business
+
+
+# --- NaN and infinities: refused at parse, wherever they stand (they once hung the default filler) ----------
+
+def _parse_with_timeout(cfg, seconds=60):
+    """validate_config in a thread: a filler that never settles fails the test instead of hanging it."""
+    import threading
+
+    outcome = {}
+
+    def target():
+        try:
+            outcome["config"] = validate_config(cfg)
+        except ConfigError as error:
+            outcome["error"] = str(error)
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"parsing {cfg} did not finish within {seconds} s"
+    return outcome
+
+
+@pytest.mark.parametrize("yaml_text, where", [
+    ("grid: [{arch: {name: fc, width: 8, depth: 1}, optimizer: {name: sgd, lr: .nan}}]", "grid[0].optimizer.lr: nan"),
+    ("grid: [{arch: {name: fc, width: 8, depth: 1}, optimizer: {name: sgd, lr: .inf}}]", "grid[0].optimizer.lr: inf"),
+    ("grid: [{arch: {name: fc, width: 8, depth: 1}, optimizer: {name: sgd, lr: 0.1}, weight_decay: [0.0, -.inf]}]",
+     "grid[0].weight_decay[1]: -inf"),
+    ("grid: [{arch: {name: allcnn, width: .nan}, optimizer: {name: adam, lr: 0.001}}]", "grid[0].arch.width: nan"),
+    ("store: {sum_tolerance: .nan}\ngrid: [{arch: {name: fc, width: 8, depth: 1}, optimizer: {name: sgd, lr: 0.1}}]",
+     "store.sum_tolerance: nan"),
+    ("analysis: {max_final_train_error: .nan}\n"
+     "grid: [{arch: {name: fc, width: 8, depth: 1}, optimizer: {name: sgd, lr: 0.1}}]",
+     "analysis.max_final_train_error: nan"),
+    # --config passes nested values as text: "nan" parses as a float and is refused the same way
+    ("grid: [{arch: {name: fc, width: 8, depth: 1}, optimizer: {name: sgd, lr: 'nan'}}]", "grid[0].optimizer.lr: nan"),
+])
+def test_nan_and_infinities_are_refused_in_one_line_naming_the_key(yaml_text, where):
+    import yaml
+
+    outcome = _parse_with_timeout(yaml.safe_load(yaml_text))
+    assert outcome.get("error") == f"{where} is not a finite number"
+
+
+def test_filling_defaults_settles_in_a_bounded_number_of_rounds_on_any_input():
+    """The filler counts what it fills instead of comparing the config with a copy (NaN != NaN)."""
+    from inpca.study import _fill_defaults
+
+    schema = load_schema(SCHEMA)
+    cfg = {"grid": [{"arch": {"name": "fc", "widths": [8]}, "optimizer": {"name": "sgd", "lr": float("nan")}}]}
+    filled = _fill_defaults(cfg, schema, schema)
+    assert filled["grid"][0]["optimizer"]["momentum"] == 0.0 and filled["store"]["blocks"] == 4
+
+
+def test_a_typo_in_plots_color_by_stops_the_parse_naming_the_columns():
+    cfg = copy.deepcopy(BASE)
+    cfg["plots"] = {"color_by": "archh"}
+    with pytest.raises(ConfigError, match=r"^plots.color_by: 'archh' is not a column of index.tsv; available "
+                                          r"columns: point, block, .*optimizer.lr"):
+        study(cfg)
+    cfg["plots"] = {"color_by": "lr"}  # the one column ending in .lr
+    assert study(cfg).config["plots"]["color_by"] == "lr"
+    cfg["plots"] = {"color_by": "name"}  # arch.name or optimizer.name
+    with pytest.raises(ConfigError, match=r"ambiguous: arch.name, .*optimizer.name"):
+        study(cfg)
+
+
+@pytest.mark.parametrize("dataset, message", [
+    ({"name": "digits", "keep_every": 100000},
+     "dataset.keep_every: 100000 keeps 1 of the 1347 train samples of digits; each split must keep at least 100 "
+     "(10 per class: distances and errors are means over the recorded samples): use keep_every <= 4"),
+    ({"name": "digits", "keep_every": 5}, "dataset.keep_every: 5 keeps 90 of the 450 test samples of digits; "),
+    ({"name": "synthetic", "n_test": 20, "num_classes": 4}, "dataset: synthetic has 20 test samples; each split must "
+                                                            "keep at least 40 (10 per class"),
+])
+def test_a_data_set_or_keep_every_that_leaves_too_few_samples_is_refused(dataset, message):
+    cfg = {**copy.deepcopy(BASE), "dataset": dataset}
+    with pytest.raises(ConfigError) as info:
+        study(cfg)
+    assert str(info.value).startswith(message)
+
+
+def test_the_largest_keep_every_the_refusal_suggests_is_accepted():
+    assert len(study({**copy.deepcopy(BASE), "dataset": {"name": "digits", "keep_every": 4}}).runs) == 8

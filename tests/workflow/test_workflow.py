@@ -4,6 +4,7 @@ One module-scoped study is run once (partial target first, then everything); the
 changes against it. Job counts come from Snakemake's own "Job stats" table.
 """
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -70,6 +71,14 @@ def test_full_run_produces_every_documented_output(study):
         p0, pstar = runs_col.index("P0"), runs_col.index("P*")
         assert f["D"][p0, pstar] == pytest.approx(0.5 * np.log(10), abs=1e-6)
     assert (workdir / "results/runs.tsv").read_text().count("\n") == 7
+
+
+def test_the_index_has_the_columns_the_parse_checks_plots_color_by_against(study):
+    from inpca.study import index_columns, load_study
+
+    workdir, _ = study
+    header = (workdir / "results/store/index.tsv").read_text().splitlines()[0].split("\t")
+    assert header == index_columns(load_study(config_of(workdir), workdir / "schemas/config.schema.yaml").runs)
 
 
 def test_the_analysis_leaves_out_the_diverged_and_the_unfit_run_by_name_and_finishes(study):
@@ -181,6 +190,16 @@ def test_bad_config_fails_at_parse_time_naming_the_key(tmp_path):
     assert not (workdir / "results").exists()
 
 
+def test_a_nan_in_the_config_stops_the_parse_in_one_line_instead_of_hanging(tmp_path):
+    """The drill's command: it once spun at 100 % CPU forever (the default filler compared NaN with itself)."""
+    workdir = copy_workflow(tmp_path)
+    grid = "grid=[{arch: {name: fc, width: 8, depth: 1}, optimizer: {name: sgd, lr: nan}}]"
+    proc = snakemake(workdir, "-n", "--config", grid, check=False, timeout=120)
+    assert proc.returncode != 0
+    assert "config error: grid[0].optimizer.lr: nan is not a finite number" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_missing_cifar10_data_stops_the_dry_run_with_one_line_naming_the_folder_and_both_remedies(tmp_path):
     cfg = yaml.safe_load((REPO / "tests/workflow/config.yaml").read_text())
     cfg["dataset"] = {"name": "cifar10", "data_dir": "data/cifar10", "download": False}
@@ -218,10 +237,11 @@ def test_a_corrupt_run_file_names_a_command_that_rebuilds_it_and_the_command_wor
                  if line.startswith(run_file.stem))
     failed = snakemake(workdir, check=False)
     assert failed.returncode != 0
-    command = f"rm results/runs/{run_file.name} && snakemake --cores all"
+    # the remedy names the Snakemake that runs (this venv's, not on PATH): run it exactly as printed
+    command = f"rm results/runs/{run_file.name} && {SNAKEMAKE} --cores all"
     assert command in failed.stdout + failed.stderr
-    subprocess.run(command.replace("snakemake", SNAKEMAKE, 1).replace("--cores all", "--cores 2"), shell=True,
-                   cwd=workdir, check=True, capture_output=True)
+    subprocess.run(command, shell=True, cwd=workdir, check=True, capture_output=True,
+                   env={k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"})
     assert run_file.read_bytes() == original  # retrained bit for bit
     assert (workdir / f"results/store/{block}.h5").exists()
     assert "Nothing to be done" in snakemake(workdir, "-n").stdout
@@ -230,7 +250,6 @@ def test_a_corrupt_run_file_names_a_command_that_rebuilds_it_and_the_command_wor
 def test_a_job_killed_mid_way_is_redone_and_resumes_from_its_saved_state(study, tmp_path):
     """SIGKILL the whole snakemake process group while a network trains; the next run finishes the
     job from the state saved after its first epoch, and the run file equals an uninterrupted one."""
-    import os
     import signal
     import time
 
@@ -252,7 +271,7 @@ def test_a_job_killed_mid_way_is_redone_and_resumes_from_its_saved_state(study, 
     snakemake(workdir, "--unlock")  # a killed snakemake leaves its lock behind, as after a crash
     snakemake(workdir, "train")
     run_file = next((workdir / "results/runs").glob("*.h5"))
-    log = (workdir / "logs/train" / f"{run_file.stem}.log").read_text()
+    log = (workdir / "results/logs/train" / f"{run_file.stem}.log").read_text()
     assert "resumed from" in log
     assert not (workdir / "results/state" / run_file.stem).exists()
     # the same run trained without interruption, in a fresh folder, gives the same bytes
@@ -333,8 +352,32 @@ def test_a_configfile_is_a_whole_study_not_merged_into_config_yaml(tmp_path):
              "grid": [{"arch": {"name": "fc", "width": 8, "depth": 1}, "optimizer": {"name": "adam", "lr": 0.01},
                        "seed": [0, 1, 2]}]}
     (workdir / "other.yaml").write_text(yaml.safe_dump(other))
-    counts = dry_run(workdir, "--configfile", "other.yaml", "--config", "device=cpu")
+    proc = snakemake(workdir, "-n", "--configfile", "other.yaml", "--config", "device=cpu")
+    counts = job_counts(proc.stdout + proc.stderr)
     assert counts["train_run"] == 3 and "import_run" not in counts
+    assert "is extended by additional config" not in proc.stdout + proc.stderr  # it is not: it is replaced
+
+
+def test_a_study_of_another_config_file_writes_to_its_own_folder_and_never_into_another_studys(tmp_path):
+    """The README's own-training study, run from the repository root, once rebuilt the default study's
+    results/ (43 jobs) and left the old blocks beside the new ones."""
+    workdir = copy_workflow(tmp_path)
+    snakemake(workdir, "results/store/ref.h5")  # a real run of the default study marks results/ as its own
+    assert (workdir / "results/.inpca-study").read_text() == "config.yaml\n"
+    other = config_of(workdir)
+    other["grid"] = other["grid"][:1]
+    (workdir / "my_study.yaml").write_text(yaml.safe_dump(other))
+    proc = snakemake(workdir, "-n", "--configfile", "my_study.yaml")
+    planned = [line.split("output: ", 1)[1] for line in proc.stdout.splitlines() if "output: " in line]
+    assert planned and all(path.startswith("results-my_study/") for line in planned for path in line.split(", "))
+    # the same folder for both, asked for explicitly: refused in one line naming both config files
+    refused = snakemake(workdir, "-n", "--configfile", "my_study.yaml", "--config", "results=results", check=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    line = next(line for line in refused.stderr.splitlines() if line.startswith("config error:"))
+    assert line == ("config error: results: results holds the study of config.yaml, and my_study.yaml would "
+                    "overwrite it; give this study a folder of its own (results: <folder> in my_study.yaml; left "
+                    "out, it is results-my_study), or delete results/.inpca-study if my_study.yaml is that study "
+                    "moved or renamed")
 
 
 def test_landmark_embedding_on_virtual_blocks_computes_distances_to_the_landmarks_only(tmp_path):
