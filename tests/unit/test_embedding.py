@@ -281,7 +281,8 @@ def test_transform_in_sample_returns_coords(trajectory_distances, solver):
     model = InPCA(n_components=10, solver=solver).fit(D)
     assert (model.eigenvalues_ < 0).any()  # time-like axes divide by -sqrt|lambda|
     np.testing.assert_allclose(model.transform(D), model.coords_, atol=1e-10)
-    np.testing.assert_allclose(model.transform(D[17]), model.coords_[17], atol=1e-10)
+    # one point is a (1, M) matrix; a bare (M,) row is refused (scikit-learn's convention)
+    np.testing.assert_allclose(model.transform(D[17:18])[0], model.coords_[17], atol=1e-10)
     np.testing.assert_allclose(model.transform(D[5:9].tolist()), model.coords_[5:9], atol=1e-10)
     with pytest.raises(ValueError):
         model.transform(D[:, :10])

@@ -200,11 +200,11 @@ def test_a_landmark_of_weight_two_is_a_point_counted_twice():
     weights[4] = 2.0
     repeated = np.r_[np.arange(12), 4]
     exact = InPCA(n_components=5, solver="dense").fit(D[np.ix_(repeated, repeated)])
-    weighted = WeightedLandmarkInPCA(n_components=5).fit(D, weights)
+    weighted = WeightedLandmarkInPCA(n_components=5).fit(D, sample_weight=weights)
     np.testing.assert_allclose(weighted.eigenvalues_, exact.eigenvalues_, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(np.abs(weighted.coords_), np.abs(exact.coords_[:12]), atol=1e-10)
     np.testing.assert_allclose(weighted.explained_stress_, exact.explained_stress_, atol=1e-10)
-    plain = WeightedLandmarkInPCA(n_components=5).fit(D, np.ones(12))
+    plain = WeightedLandmarkInPCA(n_components=5).fit(D)  # sample_weight None: all 1
     np.testing.assert_allclose(plain.eigenvalues_, InPCA(n_components=5, solver="dense").fit(D).eigenvalues_,
                                rtol=1e-10)
 
