@@ -295,6 +295,9 @@ def _validate_distances(estimator, D, *, reset, caller, name, dtype="numeric"):
     a single row is D[None, :], not D (scikit-learn's convention).
     """
     streamed = _is_streamed(D)
+    if not streamed and getattr(getattr(D, "dtype", None), "kind", None) == "c":
+        # check_array refuses it too, but prints the whole array after its line
+        raise ValueError(f"{caller}: Complex data not supported: {name} has dtype {D.dtype}; distances are real")
     if not streamed:
         D = check_array(D, accept_sparse=False, dtype=dtype, ensure_2d=False, ensure_all_finite=False,
                         estimator=estimator, input_name=name)
