@@ -27,7 +27,8 @@ solver (tiny M, k close to M, degenerate eigenvalues such as the equidistant sim
 its cubic cost takes over (10x slower than Lanczos at 5,000, 50x at 10,000), so auto uses Lanczos.
 
 D may be an in-memory array, a ``numpy.memmap``, an ``h5py.Dataset`` or any object with
-``.shape == (M, M)`` whose ``D[i0:i1, j0:]`` returns that block as an array. The Lanczos path never
+``.shape == (M, M)`` whose ``D[i0:i1, j0:]`` returns that block as an array (and which numpy cannot
+convert, i.e. has no ``__array__``: ``inpca.tiles.TiledMatrix``, ``LandmarkColumns``). The Lanczos path never
 copies D and reads only its upper triangle (D is symmetric): a contiguous float64 array (memmaps
 included) goes to BLAS ``dsymv`` whole, anything else is read and cast to float64 in bounded row
 blocks (DEFAULT_BLOCK_BYTES), so an on-disk matrix larger than memory works. Besides D, the Lanczos
@@ -36,6 +37,17 @@ path allocates O(M * ncv) memory. All arithmetic is float64 whatever D's dtype.
 Each W-product reads half of D once and is bound by memory bandwidth: ~0.1 s for a 3 GB float64 D at
 M = 20,000 on the 2-core machine (more when other jobs compete for memory bandwidth); k = 10 takes
 34-46 products.
+
+Both estimators, ``InPCA`` and ``WeightedLandmarkInPCA``, pass scikit-learn's ``check_estimator`` and
+declare what they take in its tags: pairwise input (a square matrix over the points; ``transform``
+takes the (M_new, M) distances to the fitted points), non-negative, dense, no NaN. Array-likes
+(ndarrays and memmaps, used in place; lists) go through scikit-learn's ``check_array``, which refuses
+sparse, complex and empty input, and their entries are checked before anything else. An h5py Dataset
+or streamed matrix-like is never read whole for validation: its entries are checked block by block as
+the fit or ``transform`` reads them (the Lanczos fit reads, and so checks, only the upper triangle).
+NaN/inf and negative distances are refused with one line naming the first such entry, an asymmetric
+in-memory D too (the Lanczos path samples a few rows for that; an on-disk D is not checked for it), and
+so is a 1-D row (one point's distances are a (1, M) matrix). ``n_features_in_`` is M either way.
 
 Landmark InPCA (``landmark_inpca``) avoids the M^2 distances altogether: InPCA is fitted on the L x L
 distances among L landmark points and every point is placed by ``transform`` from its L distances to
@@ -50,14 +62,16 @@ over-states how much the first axes explain, increasingly so as landmarks get sp
 from __future__ import annotations
 
 import numbers
+import sys
 from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
 import scipy.linalg.blas
+import scipy.sparse
 import scipy.sparse.linalg
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 __all__ = [
     "DENSE_MAX_POINTS",
@@ -215,11 +229,103 @@ def _sum_of_squares(array):
     return float(np.dot(flat, flat))
 
 
-def _check_square(D):
-    shape = getattr(D, "shape", None)
-    if shape is None or len(shape) != 2 or shape[0] != shape[1]:
-        raise ValueError(f"D must be a square (M, M) matrix, got shape {shape}")
-    return int(shape[0])
+# --------------------------------------------------------------------------------------------
+# Input validation
+# --------------------------------------------------------------------------------------------
+
+# In-memory arrays are checked for NaN/inf and negative entries in row blocks this small, so the
+# block is still in cache when its max is taken after its min: about one pass over memory for both.
+_CHECK_BLOCK_BYTES = 2**20
+
+
+def _is_streamed(D):
+    """True for a matrix-like that is read in row blocks rather than validated as an array: an
+    h5py Dataset, or an object with ``.shape`` and slicing that numpy cannot convert (no
+    ``__array__``; TiledMatrix, LandmarkColumns). Validating these as arrays would read them whole.
+    Everything else (ndarrays and memmaps, used in place; lists; sparse matrices, refused) goes
+    through scikit-learn's check_array."""
+    if isinstance(D, np.ndarray) or scipy.sparse.issparse(D):
+        return False
+    h5py = sys.modules.get("h5py")  # a Dataset exists only once h5py is imported: no import here
+    if h5py is not None and isinstance(D, h5py.Dataset):
+        return True
+    return hasattr(D, "shape") and hasattr(D, "__getitem__") and not hasattr(D, "__array__")
+
+
+def _check_block(block, caller, name, offset=(0, 0), count=None):
+    """Refuse a 2-D ``block`` (at ``offset`` in ``name``) unless every entry is finite and >= 0: one
+    ValueError line naming its first bad entry in row-major order (NaN/inf before negative) and, if
+    ``count`` is given, ``count(kind)``: how many such entries ``name`` holds."""
+    if block.size == 0:
+        return
+    lowest, highest = np.min(block), np.max(block)
+    if lowest >= 0 and highest < np.inf:  # NaN propagates through min and fails the comparison
+        return
+    non_finite = ~np.isfinite(block)
+    kind = "NaN/inf" if non_finite.any() else "negative"
+    bad = non_finite if kind == "NaN/inf" else block < 0
+    i, j = np.unravel_index(np.argmax(bad), bad.shape)
+    where = f"{name}[{offset[0] + i}, {offset[1] + j}] = {block[i, j]:.6g}"
+    how_many = "" if count is None else f"{count(kind)} entries, "
+    if kind == "NaN/inf":
+        raise ValueError(f"{caller}: NaN/inf values in {name}: {how_many}first {where}; distances must be finite")
+    # scikit-learn's wording for refused negative input ("Negative values in data")
+    raise ValueError(f"{caller}: Negative values in data {name}: {how_many}first {where}; distances must be >= 0")
+
+
+def _check_entries(D, caller, name):
+    """Refuse an in-memory array with NaN/inf or negative entries (_check_block), counting them."""
+    def count(kind):
+        def is_bad(b):
+            return ~np.isfinite(b) if kind == "NaN/inf" else b < 0
+        return sum(int(np.count_nonzero(is_bad(b))) for _, _, b in _row_blocks(D, _CHECK_BLOCK_BYTES))
+
+    for i0, _, rows in _row_blocks(D, _CHECK_BLOCK_BYTES):
+        _check_block(rows, caller, name, (i0, 0), count)
+
+
+def _validate_distances(estimator, D, *, reset, caller, name, dtype="numeric"):
+    """D as scikit-learn validates an input, with n_features_in_ set (``reset``) or compared with
+    the fit's. Returns D: an array, or a streamed matrix-like (_is_streamed) unchanged.
+
+    An array-like goes through check_array (dense, numeric, not complex, at least one row and one
+    column; an ndarray or memmap of a numeric dtype is returned as is, not copied) and its entries
+    are checked here (_check_entries). A streamed matrix-like keeps its type and only its shape is
+    checked here: its entries are checked block by block where they are read. Both must be 2-D:
+    a single row is D[None, :], not D (scikit-learn's convention).
+    """
+    streamed = _is_streamed(D)
+    if not streamed and getattr(getattr(D, "dtype", None), "kind", None) == "c":
+        # check_array refuses it too, but prints the whole array after its line
+        raise ValueError(f"{caller}: Complex data not supported: {name} has dtype {D.dtype}; distances are real")
+    if not streamed:
+        D = check_array(D, accept_sparse=False, dtype=dtype, ensure_2d=False, ensure_all_finite=False,
+                        estimator=estimator, input_name=name)
+    shape = tuple(D.shape)
+    if len(shape) != 2:
+        raise ValueError(f"{caller}: {name} must be a 2-D matrix of distances, got shape {shape}; Reshape your "
+                         f"data: one point's distances are {name}.reshape(1, -1)")
+    if not streamed:
+        _check_entries(D, caller, name)
+    elif 0 in shape:
+        raise ValueError(f"{caller}: {name} has shape {shape}; at least one row and one column are required")
+    validate_data(estimator, D, skip_check_array=True, reset=reset)  # sets or checks n_features_in_
+    return D
+
+
+_SYMMETRIC = "distances must satisfy D[i, j] = D[j, i]"
+
+
+def _check_symmetric(D, block_bytes, what, expected):
+    """All of the in-memory (L, L) matrix D, in row blocks, with InPCA's tolerance; the error says
+    ``what`` is not symmetric and what was ``expected``."""
+    scale = max(float(D.max()), -float(D.min())) if D.size else 0.0
+    rows_per_block = _rows_per_block(D.shape[1], block_bytes)
+    for i0 in range(0, D.shape[0], rows_per_block):
+        i1 = i0 + rows_per_block
+        asymmetry = np.max(np.abs(D[i0:i1] - D[:, i0:i1].T))
+        if asymmetry > 1e-6 * max(scale, 1e-300):
+            raise ValueError(f"{what} is not symmetric (max |D - D^T| = {asymmetry:.3g}): {expected}")
 
 
 def _check_symmetry_sample(D, n_rows=8, seed=0):
@@ -233,10 +339,11 @@ def _check_symmetry_sample(D, n_rows=8, seed=0):
     columns = np.asarray(D[:, index], dtype=np.float64).T
     asymmetry = np.max(np.abs(rows - columns))
     if asymmetry > 1e-6 * max(np.max(np.abs(rows)), 1e-300):
-        raise ValueError(f"D is not symmetric (max |D - D^T| = {asymmetry:.3g} on sampled rows)")
+        raise ValueError(f"InPCA.fit: D is not symmetric (max |D - D^T| = {asymmetry:.3g} on sampled rows): "
+                         f"{_SYMMETRIC}")
 
 
-def _streamed_statistics(D, block_bytes):
+def _streamed_statistics(D, block_bytes, check_entries=False):
     """One pass over D: row means r, grand mean g and ||W||_F.
 
     D is symmetric, so the row means are also the column means D_bar_j used by the out-of-sample
@@ -245,6 +352,8 @@ def _streamed_statistics(D, block_bytes):
     cancel, a second pass sums the exactly centred entries (-1/2 (D_ij - r_i - r_j + g))^2.
     In memory: D 1 by dsymv and sum D^2 by one ddot over D. Otherwise both come from the upper
     row blocks, sum D^2 = sum (diagonal blocks)^2 + 2 sum (blocks right of the diagonal)^2.
+    ``check_entries``: refuse NaN/inf and negative entries in the blocks as they are read (a
+    streamed matrix-like, whose entries nothing else reads; D is read only above the diagonal).
     """
     M = D.shape[0]
     ones = np.ones((M, 1), dtype=np.float64)
@@ -255,6 +364,8 @@ def _streamed_statistics(D, block_bytes):
         row_sums = np.zeros(M, dtype=np.float64)
         sum_sq = 0.0
         for i0, i1, rows in _row_blocks(D, block_bytes, upper=True):
+            if check_entries:
+                _check_block(rows, "InPCA.fit", "D", (i0, i0))
             row_sums[i0:i1] += rows.sum(axis=1)
             row_sums[i1:] += rows[:, i1 - i0:].sum(axis=0)
             sum_sq += _sum_of_squares(rows[:, : i1 - i0]) + 2.0 * _sum_of_squares(rows[:, i1 - i0:])
@@ -333,7 +444,44 @@ def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-class InPCA(TransformerMixin, BaseEstimator):
+# What each parameter of the estimators accepts: (test, what the error says is expected).
+_PARAMETERS = {
+    "n_components": (lambda v: v is None or (_is_int(v) and v >= 1), "an int >= 1 or None"),
+    "solver": (lambda v: isinstance(v, str) and v in _SOLVERS, f"one of {', '.join(map(repr, _SOLVERS))}"),
+    "random_state": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+    "ncv": (lambda v: v is None or (_is_int(v) and v >= 1), "an int >= 1 or None"),
+    "tol": (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and 0.0 <= v < np.inf,
+            "a finite float >= 0"),
+    "block_bytes": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
+}
+
+
+def _validate_parameters(estimator):
+    """Checked at fit, not at construction: scikit-learn's convention, so that set_params and clone
+    can store any value and the error comes when the value is used."""
+    for name, value in estimator.get_params().items():
+        valid, expected = _PARAMETERS[name]
+        if not valid(value):
+            raise ValueError(f"{type(estimator).__name__}: {name} must be {expected}, got {value!r}")
+
+
+class _DistanceTransformer(TransformerMixin, BaseEstimator):
+    """The scikit-learn tags of the estimators here, which take distance matrices: the input is
+    pairwise (a square matrix over the points, which cross-validation and meta-estimators slice by
+    rows and columns alike; ``transform`` takes the (M_new, M) distances to the fitted points),
+    dense, without NaN and non-negative; ``transform`` returns float64 whatever the input dtype."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.pairwise = True
+        tags.input_tags.positive_only = True
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        tags.transformer_tags.preserves_dtype = ["float64"]
+        return tags
+
+
+class InPCA(_DistanceTransformer):
     """InPCA embedding of a symmetric matrix D of intensive Bhattacharyya distances.
 
     A scikit-learn transformer: ``__init__`` only stores the parameters, ``fit`` validates them
@@ -381,24 +529,6 @@ class InPCA(TransformerMixin, BaseEstimator):
 
     # -- fitting ------------------------------------------------------------------------------
 
-    def _validate_parameters(self):
-        """Checked at fit, not at construction: scikit-learn's convention, so that set_params and
-        clone can store any value and the error comes when the value is used."""
-        if self.n_components is not None and not (_is_int(self.n_components) and self.n_components >= 1):
-            raise ValueError(f"InPCA: n_components must be an int >= 1 or None, got {self.n_components!r}")
-        if not isinstance(self.solver, str) or self.solver not in _SOLVERS:
-            raise ValueError(f"InPCA: solver must be one of {', '.join(map(repr, _SOLVERS))}, "
-                             f"got {self.solver!r}")
-        if not (_is_int(self.random_state) and self.random_state >= 0):
-            raise ValueError(f"InPCA: random_state must be an int >= 0, got {self.random_state!r}")
-        if self.ncv is not None and not (_is_int(self.ncv) and self.ncv >= 1):
-            raise ValueError(f"InPCA: ncv must be an int >= 1 or None, got {self.ncv!r}")
-        if not (isinstance(self.tol, numbers.Real) and not isinstance(self.tol, bool)
-                and 0.0 <= self.tol < np.inf):
-            raise ValueError(f"InPCA: tol must be a finite float >= 0, got {self.tol!r}")
-        if not (_is_int(self.block_bytes) and self.block_bytes >= 1):
-            raise ValueError(f"InPCA: block_bytes must be an int >= 1, got {self.block_bytes!r}")
-
     def _choose_solver(self, M, k):
         lanczos_possible = k < M - 1  # ARPACK needs k < M and a basis ncv > k with ncv <= M
         if self.solver == "dense" or not lanczos_possible:
@@ -409,29 +539,31 @@ class InPCA(TransformerMixin, BaseEstimator):
 
     def fit(self, D, y=None):
         """Embed D (see the class docstring); returns self. ``y`` is ignored (scikit-learn API)."""
-        self._validate_parameters()
-        M = _check_square(D)
+        _validate_parameters(self)
+        D = _validate_distances(self, D, reset=True, caller="InPCA.fit", name="D")
+        M, columns = D.shape
+        if M != columns:
+            raise ValueError(f"InPCA.fit: D must be a square (M, M) matrix of distances, got shape {D.shape}")
         k = M if self.n_components is None else min(self.n_components, M)
         solver = self._choose_solver(M, k)
+        streamed = _is_streamed(D)  # an array's entries are checked already; a streamed one's as read
         if solver == "dense":
-            eigenvalues, eigenvectors = self._fit_dense(D)
+            eigenvalues, eigenvectors = self._fit_dense(D, check_entries=streamed)
         else:
-            eigenvalues, eigenvectors = self._fit_lanczos(D, k)
+            eigenvalues, eigenvectors = self._fit_lanczos(D, k, check_entries=streamed)
         eigenvalues, eigenvectors = _sorted_by_magnitude(eigenvalues, eigenvectors, k)
         self.solver_ = solver
         self.eigenvalues_ = eigenvalues
         self.components_ = eigenvectors
         self.coords_ = eigenvectors * np.sqrt(np.abs(eigenvalues))
         self.explained_stress_ = explained_stress(eigenvalues, self.frobenius_norm_)
-        self.n_features_in_ = M
         return self
 
-    def _fit_dense(self, D):
+    def _fit_dense(self, D, check_entries=False):
         W = np.array(D[:] if not isinstance(D, np.ndarray) else D, dtype=np.float64)
-        asymmetry = np.max(np.abs(W - W.T)) if W.size else 0.0
-        scale = np.max(np.abs(W)) if W.size else 0.0
-        if asymmetry > 1e-6 * max(scale, 1e-300):
-            raise ValueError(f"D is not symmetric (max |D - D^T| = {asymmetry:.3g})")
+        if check_entries:
+            _check_entries(W, "InPCA.fit", "D")
+        _check_symmetric(W, self.block_bytes, "InPCA.fit: D", _SYMMETRIC)
         column_means = W.mean(axis=0)
         row_means = W.mean(axis=1)
         grand_mean = float(column_means.mean())
@@ -445,10 +577,10 @@ class InPCA(TransformerMixin, BaseEstimator):
         self.n_matvec_ = 0
         return scipy.linalg.eigh(W, driver="evd", overwrite_a=True, check_finite=False)
 
-    def _fit_lanczos(self, D, k):
+    def _fit_lanczos(self, D, k, check_entries=False):
         M = D.shape[0]
         _check_symmetry_sample(D)
-        row_means, grand_mean, frobenius_norm = _streamed_statistics(D, self.block_bytes)
+        row_means, grand_mean, frobenius_norm = _streamed_statistics(D, self.block_bytes, check_entries)
         self.column_means_ = row_means  # D symmetric: row means are the column means
         self.grand_mean_ = grand_mean
         self.frobenius_norm_ = float(frobenius_norm)
@@ -469,36 +601,34 @@ class InPCA(TransformerMixin, BaseEstimator):
     def transform(self, D_new):
         """Project new points given their distances to the M fitted points (lazy embedding).
 
-        D_new: (M_new, M) with D_new[q, j] = d_B(q, p_j) (or a single (M,) row). Classical-MDS /
-        Nystroem formula, exact for in-sample rows (x_q = coords_ of that point):
+        D_new: (M_new, M) with D_new[q, j] = d_B(q, p_j); one point's distances are a (1, M) matrix
+        (a 1-D row is refused, scikit-learn's convention). Classical-MDS / Nystroem formula, exact for
+        in-sample rows (x_q = coords_ of that point):
 
             b_qj = -1/2 (delta_qj - mean_j delta_qj - D_bar_j + D_bar_bar)
             x_qk = sum_j V_jk b_qj / (sign(lambda_k) sqrt|lambda_k|)
 
         Time-like axes therefore divide by -sqrt|lambda|. Axes with lambda = 0 give coordinate 0.
-        Rows are processed in blocks, so D_new may be an h5py Dataset too.
+        Rows are processed in blocks, so D_new may be an h5py Dataset or another streamed matrix-like
+        (see the module docstring), whose entries are checked as they are read.
         Raises ``sklearn.exceptions.NotFittedError`` before ``fit``.
         """
         check_is_fitted(self)
-        if not hasattr(D_new, "shape"):
-            D_new = np.asarray(D_new, dtype=np.float64)
-        single = len(D_new.shape) == 1
-        if single:
-            D_new = np.asarray(D_new, dtype=np.float64)[None, :]
-        M = self.n_features_in_
-        if len(D_new.shape) != 2 or D_new.shape[1] != M:
-            raise ValueError(f"D_new must have shape (M_new, {M}), got {D_new.shape}")
+        D_new = _validate_distances(self, D_new, reset=False, caller="InPCA.transform", name="D_new")
+        streamed = _is_streamed(D_new)
         magnitude = np.sqrt(np.abs(self.eigenvalues_))
         scale = np.where(self.eigenvalues_ < 0, -magnitude, magnitude)
         inverse_scale = np.divide(1.0, scale, out=np.zeros_like(scale), where=scale != 0)
         centred_column_means = self.column_means_ - self.grand_mean_
         coords = np.empty((D_new.shape[0], self.components_.shape[1]), dtype=np.float64)
         for i0, i1, rows in _row_blocks(D_new, self.block_bytes):
+            if streamed:
+                _check_block(rows, "InPCA.transform", "D_new", (i0, 0))
             b = rows - rows.mean(axis=1, keepdims=True)
             b -= centred_column_means[None, :]
             b *= -0.5
             coords[i0:i1] = (b @ self.components_) * inverse_scale
-        return coords[0] if single else coords
+        return coords
 
     def fit_transform(self, D, y=None):
         """Fit D and return ``coords_``: the in-sample coordinates from the eigenpairs themselves
@@ -567,7 +697,8 @@ def landmark_inpca(D_to_landmarks, landmark_rows, n_components=10, solver="auto"
     if weights is None:
         model = InPCA(n_components=n_components, solver=solver, block_bytes=block_bytes).fit(D_landmarks)
     else:  # each landmark stands for `weights[j]` points (landmark_weights)
-        model = WeightedLandmarkInPCA(n_components=n_components).fit(D_landmarks, weights, overwrite=True)
+        model = WeightedLandmarkInPCA(n_components=n_components).fit(D_landmarks, sample_weight=weights,
+                                                                     overwrite=True)
     del D_landmarks  # the L x L copy is not needed for the pass over all M rows
     if isinstance(D_to_landmarks, np.ndarray):
         coords = model.transform(D_to_landmarks)
@@ -593,18 +724,10 @@ def _check_landmark_rows(landmark_rows, n_rows, n_landmarks):
 
 
 def _check_landmark_symmetry(D_landmarks, block_bytes):
-    """All of the L x L matrix, in row blocks, with InPCA's tolerance. InPCA's Lanczos path only
-    spot-checks a few rows, and an asymmetric landmark matrix almost always means landmark_rows is not
-    in the order of the columns, which deserves an error that says so."""
-    scale = max(float(D_landmarks.max()), -float(D_landmarks.min())) if D_landmarks.size else 0.0
-    rows_per_block = _rows_per_block(D_landmarks.shape[1], block_bytes)
-    for i0 in range(0, D_landmarks.shape[0], rows_per_block):
-        i1 = i0 + rows_per_block
-        asymmetry = np.max(np.abs(D_landmarks[i0:i1] - D_landmarks[:, i0:i1].T))
-        if asymmetry > 1e-6 * max(scale, 1e-300):
-            raise ValueError(f"D_to_landmarks[landmark_rows] is not symmetric (max |D - D^T| = "
-                             f"{asymmetry:.3g}): column j must hold the distances to the point of row "
-                             f"landmark_rows[j]")
+    """InPCA's Lanczos path only spot-checks a few rows, and an asymmetric landmark matrix almost
+    always means landmark_rows is not in the order of the columns, which deserves an error that says so."""
+    _check_symmetric(D_landmarks, block_bytes, "D_to_landmarks[landmark_rows]",
+                     "column j must hold the distances to the point of row landmark_rows[j]")
 
 
 def _rows_of(D, rows, block_bytes):
@@ -697,7 +820,7 @@ def landmark_weights(run_ids, checkpoint_index, kinds, landmark_rows):
     return weights
 
 
-class WeightedLandmarkInPCA(TransformerMixin, BaseEstimator):
+class WeightedLandmarkInPCA(_DistanceTransformer):
     """InPCA of landmarks that each stand for `weights[j]` points (weighted classical scaling).
 
     With weights w (sum W), the double centring uses weighted means, r_j = sum_i w_i D_ij / W and
@@ -706,6 +829,11 @@ class WeightedLandmarkInPCA(TransformerMixin, BaseEstimator):
     w_j times. Eigenvalues are on the scale of all points (no M/L correction), explained stress is
     A's. `transform` places any point from its distances to the landmarks, weighting them alike.
     With all weights 1 this is InPCA.
+
+    A scikit-learn transformer with the same input conventions as InPCA. The weights are fit's
+    ``sample_weight`` (None: 1 each), scikit-learn's name for weights that count a sample that many
+    times. The fit works on the whole L x L matrix in memory (the dense solver up to
+    DENSE_MAX_POINTS landmarks, Lanczos on the explicit matrix above).
     """
 
     def __init__(self, n_components=10, random_state=0, tol=LANCZOS_TOL):
@@ -713,15 +841,21 @@ class WeightedLandmarkInPCA(TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.tol = tol
 
-    def fit(self, D, weights, overwrite=False):
-        """Fit on the (L, L) landmark distances; `overwrite`: D may be used as workspace."""
-        D = np.asarray(D, dtype=np.float64)
-        w = np.asarray(weights, dtype=np.float64)
-        if D.ndim != 2 or D.shape[0] != D.shape[1] or w.shape != (D.shape[0],) or not np.all(w > 0):
-            raise ValueError(f"WeightedLandmarkInPCA: D must be (L, L) and weights (L,) positive, got {D.shape} "
-                             f"and {w.shape}")
+    def fit(self, D, y=None, sample_weight=None, overwrite=False):
+        """Fit on the (L, L) landmark distances D, landmark j standing for sample_weight[j] > 0
+        points (None: 1 each); returns self. ``y`` is ignored (scikit-learn API). ``overwrite``: D may
+        be used as workspace (when it is a float64 array)."""
+        _validate_parameters(self)
+        if _is_streamed(D):
+            D = D[:]  # the fit works on the whole matrix in memory
+        D = _validate_distances(self, D, reset=True, caller="WeightedLandmarkInPCA.fit", name="D", dtype=np.float64)
+        if D.shape[0] != D.shape[1]:
+            raise ValueError(f"WeightedLandmarkInPCA.fit: D must be a square (L, L) matrix of distances, got "
+                             f"shape {D.shape}")
+        w = self._weights(sample_weight, D.shape[0])
+        _check_symmetric(D, DEFAULT_BLOCK_BYTES, "WeightedLandmarkInPCA.fit: D", _SYMMETRIC)
         L = D.shape[0]
-        k = min(int(self.n_components), L)
+        k = L if self.n_components is None else min(self.n_components, L)
         total = w.sum()
         r = D @ w / total
         g = float(r @ w / total)
@@ -746,21 +880,41 @@ class WeightedLandmarkInPCA(TransformerMixin, BaseEstimator):
         self.column_means_, self.grand_mean_, self.weights_ = r, g, w
         self.frobenius_norm_ = float(np.linalg.norm(A))
         self.explained_stress_ = explained_stress(lam, self.frobenius_norm_)
-        self.solver_, self.n_matvec_, self.n_features_in_ = solver, 0, L
+        self.solver_, self.n_matvec_ = solver, 0
         # the landmarks' own coordinates, as transform would give them (B S U = S^-1 U lambda)
         self.coords_ = self.components_ * np.sqrt(np.abs(lam))
         return self
 
+    @staticmethod
+    def _weights(sample_weight, L):
+        if sample_weight is None:
+            return np.ones(L)
+        w = check_array(sample_weight, ensure_2d=False, dtype=np.float64, input_name="sample_weight")
+        if w.shape != (L,):
+            raise ValueError(f"WeightedLandmarkInPCA.fit: sample_weight must have shape ({L},), one weight per "
+                             f"landmark, got shape {w.shape}")
+        if not np.all(w > 0):
+            first = int(np.argmax(~(w > 0)))
+            raise ValueError(f"WeightedLandmarkInPCA.fit: sample_weight must be > 0 (the number of points a "
+                             f"landmark stands for), got {np.count_nonzero(~(w > 0))} zero or negative weights, "
+                             f"first sample_weight[{first}] = {w[first]:.6g}")
+        return w
+
     def transform(self, D_new):
+        """Place points from their (M_new, L) distances to the landmarks, weighted like the fit. A
+        streamed matrix-like is read in row blocks, its entries checked as they are read."""
         check_is_fitted(self)
-        D_new = np.asarray(D_new, dtype=np.float64)
-        single = D_new.ndim == 1
-        D_new = D_new[None, :] if single else D_new
-        if D_new.shape[1] != self.n_features_in_:
-            raise ValueError(f"D_new must have shape (M_new, {self.n_features_in_}), got {D_new.shape}")
+        caller = "WeightedLandmarkInPCA.transform"
+        D_new = _validate_distances(self, D_new, reset=False, caller=caller, name="D_new", dtype=np.float64)
+        if _is_streamed(D_new):
+            coords = []
+            for i0, _, rows in _row_blocks(D_new, DEFAULT_BLOCK_BYTES):
+                _check_block(rows, caller, "D_new", (i0, 0))
+                coords.append(self.transform(rows))
+            return np.vstack(coords)
         w = self.weights_
         b = -0.5 * (D_new - (D_new @ w / w.sum())[:, None] - (self.column_means_ - self.grand_mean_)[None, :])
         scale = np.where(self.eigenvalues_ < 0, -1.0, 1.0) * np.sqrt(np.abs(self.eigenvalues_))
         with np.errstate(divide="ignore", invalid="ignore"):
             coords = np.where(scale != 0, ((b * w) @ self.components_) / np.where(scale != 0, scale, 1.0), 0.0)
-        return coords[0] if single else coords
+        return coords

@@ -5,9 +5,12 @@ conventions.
 Distance matrices are built with a small float64 helper here, independent of inpca.distances.
 """
 
+import tracemalloc
+
 import h5py
 import numpy as np
 import pytest
+import scipy.sparse
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
@@ -281,7 +284,8 @@ def test_transform_in_sample_returns_coords(trajectory_distances, solver):
     model = InPCA(n_components=10, solver=solver).fit(D)
     assert (model.eigenvalues_ < 0).any()  # time-like axes divide by -sqrt|lambda|
     np.testing.assert_allclose(model.transform(D), model.coords_, atol=1e-10)
-    np.testing.assert_allclose(model.transform(D[17]), model.coords_[17], atol=1e-10)
+    # one point is a (1, M) matrix; a bare (M,) row is refused (scikit-learn's convention)
+    np.testing.assert_allclose(model.transform(D[17:18])[0], model.coords_[17], atol=1e-10)
     np.testing.assert_allclose(model.transform(D[5:9].tolist()), model.coords_[5:9], atol=1e-10)
     with pytest.raises(ValueError):
         model.transform(D[:, :10])
@@ -357,3 +361,145 @@ def test_fit_transform_returns_in_sample_coords(trajectory_distances, solver):
     assert model.n_features_in_ == len(trajectory_distances)
     reference = InPCA(n_components=5, solver=solver).fit(trajectory_distances)
     np.testing.assert_array_equal(coords, reference.coords_)
+
+
+# -- input validation ----------------------------------------------------------------------------
+
+class BlockReader:
+    """A matrix-like numpy cannot convert (no ``__array__``), like inpca.tiles.TiledMatrix: ``.shape``
+    and slices. Records how many entries every read returns."""
+
+    def __init__(self, array):
+        self._array = array
+        self.shape = array.shape
+        self.entries_read = []
+
+    def __getitem__(self, key):
+        block = np.array(self._array[key])
+        self.entries_read.append(block.size)
+        return block
+
+
+def refusal(call):
+    """The message of the ValueError that ``call`` raises, checked to be one line."""
+    with pytest.raises(ValueError) as raised:
+        call()
+    message = str(raised.value)
+    assert "\n" not in message
+    return message
+
+
+def with_entry(D, i, j, value):
+    D = D.copy()
+    D[i, j] = D[j, i] = value
+    return D
+
+
+@pytest.mark.parametrize("solver", ["dense", "lanczos"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_nan_and_inf_distances_are_refused(trajectory_distances, solver, value):
+    D = with_entry(trajectory_distances, 4, 0, value)
+    D[7, 9] = value  # asymmetric on purpose: the entries are refused before symmetry is looked at
+    message = refusal(lambda: InPCA(n_components=3, solver=solver).fit(D))
+    assert message == (f"InPCA.fit: NaN/inf values in D: 3 entries, first D[0, 4] = {value}; "
+                       "distances must be finite")
+
+
+@pytest.mark.parametrize("solver", ["dense", "lanczos"])
+def test_negative_distances_are_refused(trajectory_distances, solver):
+    D = with_entry(trajectory_distances, 3, 7, -0.25)
+    message = refusal(lambda: InPCA(n_components=3, solver=solver).fit(D))
+    assert message == ("InPCA.fit: Negative values in data D: 2 entries, first D[3, 7] = -0.25; "
+                       "distances must be >= 0")
+
+
+def test_transform_refuses_a_1d_row_a_wrong_column_count_and_bad_entries(trajectory_distances):
+    D = trajectory_distances
+    model = InPCA(n_components=3).fit(D)
+    assert "D_new must be a 2-D matrix of distances, got shape (600,); Reshape your data" in \
+        refusal(lambda: model.transform(D[17]))
+    assert refusal(lambda: model.transform(D[:5, :10])) == \
+        "X has 10 features, but InPCA is expecting 600 features as input."
+    assert refusal(lambda: model.transform(with_entry(D, 2, 30, np.nan)[:5])) == \
+        "InPCA.transform: NaN/inf values in D_new: 1 entries, first D_new[2, 30] = nan; distances must be finite"
+    assert refusal(lambda: model.transform(-D[:5])).startswith("InPCA.transform: Negative values in data D_new")
+
+
+def test_square_complex_sparse_and_empty_input_are_refused(trajectory_distances):
+    D = trajectory_distances
+    assert refusal(lambda: InPCA().fit(D[:, :50])) == \
+        "InPCA.fit: D must be a square (M, M) matrix of distances, got shape (600, 50)"
+    assert refusal(lambda: InPCA().fit(D.astype(complex))) == \
+        "InPCA.fit: Complex data not supported: D has dtype complex128; distances are real"
+    assert "0 sample(s)" in refusal(lambda: InPCA().fit(np.zeros((0, 0))))
+    with pytest.raises(TypeError, match="Sparse data was passed for D, but dense data is required"):
+        InPCA().fit(scipy.sparse.csr_array(D))
+
+
+def test_lists_are_fitted_and_transformed_like_arrays(trajectory_distances):
+    D = trajectory_distances[:200, :200]
+    from_array = InPCA(n_components=4).fit(D)
+    from_list = InPCA(n_components=4).fit(D.tolist())
+    for name in ("eigenvalues_", "coords_", "explained_stress_"):
+        np.testing.assert_array_equal(getattr(from_list, name), getattr(from_array, name))
+    assert from_list.n_features_in_ == 200
+    np.testing.assert_array_equal(from_list.transform(D[:5].tolist()), from_array.transform(D[:5]))
+
+
+def test_a_memmap_is_fitted_in_place(tmp_path, trajectory_distances):
+    """Validation takes the memmap as it is: no copy of D in memory (traced allocations stay far
+    below D's size) and the same numbers as the in-memory fit."""
+    D = trajectory_distances
+    np.save(tmp_path / "d.npy", D)
+    mapped = np.load(tmp_path / "d.npy", mmap_mode="r")
+    in_memory = InPCA(n_components=4, solver="lanczos").fit(D)
+    tracemalloc.start()
+    try:
+        from_disk = InPCA(n_components=4, solver="lanczos").fit(mapped)
+        coords = from_disk.transform(mapped[:100])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < D.nbytes / 4
+    np.testing.assert_array_equal(from_disk.eigenvalues_, in_memory.eigenvalues_)
+    np.testing.assert_array_equal(from_disk.coords_, in_memory.coords_)
+    np.testing.assert_array_equal(coords, in_memory.transform(D[:100]))
+
+
+def test_matrix_likes_are_streamed_and_their_entries_checked_as_read(trajectory_distances):
+    D = trajectory_distances
+    block_bytes = 50 * 8 * D.shape[1]  # 50 rows per block
+    reader = BlockReader(D)
+    model = InPCA(n_components=4, solver="lanczos", block_bytes=block_bytes).fit(reader)
+    assert model.n_features_in_ == 600
+    assert max(reader.entries_read) <= 50 * 600  # never read whole
+    np.testing.assert_allclose(model.eigenvalues_, InPCA(n_components=4, solver="lanczos").fit(D).eigenvalues_,
+                               rtol=1e-12)
+    reader = BlockReader(D[:120])
+    np.testing.assert_allclose(model.transform(reader), model.transform(D[:120]), rtol=0, atol=1e-12)
+    assert max(reader.entries_read) <= 50 * 600
+    # the upper triangle is what the Lanczos fit reads, and checks (the first bad entry of the block)
+    bad = BlockReader(with_entry(D, 520, 450, np.nan))
+    assert refusal(lambda: InPCA(n_components=4, solver="lanczos", block_bytes=block_bytes).fit(bad)) == \
+        "InPCA.fit: NaN/inf values in D: first D[450, 520] = nan; distances must be finite"
+    bad = BlockReader(with_entry(D, 110, 3, -1.0)[:120])
+    assert refusal(lambda: model.transform(bad)) == \
+        "InPCA.transform: Negative values in data D_new: first D_new[3, 110] = -1; distances must be >= 0"
+    assert refusal(lambda: model.transform(BlockReader(D[:5, :10]))) == \
+        "X has 10 features, but InPCA is expecting 600 features as input."
+
+
+@pytest.mark.parametrize("solver", ["dense", "lanczos"])
+def test_an_hdf5_matrix_with_a_nan_block_is_refused(tmp_path, trajectory_distances, solver):
+    D = trajectory_distances.copy()
+    D[400:410, 500:520] = D[500:520, 400:410] = np.nan
+    with h5py.File(tmp_path / "d.h5", "w") as handle:
+        handle.create_dataset("d", data=D, chunks=(64, D.shape[1]))
+    with h5py.File(tmp_path / "d.h5", "r") as handle:
+        message = refusal(lambda: InPCA(n_components=4, solver=solver, block_bytes=2**18).fit(handle["d"]))
+        # dense reads the file whole and counts; Lanczos stops at the first row block holding one
+        count = "400 entries, " if solver == "dense" else ""
+        assert message == f"InPCA.fit: NaN/inf values in D: {count}first D[400, 500] = nan; distances must be finite"
+        model = InPCA(n_components=4).fit(trajectory_distances)
+        assert refusal(lambda: model.transform(handle["d"])) == \
+            "InPCA.transform: NaN/inf values in D_new: first D_new[400, 500] = nan; distances must be finite"

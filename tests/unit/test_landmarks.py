@@ -200,13 +200,45 @@ def test_a_landmark_of_weight_two_is_a_point_counted_twice():
     weights[4] = 2.0
     repeated = np.r_[np.arange(12), 4]
     exact = InPCA(n_components=5, solver="dense").fit(D[np.ix_(repeated, repeated)])
-    weighted = WeightedLandmarkInPCA(n_components=5).fit(D, weights)
+    weighted = WeightedLandmarkInPCA(n_components=5).fit(D, sample_weight=weights)
     np.testing.assert_allclose(weighted.eigenvalues_, exact.eigenvalues_, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(np.abs(weighted.coords_), np.abs(exact.coords_[:12]), atol=1e-10)
     np.testing.assert_allclose(weighted.explained_stress_, exact.explained_stress_, atol=1e-10)
-    plain = WeightedLandmarkInPCA(n_components=5).fit(D, np.ones(12))
+    plain = WeightedLandmarkInPCA(n_components=5).fit(D)  # sample_weight None: all 1
     np.testing.assert_allclose(plain.eigenvalues_, InPCA(n_components=5, solver="dense").fit(D).eigenvalues_,
                                rtol=1e-10)
+
+
+def test_weighted_fit_refuses_bad_weights_and_distances_and_streams_transform(trajectory_distances):
+    from inpca.embedding import WeightedLandmarkInPCA
+
+    D = trajectory_distances[:60, :60]
+    weights = np.linspace(1.0, 3.0, 60)
+
+    def refusal(call):
+        with pytest.raises(ValueError) as raised:
+            call()
+        assert "\n" not in str(raised.value)
+        return str(raised.value)
+
+    assert refusal(lambda: WeightedLandmarkInPCA(3).fit(D, sample_weight=np.r_[0.0, weights[1:]])) == (
+        "WeightedLandmarkInPCA.fit: sample_weight must be > 0 (the number of points a landmark stands for), "
+        "got 1 zero or negative weights, first sample_weight[0] = 0")
+    assert "sample_weight must have shape (60,)" in refusal(
+        lambda: WeightedLandmarkInPCA(3).fit(D, sample_weight=weights[:59]))
+    nan = D.copy()
+    nan[5, 9] = nan[9, 5] = np.nan
+    assert refusal(lambda: WeightedLandmarkInPCA(3).fit(nan, sample_weight=weights)) == (
+        "WeightedLandmarkInPCA.fit: NaN/inf values in D: 2 entries, first D[5, 9] = nan; distances must be finite")
+    asymmetric = D.copy()
+    asymmetric[5, 9] += 1.0
+    assert refusal(lambda: WeightedLandmarkInPCA(3).fit(asymmetric)).startswith(
+        "WeightedLandmarkInPCA.fit: D is not symmetric")
+    model = WeightedLandmarkInPCA(3).fit(D, sample_weight=weights)
+    assert model.n_features_in_ == 60
+    D_new = trajectory_distances[:, :60]
+    np.testing.assert_array_equal(model.transform(RowSlicedMatrix(D_new)), model.transform(D_new))
+    assert "Reshape your data" in refusal(lambda: model.transform(D_new[0]))
 
 
 def test_landmark_weights_count_the_points_each_landmark_stands_for():
