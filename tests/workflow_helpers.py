@@ -60,7 +60,7 @@ def job_counts(output: str) -> dict[str, int]:
 
 def split_distances(workdir: Path, split: str):
     """The (M, M) distances of a finished study, read from its tiles (no assembled copy is made)."""
-    from inpca.tiles import TiledMatrix
+    from inpca.tiles import TiledMatrix, study_tile_paths
 
-    tiles = {tuple(p.stem.split("-")): p for p in (workdir / f"results/distances/{split}/tiles").glob("*.h5")}
-    return TiledMatrix(tiles, workdir / "results/store/index.tsv")
+    index = workdir / "results/store/index.tsv"
+    return TiledMatrix(study_tile_paths(workdir / f"results/distances/{split}/tiles", index), index)
