@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .config import SPLITS
 from .errors import DatasetError, InpcaError, RunFileError
 from .h5io import atomic_path, open_h5, write_h5
 
@@ -147,7 +148,7 @@ def pretrain_corner(corner: dict, corner_id: str, weights_path, predictions_path
             raise InpcaError(f"corner {corner_id}: pre-training diverged at step {training.diverged_at} (non-finite "
                              f"loss or predictions); lower init.optimizer.lr ({init['optimizer']['lr']:g})")
     recorded = evaluate(training.model, training.eval_data, eval_batch_size, training.channels_last)
-    if not all(np.isfinite(recorded[split][0]).all() for split in ("train", "test")):
+    if not all(np.isfinite(recorded[split][0]).all() for split in SPLITS):
         raise InpcaError(f"corner {corner_id}: the network predicts NaN/Inf at its corner; lower init.scale or "
                          "init.optimizer.lr")
     pretrain_loss = pretrain_error = math.nan
@@ -163,12 +164,12 @@ def pretrain_corner(corner: dict, corner_id: str, weights_path, predictions_path
         "parameters": training.parameters, "pretrain_loss": pretrain_loss, "pretrain_error": pretrain_error,
         "pretrain_samples": training.dataset.n_train if init["name"] != "perturbed" else 0,
         "steps": training.step, "inpca_version": __version__,
-        **{f"{split}_{metric}": value for split in ("train", "test")
+        **{f"{split}_{metric}": value for split in SPLITS
            for metric, value in zip(("loss", "error"), recorded[split][1:])},
     }
 
     def fill(f):
-        for split in ("train", "test"):
+        for split in SPLITS:
             f.create_dataset(f"{split}_probs", data=recorded[split][0].astype(np.float32), track_times=False)
             f.create_dataset(f"{split}_labels", data=getattr(data, f"y_{split}"), track_times=False)
         f.attrs.update(attrs)

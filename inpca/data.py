@@ -35,8 +35,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .config import SPLITS, complete_section
 from .errors import ConfigError, DatasetError
-from .study import complete_section
 
 __all__ = [
     "CIFAR10_MEAN",
@@ -117,7 +117,7 @@ class Dataset:
         object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
         object.__setattr__(self, "std", tuple(float(s) for s in self.std))
-        for split in ("train", "test"):
+        for split in SPLITS:
             x = getattr(self, f"x_{split}")
             y = getattr(self, f"y_{split}")
             if y.dtype != np.int64 or y.ndim != 1 or len(y) != len(x):

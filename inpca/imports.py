@@ -20,6 +20,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from .config import SPLITS
 from .errors import ConfigError
 
 PREFIX = "rec"
@@ -72,7 +73,7 @@ def _identity(path: str) -> tuple[str, ImportedRun]:
             raise ConfigError(f"imports: {path} holds no checkpoint")
         config = json.loads(attrs["config"])
         digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
-        for split in ("train", "test"):
+        for split in SPLITS:
             digest.update(f[f"{split}_probs"][0].tobytes())
         run = ImportedRun(source=path, config=config, fingerprint=str(attrs["fingerprint"]),
                           dataset=str(attrs.get("dataset", "recorded")), num_classes=int(attrs["num_classes"]),
@@ -118,7 +119,6 @@ def import_run(source, out_path, run_id: str, sum_tolerance: float = 1e-3, refer
     from .errors import StoreError
     from .runfile import METRICS, check_probabilities, read_run, write_run
     from .store import check_fits_reference, read_reference
-    from .study import SPLITS
 
     run = read_run(source)
     for split in SPLITS:

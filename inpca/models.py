@@ -34,6 +34,9 @@ import math
 import torch
 import torch.nn as nn
 
+# ARCHITECTURES: the names the schema lists (their size parameters and defaults are there too)
+from .config import ARCHITECTURES, check_arch_fits, complete_section
+
 __all__ = ["ARCHITECTURES", "build_model", "count_parameters"]
 
 
@@ -283,10 +286,6 @@ class ViT(nn.Module):
 # build_model
 # --------------------------------------------------------------------------------------------
 
-#: Architecture names (their size parameters and defaults are in schemas/config.schema.yaml).
-ARCHITECTURES = ("fc", "allcnn", "wrn", "convmixer", "vit")
-
-
 def build_model(arch: dict, input_shape: tuple, num_classes: int) -> nn.Module:
     """Build the network for one grid entry ``arch = {"name": ..., **size params}``.
 
@@ -297,8 +296,6 @@ def build_model(arch: dict, input_shape: tuple, num_classes: int) -> nn.Module:
     takes either ``widths`` (the hidden widths) or ``width`` + ``depth`` (``depth`` layers of
     ``width`` units), not both.
     """
-    from .study import check_arch_fits, complete_section
-
     arch = complete_section("arch", arch)
     input_shape = tuple(int(s) for s in input_shape)
     check_arch_fits(arch, input_shape)

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import ResultsError
-from .study import resolve_column
+from .config import resolve_column
 
 # Above this many distinct numeric values a colour column gets a colormap and colorbar, not a legend.
 MAX_CATEGORIES_NUMERIC = 8

@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .config import SPLITS
 from .data import _fingerprint
 from .errors import InpcaError
 from .h5io import create, open_h5, write_h5
@@ -61,7 +62,6 @@ __all__ = ["Recorder", "RecorderError", "log_steps", "paper_steps"]
 
 log = logging.getLogger("inpca.record")
 
-SPLITS = ("train", "test")
 DTYPES = {"float32": np.float32, "float16": np.float16}
 PARTIAL_SUFFIX = ".partial"
 DIVERGED_FILE = "diverged.h5"

@@ -55,7 +55,8 @@ import numpy as np
 from .errors import RunFileError, StoreError
 from .h5io import atomic_path, open_h5, write_h5
 from .runfile import check_probabilities, read_run
-from .study import INDEX_COLUMNS, METRICS, POINT_FIELDS, SPLITS, flatten
+from .config import SPLITS
+from .study import INDEX_COLUMNS, METRICS, POINT_FIELDS, flatten
 
 log = logging.getLogger("inpca.store")
 

@@ -31,13 +31,14 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .config import SPLITS, complete_section
 from .data import load_dataset, subsample
 from .devices import resolve_device
 from .errors import ConfigError, InpcaError, RunFileError, rebuild_hint
 from .h5io import atomic_path, open_h5, write_h5
 from .runfile import METRICS, write_run
 from .schedule import checkpoint_steps
-from .study import complete_section, corner_config, corner_id
+from .study import corner_config, corner_id
 
 log = logging.getLogger("inpca.train")
 
@@ -162,7 +163,7 @@ def evaluate(model, data: DeviceData, batch_size: int, channels_last: bool):
     model.eval()
     out = {}
     with torch.no_grad():
-        for split in ("train", "test"):
+        for split in SPLITS:
             x_all, y_all = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
             batches = ((x_all[start:start + batch_size], y_all[start:start + batch_size])
                        for start in range(0, x_all.shape[0], batch_size))
@@ -330,9 +331,9 @@ class Training:
         """Evaluate the network at the current step and append its predictions and metrics; False,
         with nothing appended, if the predictions are not finite (the network diverged)."""
         result = evaluate(self.model, self.eval_data, self.eval_batch_size, self.channels_last)
-        if not all(np.isfinite(result[split][0]).all() for split in ("train", "test")):
+        if not all(np.isfinite(result[split][0]).all() for split in SPLITS):
             return False
-        for split in ("train", "test"):
+        for split in SPLITS:
             probs, loss, err = result[split]
             self.record[f"{split}_probs"].append(probs)
             self.record[f"{split}_loss"].append(loss)
@@ -429,7 +430,7 @@ class Training:
         if corner:
             attrs["corner"] = corner_id(corner)
         dtype = np.float16 if self.run["checkpoints"]["dtype"] == "float16" else np.float32
-        probs = {split: np.stack(record[f"{split}_probs"]).astype(dtype) for split in ("train", "test")}
+        probs = {split: np.stack(record[f"{split}_probs"]).astype(dtype) for split in SPLITS}
         labels = {"train": recorded.y_train, "test": recorded.y_test}
         write_run(out_path, probs, record["step"], record["epoch"], {m: record[m] for m in METRICS}, attrs, labels)
         log.info("wrote %s: %d checkpoints in %.1f s", out_path, len(record["step"]), time.time() - self.started)

@@ -36,7 +36,7 @@ import numpy as np
 
 from .errors import ResultsError
 from .h5io import open_h5, write_h5
-from .study import SPLITS
+from .config import SPLITS
 
 log = logging.getLogger("inpca.trajectories")
 

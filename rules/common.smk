@@ -13,12 +13,11 @@ from inpca.study import (
     GRID_RUN_PATTERN,
     RESULTS_VERSION,
     canonical_json,
-    claim_results_folder,
     dataset_identity,
     load_study,
-    results_folder,
     runs_table_rows,
 )
+from inpca.config import claim_results_folder, results_folder
 from inpca.imports import RUN_ID_PATTERN as IMPORTED_RUN_PATTERN
 from inpca import resources as estimate
 from inpca.devices import gpus_for_device
