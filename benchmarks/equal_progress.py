@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inpca.h5io import write_h5  # noqa: E402
+from inpca.files import write_h5  # noqa: E402
 from inpca.tiles import compute_tile  # noqa: E402
 
 PAPER = {"trajectories": 2296, "points": 100, "samples": 25_000}

@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inpca.runfile import METRICS, write_run  # noqa: E402
 from inpca import tiles  # noqa: E402
-from inpca.h5io import open_h5  # noqa: E402
+from inpca.files import open_h5  # noqa: E402
 from inpca.store import LAYOUTS, build_block, open_block, read_reference, write_reference  # noqa: E402
 
 READERS = {"open_h5": open_h5, "open_block": open_block}

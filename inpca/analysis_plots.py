@@ -52,7 +52,7 @@ def _mpl():
 
 
 def _save(fig, out_png) -> None:
-    from .h5io import atomic_path
+    from .files import atomic_path
 
     plt = _mpl()
     with atomic_path(Path(out_png)) as tmp:

@@ -22,15 +22,9 @@ import logging
 import numpy as np
 
 from .errors import ResultsError, snakemake_command
-from .h5io import atomic_path, open_h5
-from .results import read_table
+from .files import atomic_path, open_h5, read_table, text, write_table
 
 log = logging.getLogger("inpca.analysis")
-
-def _write_table(table, path) -> None:
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-
 
 def load_trajectories(trajectories_path):
     """The trajectory table with the columns the analyses use (diverged as a bool)."""
@@ -43,7 +37,7 @@ def load_equal_progress(equal_progress_path, trajectories_path):
     """(dists (T, R, R), ts (T,), trajectories), checked to be in the same order."""
     with open_h5(equal_progress_path) as f:
         dists, ts = f["D"][()], f["t"][()]
-        runs = [r.decode() for r in f["run"][()]]
+        runs = text(f["run"][()])
     trajectories = load_trajectories(trajectories_path)
     if runs != trajectories["run"].tolist():
         raise ResultsError(f"{equal_progress_path} and {trajectories_path} list different trajectories; rerun the "
@@ -67,7 +61,7 @@ def configurations(equal_progress_path, trajectories_path, out_tsv, out_png, *, 
     dists, _, trajectories = load_equal_progress(equal_progress_path, trajectories_path)
     keep, _ = _selected(trajectories, max_final_train_error)
     labels, D, pairs = configuration_distances(dists, trajectories, keep)
-    _write_table(pairs, out_tsv)
+    write_table(pairs, out_tsv)
     plot_dendrogram(labels, D, configuration_archs(trajectories, labels), out_png)
 
 
@@ -79,7 +73,7 @@ def factors(equal_progress_path, trajectories_path, out_tsv, out_png, *, max_fin
     keep, _ = _selected(trajectories, max_final_train_error)
     pairs = run_pairs(dists, trajectories, keep)
     table = factor_effects(dists, trajectories, keep, pairs=pairs)
-    _write_table(table, out_tsv)
+    write_table(table, out_tsv)
     plot_factors(table, pairs, out_png)
 
 
@@ -90,7 +84,7 @@ def distance_to_geodesic(equal_progress_path, trajectories_path, out_tsv, out_pn
     dists, ts, trajectories = load_equal_progress(equal_progress_path, trajectories_path)
     keep, _ = _selected(trajectories, max_final_train_error)
     table = table_of(dists, trajectories, ts=ts, keep=keep)
-    _write_table(table, out_tsv)
+    write_table(table, out_tsv)
     plot_distance_to_geodesic(table, out_png)
 
 
@@ -112,7 +106,7 @@ def corners(equal_progress_path, trajectories_path, out_tsv, out_png, *, max_fin
         values = first[f"progress_{split}"] if index == "progress" else 1 - first["train_error"]
         start = trajectories["run"].map(values).to_numpy(dtype=float)
     table = corner_distances(dists, trajectories, keep, ts=ts, start=start)
-    _write_table(table, out_tsv)
+    write_table(table, out_tsv)
     plot_corner_distances(table, out_png)
 
 
@@ -141,7 +135,7 @@ def tube_width(trajectory_blocks: dict, trajectories_path, split: str, out_tsv, 
     finally:
         for f in files.values():
             f.close()
-    _write_table(table, out_tsv)
+    write_table(table, out_tsv)
     plot_tube_widths(table, ts, out_png)
 
 
@@ -154,8 +148,8 @@ def speed(store_index_path, trajectories_path, split: str, out_runs_tsv, out_con
     trajectories = load_trajectories(trajectories_path)
     keep, _ = _selected(trajectories, max_final_train_error)
     per_run, per_configuration = speed_tables(points, trajectories, keep, split, levels=tuple(levels))
-    _write_table(per_run, out_runs_tsv)
-    _write_table(per_configuration, out_configurations_tsv)
+    write_table(per_run, out_runs_tsv)
+    write_table(per_configuration, out_configurations_tsv)
     plot_speed(points, per_run, split, out_png)
 
 

@@ -44,7 +44,7 @@ import numpy as np
 from . import __version__
 from .config import SPLITS
 from .errors import DatasetError, InpcaError, RunFileError
-from .h5io import atomic_path, open_h5, write_h5
+from .files import atomic_path, create, open_h5, write_h5
 
 log = logging.getLogger("inpca.corners")
 
@@ -170,8 +170,8 @@ def pretrain_corner(corner: dict, corner_id: str, weights_path, predictions_path
 
     def fill(f):
         for split in SPLITS:
-            f.create_dataset(f"{split}_probs", data=recorded[split][0].astype(np.float32), track_times=False)
-            f.create_dataset(f"{split}_labels", data=getattr(data, f"y_{split}"), track_times=False)
+            create(f, f"{split}_probs", data=recorded[split][0].astype(np.float32))
+            create(f, f"{split}_labels", data=getattr(data, f"y_{split}"))
         f.attrs.update(attrs)
 
     write_h5(predictions_path, fill)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .config import SPLITS, complete_section
-from .errors import ConfigError, DatasetError
+from .errors import ConfigError, DatasetError, first_line
 
 __all__ = [
     "CIFAR10_MEAN",
@@ -239,11 +239,6 @@ class _MetaFileError(Exception):
     """Wraps a failure to read batches.meta so the caller can name that file."""
 
 
-def _first_line(e: BaseException) -> str:
-    msg = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {msg[0]}" if msg else type(e).__name__
-
-
 def _load_cifar10(spec: dict, data_dir_base: str | None) -> Dataset:
     """CIFAR-10 from ``<data_dir>/cifar-10-batches-py`` (the extracted python version).
 
@@ -266,7 +261,7 @@ def _load_cifar10(spec: dict, data_dir_base: str | None) -> Dataset:
             # torchvision downloads the official archive (its md5 is checked) and extracts it.
             _cifar_class(CIFAR10_TRAIN_FILES + CIFAR10_TEST_FILES)(root=root, train=True, download=True)
         except Exception as e:  # network, disk, checksum ...
-            raise DatasetError(f"cifar10: download into data_dir '{root}' failed ({_first_line(e)})") from None
+            raise DatasetError(f"cifar10: download into data_dir '{root}' failed ({first_line(e, typed=True)})") from None
 
     if not os.path.isdir(root):
         raise DatasetError(
@@ -293,12 +288,12 @@ def _load_cifar10(spec: dict, data_dir_base: str | None) -> Dataset:
             except _MetaFileError as e:
                 path = os.path.join(folder, CIFAR10_META_FILE)
                 raise DatasetError(
-                    f"cifar10: cannot read '{path}' ({_first_line(e.args[0])}); the file is truncated or "
+                    f"cifar10: cannot read '{path}' ({first_line(e.args[0], typed=True)}); the file is truncated or "
                     "corrupted, re-extract the CIFAR-10 python version there"
                 ) from None
             except Exception as e:  # truncated/corrupted pickle, wrong array size, bad keys ...
                 raise DatasetError(
-                    f"cifar10: cannot read '{path}' ({_first_line(e)}); the file is truncated or corrupted, "
+                    f"cifar10: cannot read '{path}' ({first_line(e, typed=True)}); the file is truncated or corrupted, "
                     "re-extract the CIFAR-10 python version there"
                 ) from None
             if x.ndim != 4 or x.shape[1:] != (32, 32, 3) or x.dtype != np.uint8 or len(y) != len(x):

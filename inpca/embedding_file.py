@@ -27,7 +27,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .errors import ResultsError
-from .h5io import open_h5, write_h5
+from .files import open_h5, write_h5
 
 log = logging.getLogger("inpca.embedding")
 

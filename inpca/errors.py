@@ -45,6 +45,15 @@ class ResultsError(InpcaError, ValueError):
     """Intermediate results of a study that do not fit together (tiles, index, embedding)."""
 
 
+def first_line(exc: BaseException, typed: bool = False) -> str:
+    """The first line of an exception's message (its type's name if it has none); `typed`: prefixed by
+    the type's name ("OSError: ..."), for exceptions from other libraries quoted in a refusal."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {lines[0]}" if typed else lines[0]
+
+
 def snakemake_command() -> str:
     """How to start the Snakemake that runs this process, as the user would type it in the study's
     folder: ``snakemake`` when that name finds it on PATH, else its path (relative when it lies below

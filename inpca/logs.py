@@ -20,7 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .errors import InpcaError, snakemake_command
+from .errors import InpcaError, first_line, snakemake_command
 
 log = logging.getLogger("inpca")
 
@@ -95,11 +95,6 @@ def _log_written(log_path: str | None) -> bool:
     return not _log_file.failed
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _refused_path(exc: OSError, outputs) -> str | None:
     """The file whose write failed: the exception's own, h5py's from its message, else the job's
     first output."""
@@ -147,7 +142,7 @@ def os_refusal(exc: OSError, outputs=()) -> str | None:
         return (f"no space left on the device{where} ({_mb(usage.free)} free of {_mb(usage.total)} on the file "
                 f"system of {folder}{_largest_folders(Path(path)) if path else ''}); free space there (or "
                 f"quota) and rerun {rerun}: nothing incomplete was kept")
-    return f"{_OS_REFUSALS[exc.errno]}{where} ({_first_line(exc)}); fix that and rerun {rerun}"
+    return f"{_OS_REFUSALS[exc.errno]}{where} ({first_line(exc)}); fix that and rerun {rerun}"
 
 
 def run_script(main, smk) -> None:
@@ -157,7 +152,7 @@ def run_script(main, smk) -> None:
     try:
         main(smk)
     except InpcaError as exc:
-        message = _first_line(exc)
+        message = first_line(exc)
         log.error("%s", message)
         sys.exit(f"error in rule {smk.rule}: {message}")
     except Exception as exc:
@@ -166,7 +161,7 @@ def run_script(main, smk) -> None:
             log.error("%s", refusal)
             sys.exit(f"error in rule {smk.rule}: {refusal}")
         # a bug: keep the evidence
-        summary = f"{type(exc).__name__}: {_first_line(exc)}"
+        summary = f"{type(exc).__name__}: {first_line(exc)}"
         log.error("unexpected error (a bug, please report it with the log): %s", summary, exc_info=True)
         if _log_written(log_path):
             sys.exit(f"error in rule {smk.rule}: {summary}; traceback in {log_path}")

@@ -26,8 +26,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import ResultsError
 from .config import resolve_column
+from .errors import ResultsError
+from .files import text_of
 
 # Above this many distinct numeric values a colour column gets a colormap and colorbar, not a legend.
 MAX_CATEGORIES_NUMERIC = 8
@@ -49,14 +50,6 @@ HOVER_COLUMNS = ("run", "arch", "optimizer", "epoch", "step", "train_error", "te
 # loading
 
 
-def _text(value) -> str:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.ndarray) and value.shape == ():
-        return _text(value.item())
-    return str(value)
-
-
 def load(embedding_path, index_path=None):
     """(emb, index): the embedding file as a dict of arrays (+ 'attrs') and index.tsv as a DataFrame
     (index is None when index_path is None: the spectrum needs no index).
@@ -64,17 +57,16 @@ def load(embedding_path, index_path=None):
     `run` and `kind` are decoded to str arrays. Raises ResultsError (one line naming both files) when the
     row counts differ or the run labels are not in the same order.
     """
-    from .h5io import open_h5
-    from .results import read_table
+    from .files import open_h5, read_table
 
     emb: dict = {}
     with open_h5(embedding_path) as f:
         for name in f:
             data = f[name][()]
             if name in ("run", "kind"):
-                data = np.array([_text(v) for v in data], dtype=object)
+                data = np.array([text_of(v) for v in data], dtype=object)
             emb[name] = data
-        emb["attrs"] = {key: (_text(v) if isinstance(v, (bytes, str, np.bytes_, np.str_)) else
+        emb["attrs"] = {key: (text_of(v) if isinstance(v, (bytes, str, np.bytes_, np.str_)) else
                               (v.item() if isinstance(v, np.generic) else v)) for key, v in f.attrs.items()}
     missing = [n for n in ("coords", "eigenvalues", "explained_stress") if n not in emb]
     if missing:
@@ -119,7 +111,7 @@ def _check_rows(emb: dict, index) -> None:
 
 
 def _split(emb: dict) -> str:
-    return _text(emb.get("attrs", {}).get("split", "")) or "?"
+    return text_of(emb.get("attrs", {}).get("split", "")) or "?"
 
 
 def _fmt_lambda(lam: float) -> str:
@@ -679,7 +671,7 @@ def plot_spectrum(emb: dict, out_path) -> None:
         ax2.set_xticks(np.arange(1, len(stress) + 1))
     ax2.grid(alpha=0.3)
     attrs = emb.get("attrs", {})
-    extra = ", ".join(f"{key} {_text(attrs[key])}" for key in ("metric", "solver", "n_points") if key in attrs)
+    extra = ", ".join(f"{key} {text_of(attrs[key])}" for key in ("metric", "solver", "n_points") if key in attrs)
     fig.suptitle(f"{_split(emb)} split: InPCA spectrum" + (f" ({extra})" if extra else ""))
     fig.tight_layout()
     out_path = Path(out_path)

@@ -53,7 +53,7 @@ from . import __version__
 from .config import SPLITS
 from .data import _fingerprint
 from .errors import InpcaError
-from .h5io import create, open_h5, write_h5
+from .files import create, open_h5, write_h5
 from .runfile import METRICS, write_run
 from .schedule import log_steps, paper_steps
 from .train import evaluate_batches, normalisation, prepare_inputs

@@ -24,20 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ResultsError, snakemake_command
-from .h5io import open_h5
+from .files import open_h5, read_table, text
 
-__all__ = ["Results", "load", "read_table"]
-
-
-# Columns that are labels even when they look like numbers (a run id of hex digits, a block name).
-LABEL_COLUMNS = ("run", "kind", "block", "arch", "optimizer", "configuration")
-
-
-def read_table(path):
-    """A TSV table of a study (index.tsv, runs.tsv, an analysis table) as a pandas DataFrame."""
-    import pandas as pd
-
-    return pd.read_csv(path, sep="\t", dtype={column: str for column in LABEL_COLUMNS})
+__all__ = ["Results", "load"]
 
 
 def load(path="results") -> "Results":
@@ -114,7 +103,7 @@ class Results:
         f = self._h5(self.path / "embedding" / f"{split}.h5")
         out = {name: f[name][()] for name in f}
         for name in ("run", "kind"):
-            out[name] = np.array([v.decode() for v in out[name]])
+            out[name] = np.array(text(out[name]))
         return {**out, "attrs": dict(f.attrs)}
 
     def distances(self, split: str):

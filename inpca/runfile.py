@@ -13,7 +13,7 @@ labels), num_classes, n_train, n_test, steps_per_epoch, diverged_at_step (-1 if 
 started, {"name": "default"} or the resolved corner init) and, when it started from a corner, corner
 (its id: the run's checkpoint 0 is the corner's predictions).
 
-Written through inpca.h5io.write_h5, so a file at the final path is always complete.
+Written through inpca.files.write_h5, so a file at the final path is always complete.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RunFileError, rebuild_hint
-from .h5io import create, h5_reason, open_h5, write_h5
+from .files import create, h5_reason, open_h5, write_h5
 from .study import METRICS
 
 FORMAT_VERSION = 1

@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RunFileError, StoreError
-from .h5io import atomic_path, open_h5, write_h5
+from .files import atomic_path, create, open_h5, text_of, write_h5
 from .runfile import check_probabilities, read_run
 from .config import SPLITS
 from .study import INDEX_COLUMNS, METRICS, POINT_FIELDS, flatten
@@ -123,11 +123,10 @@ def write_reference(out_path, dataset_spec: dict, geodesic_points: int, data_dir
 
     def fill(f):
         for split in SPLITS:
-            f.create_dataset(f"{split}_probs", data=probs[split], chunks=_probs_chunks(*probs[split].shape[1:]),
-                             track_times=False)
-            f.create_dataset(f"{split}_labels", data=labels[split], track_times=False)
+            create(f, f"{split}_probs", data=probs[split], chunks=_probs_chunks(*probs[split].shape[1:]))
+            create(f, f"{split}_labels", data=labels[split])
         for key, value in meta.items():
-            f.create_dataset(key, data=value, track_times=False)
+            create(f, key, data=value)
         f.attrs.update(attrs)
 
     write_h5(out_path, fill)
@@ -193,10 +192,9 @@ def write_corner_curves(out_path, corner_paths: dict, reference_path, geodesic_p
 
     def fill(f):
         for split in SPLITS:
-            f.create_dataset(f"{split}_probs", data=probs[split], chunks=_probs_chunks(*probs[split].shape[1:]),
-                             track_times=False)
+            create(f, f"{split}_probs", data=probs[split], chunks=_probs_chunks(*probs[split].shape[1:]))
         for key, value in columns.items():
-            f.create_dataset(key, data=value, track_times=False)
+            create(f, key, data=value)
         f.attrs.update({"fingerprint": attrs["fingerprint"], "dataset": attrs["dataset"], "num_classes": C,
                         "n_train": int(attrs["n_train"]), "n_test": int(attrs["n_test"]), "runs": "{}",
                         "run_info": "{}", "progress_mode": progress_mode})
@@ -274,9 +272,8 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
     def fill(f):
         shapes = {s: (total, int(ref_attrs[f"n_{s}"]), C) for s in SPLITS}
         if layout == "copy":
-            dsets = {s: f.create_dataset(f"{s}_probs", shape=shapes[s], dtype=np.float32,
-                                         chunks=_probs_chunks(*shapes[s][1:]) if total else None,
-                                         track_times=False) for s in SPLITS}
+            dsets = {s: create(f, f"{s}_probs", shape=shapes[s], dtype=np.float32,
+                                         chunks=_probs_chunks(*shapes[s][1:]) if total else None) for s in SPLITS}
         else:
             dsets = {s: h5py.VirtualLayout(shape=shapes[s], dtype=np.float32) for s in SPLITS}
         offset = 0
@@ -321,7 +318,7 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
             f.attrs["sources"] = json.dumps(sources)
         for key, values in meta.items():
             dtype = "S" if key in ("run", "kind") else (np.int64 if key in ("checkpoint", "step") else np.float64)
-            f.create_dataset(key, data=np.array(values, dtype=dtype), track_times=False)
+            create(f, key, data=np.array(values, dtype=dtype))
         f.attrs.update({"fingerprint": ref_attrs["fingerprint"], "dataset": ref_attrs["dataset"], "num_classes": C,
                         "n_train": int(ref_attrs["n_train"]), "n_test": int(ref_attrs["n_test"]),
                         "runs": json.dumps(configs, sort_keys=True), "run_info": json.dumps(run_info, sort_keys=True),
@@ -399,7 +396,7 @@ def read_points(path) -> tuple[list[dict], dict, dict]:
         run_info = json.loads(f.attrs.get("run_info", "{}"))
     rows = []
     for i in range(m):
-        row = {k: (v[i].decode() if isinstance(v[i], bytes) else v[i].item()) for k, v in cols.items()}
+        row = {k: (text_of(v[i]) if v.dtype.kind in "SUO" else v[i].item()) for k, v in cols.items()}
         rows.append(row)
     return rows, configs, run_info
 

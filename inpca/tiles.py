@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ResultsError
-from .h5io import open_h5, write_h5
+from .files import open_h5, write_h5
 from .store import open_block
 
 log = logging.getLogger("inpca.tiles")

@@ -34,8 +34,8 @@ from . import __version__
 from .config import SPLITS, complete_section
 from .data import load_dataset, subsample
 from .devices import resolve_device
-from .errors import ConfigError, InpcaError, RunFileError, rebuild_hint
-from .h5io import atomic_path, open_h5, write_h5
+from .errors import ConfigError, InpcaError, RunFileError, first_line, rebuild_hint
+from .files import atomic_path, create, open_h5, write_h5
 from .runfile import METRICS, write_run
 from .schedule import checkpoint_steps
 from .study import corner_config, corner_id
@@ -195,7 +195,7 @@ class Recorder:
     def save(self, rec: dict) -> None:
         def fill(f):
             for key, values in rec.items():
-                f.create_dataset(key, data=np.asarray(values), track_times=False)
+                create(f, key, data=np.asarray(values))
 
         write_h5(self.path, fill)
 
@@ -299,8 +299,7 @@ class Training:
             state = torch.load(path, map_location=self.device, weights_only=True)
             self.model.load_state_dict(state)
         except Exception as exc:  # a truncated file, another network's weights: one line, with the remedy
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise RunFileError(f"{path}: not the weights of run {self.run_id}'s network ({reason[:200]}); "
+            raise RunFileError(f"{path}: not the weights of run {self.run_id}'s network ({first_line(exc)[:200]}); "
                                + rebuild_hint(path)) from None
         log.info("started from the weights in %s", path)
 

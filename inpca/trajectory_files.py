@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ResultsError
-from .h5io import open_h5, write_h5
 from .config import SPLITS
+from .errors import ResultsError
+from .files import create, open_h5, text, write_h5
 
 log = logging.getLogger("inpca.trajectories")
 
@@ -44,10 +44,6 @@ GEODESIC = "geodesic"
 _RUN_COLUMNS_SKIPPED = {"point", "block", "row", "run", "kind", "checkpoint", "step", "epoch", "t",
                         "progress_train", "progress_test", "dist_truth_train", "dist_truth_test",
                         "train_loss", "train_error", "test_loss", "test_error"}
-
-
-def _text(values) -> list[str]:
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
 def _run_rows(runs: list[str]) -> dict[str, slice]:
@@ -73,17 +69,17 @@ def reindex_block(block_path, reference_path, out_path, *, index: str = "progres
     n_classes = int(attrs["num_classes"])
     labels = {split: reference[f"{split}_labels"] for split in SPLITS}
     with open_block(block_path) as block:
-        kinds = _text(block["kind"][()])
+        kinds = text(block["kind"][()])
         is_reference = all(kind == "reference" for kind in kinds)
-        runs = [GEODESIC] if is_reference else list(_run_rows(_text(block["run"][()])))
-        rows = {} if is_reference else _run_rows(_text(block["run"][()]))
+        runs = [GEODESIC] if is_reference else list(_run_rows(text(block["run"][()])))
+        rows = {} if is_reference else _run_rows(text(block["run"][()]))
 
         def fill(f):
             r, t = len(runs), len(ts)
             for split in SPLITS:
                 n = len(labels[split])
-                probs = f.create_dataset(f"{split}_probs", shape=(r, t, n, n_classes), dtype=np.float32,
-                                         chunks=(1, 1, n, n_classes), track_times=False)
+                probs = create(f, f"{split}_probs", shape=(r, t, n, n_classes), dtype=np.float32,
+                                         chunks=(1, 1, n, n_classes))
                 loss, error, final = np.empty((r, t)), np.empty((r, t)), np.empty(r)
                 for i, run in enumerate(runs):
                     if is_reference:
@@ -95,13 +91,13 @@ def reindex_block(block_path, reference_path, out_path, *, index: str = "progres
                         final[i] = values[-1]
                     probs[i] = trajectory.astype(np.float32)
                     loss[i], error[i] = reindex_metrics(trajectory, labels[split])
-                f.create_dataset(f"{split}_loss", data=loss, track_times=False)
-                f.create_dataset(f"{split}_error", data=error, track_times=False)
-                f.create_dataset(f"final_index_{split}", data=final, track_times=False)
-            f.create_dataset("run", data=np.array(runs, dtype="S"), track_times=False)
+                create(f, f"{split}_loss", data=loss)
+                create(f, f"{split}_error", data=error)
+                create(f, f"final_index_{split}", data=final)
+            create(f, "run", data=np.array(runs, dtype="S"))
             kind = GEODESIC if is_reference else "run"
-            f.create_dataset("kind", data=np.array([kind] * len(runs), dtype="S"), track_times=False)
-            f.create_dataset("t", data=ts, track_times=False)
+            create(f, "kind", data=np.array([kind] * len(runs), dtype="S"))
+            create(f, "t", data=ts)
             f.attrs.update({"index": index, "points": int(points), "fingerprint": attrs["fingerprint"],
                             "num_classes": n_classes, "n_train": int(attrs["n_train"]),
                             "n_test": int(attrs["n_test"])})
@@ -123,14 +119,14 @@ def _last_checkpoints(store_index_path) -> dict[str, dict]:
 
 def write_trajectory_index(out_path, trajectory_blocks: dict, store_index_path) -> None:
     """index.tsv of the trajectories, in equal-progress matrix order (blocks in the given order)."""
-    from .h5io import atomic_path
+    from .files import atomic_path
 
     last = _last_checkpoints(store_index_path)
     config_columns = list(dict.fromkeys(k for row in last.values() for k in row if k not in _RUN_COLUMNS_SKIPPED))
     rows = []
     for block, path in trajectory_blocks.items():
         with open_h5(path) as f:
-            runs, kinds = _text(f["run"][()]), _text(f["kind"][()])
+            runs, kinds = text(f["run"][()]), text(f["kind"][()])
             finals = {split: f[f"final_index_{split}"][()] for split in SPLITS}
         for i, (run, kind) in enumerate(zip(runs, kinds)):
             info = last.get(run, {})

@@ -717,7 +717,7 @@ def test_summary_markdown_reports_corners_at_three_values_of_t(tmp_path):
     ts = np.arange(20) / 20
     fine = analysis.corner_distances(np.repeat(dists, 2, axis=0), trajectories, None, ts=ts)
     fine.to_csv(tmp_path / "corners.tsv", sep="\t", index=False, float_format="%.6g")
-    from inpca.results import read_table
+    from inpca.files import read_table
 
     text = summary_of(read_table(tmp_path / "corners.tsv"))
     for t in ("0.25", "0.5", "0.75"):
@@ -757,7 +757,7 @@ def test_corner_figure(tmp_path):
 
 def test_corner_steps_write_the_table_and_the_summary_section(tmp_path):
     from inpca import analysis_steps
-    from inpca.h5io import create, write_h5
+    from inpca.files import create, write_h5
 
     dists, trajectories = corner_study()
     trajectories = trajectories.drop(columns="diverged")
@@ -773,7 +773,7 @@ def test_corner_steps_write_the_table_and_the_summary_section(tmp_path):
     write_h5(tmp_path / "embedding.h5", lambda f: create(f, "explained_stress", np.array([0.5, 0.7, 0.8, 0.9])))
     analysis_steps.corners(tmp_path / "equal_progress.h5", index, tmp_path / "corners.tsv", tmp_path / "corners.png",
                            max_final_train_error=0.1)
-    from inpca.results import read_table
+    from inpca.files import read_table
 
     table = read_table(tmp_path / "corners.tsv")
     assert table.columns.tolist() == ["configuration", "arch", "init", "comparison", "t", "distance", "pairs", "start"]

@@ -55,7 +55,7 @@ def test_a_refusal_is_one_line_on_the_console_and_in_the_log(tmp_path, capsys):
 
 def _fill_the_disk(smk):
     """What a job does when its file system is full: write an HDF5 output larger than the disk."""
-    from inpca.h5io import write_h5
+    from inpca.files import write_h5
 
     write_h5(smk.output[0], lambda f: f.create_dataset("probs", data=np.ones((4, 2**18))))  # 8 MB
 

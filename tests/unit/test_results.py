@@ -5,7 +5,7 @@ import pytest
 
 import inpca.results
 from inpca.errors import ResultsError
-from inpca.h5io import write_h5
+from inpca.files import write_h5
 
 BLOCKS = {"ref": 2, "b000": 3}
 

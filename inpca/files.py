@@ -1,12 +1,15 @@
-"""HDF5 input and output shared by every stage, and the one atomic-write helper.
+"""The files of a study, read and written in one way: HDF5 files, TSV tables and the atomic write.
 
 - :func:`atomic_path`: a file appears at its final path complete or not at all: the writer writes
-  ``<path>.tmp`` and renames it (a killed job leaves no file that looks finished). Used for HDF5
-  files, the training state (``torch.save``) and the TSV tables.
+  ``<path>.tmp`` and renames it (a killed job leaves no file that looks finished). Every file the
+  pipeline writes goes through it: HDF5 files, tables, figures, the training state (``torch.save``).
 - :func:`write_h5`: an HDF5 file through :func:`atomic_path`.
 - :func:`create`: a dataset without timestamps, so identical content gives bit-identical files.
 - :func:`open_h5`: open for reading; a missing, truncated or corrupt file becomes one line that
   names the file and a command that rebuilds it.
+- :func:`text`: labels stored as bytes (run ids, kinds) read back as str.
+- :func:`read_table`, :func:`write_table`: a study's TSV tables (index.tsv, runs.tsv, the analyses'
+  tables) as pandas DataFrames; columns that are labels stay text even when they look like numbers.
 """
 
 from __future__ import annotations
@@ -47,9 +50,22 @@ def write_h5(path: str | Path, fill) -> None:
             fill(f)
 
 
-def create(f, name: str, data, chunks=None) -> None:
-    """A dataset without timestamps (bit-identical files for identical content)."""
-    f.create_dataset(name, data=data, track_times=False, chunks=chunks)
+def create(f, name: str, data=None, **options):
+    """A dataset without timestamps (bit-identical files for identical content): every dataset the
+    project writes is made here. `options` go to h5py (shape, dtype, chunks, ...); returns the dataset."""
+    return f.create_dataset(name, data=data, track_times=False, **options)
+
+
+def text(values) -> list[str]:
+    """Labels as stored in HDF5 (bytes, str, or 0-d arrays of them) as a list of str: run ids, kinds, ..."""
+    return [text_of(v) for v in values]
+
+
+def text_of(value) -> str:
+    """One label or attribute as str (see :func:`text`)."""
+    if getattr(value, "shape", None) == () and hasattr(value, "item"):
+        value = value.item()
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def open_h5(path: str | Path, **options):
@@ -64,6 +80,23 @@ def open_h5(path: str | Path, **options):
     except OSError as exc:
         raise RunFileError(f"{path}: not a readable HDF5 file ({h5_reason(exc)}); truncated or corrupted? "
                            + rebuild_hint(path)) from None
+
+
+# Columns that are labels even when they look like numbers (a run id of hex digits, a block name).
+LABEL_COLUMNS = ("run", "kind", "block", "arch", "optimizer", "configuration")
+
+
+def read_table(path):
+    """A TSV table of a study (index.tsv, runs.tsv, an analysis table) as a pandas DataFrame."""
+    import pandas as pd
+
+    return pd.read_csv(path, sep="\t", dtype={column: str for column in LABEL_COLUMNS})
+
+
+def write_table(table, path) -> None:
+    """A DataFrame as a study's TSV table, atomically (6 significant digits for floats)."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
 
 
 def h5_reason(exc: OSError) -> str:
