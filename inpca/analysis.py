@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ResultsError
+from .study import GEODESIC
 from .trajectories import first_crossing
 
 __all__ = [
@@ -78,7 +79,6 @@ __all__ = [
     "summary_markdown",
 ]
 
-GEODESIC = "geodesic"
 DEFAULT_LEVELS = (0.5, 0.8, 0.9)
 # Config fields of a run that are not nested (arch.*, optimizer.*, dataset.*, checkpoints.* are).
 RUN_FIELDS = ("batch_size", "weight_decay", "augment", "epochs", "seed", "lr_schedule", "warmup_epochs",

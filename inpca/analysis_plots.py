@@ -14,69 +14,26 @@ Each function draws the numbers of one function of :mod:`inpca.analysis` into on
 * :func:`plot_corner_distances`: distance of corner-started runs from the same training at the
   default init against t, one panel per default configuration, with the seed-to-seed distance.
 
-Every figure colours architectures the same way (:func:`arch_colors`). A panel without data shows a
+Every figure colours architectures the same way (:func:`inpca.figures.arch_colors`). A panel without data shows a
 sentence saying why (e.g. "no configuration has two seeds") instead of failing. Matplotlib runs with
-the Agg backend and is imported inside the functions; PNGs are written atomically.
+the Agg backend and is imported inside the functions; PNGs are saved by :func:`inpca.figures.save_png`.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from .analysis import BETWEEN_SEEDS, DEFAULT_INIT, GEODESIC, SEP, TO_DEFAULT
 from .errors import ResultsError
+from .figures import EXCLUDED_COLOR, arch_colors, pyplot, save_png
 
-DPI = 150
-GEODESIC_COLOR = "black"
-EXCLUDED_COLOR = "#9e9e9e"
-# Fixed colours for the architectures the project knows, so a figure of any study uses the same ones;
-# other names take the remaining colours in sorted order.
-KNOWN_ARCHS = ("fc", "allcnn", "wrn", "convmixer", "vit")
 TUBE_TARGETS = (0.1, 0.25, 0.4, 0.55, 0.7, 0.9)
 SEED_COLOR = "#7f7f7f"
 # Above this many default configurations, the corner figure has one panel per architecture instead.
 MAX_CORNER_PANELS = 9
-
-
-def _mpl():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, out_png) -> None:
-    from .files import atomic_path
-
-    plt = _mpl()
-    with atomic_path(Path(out_png)) as tmp:
-        fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format="png")
-    plt.close(fig)
-
-
-def arch_colors(archs) -> dict[str, str]:
-    """Colour of each architecture name: fixed for the known ones (tab10), black for 'geodesic'."""
-    from matplotlib import colormaps
-    from matplotlib.colors import to_hex
-
-    palette = [to_hex(c) for c in colormaps["tab10"].colors]
-    palette += [to_hex(c) for c in colormaps["Dark2"].colors]
-    names = sorted({str(a) for a in archs} - {GEODESIC})
-    colors = {}
-    for name in names:
-        if name in KNOWN_ARCHS:
-            colors[name] = palette[KNOWN_ARCHS.index(name)]
-    spare = [c for c in palette if c not in colors.values()]
-    for i, name in enumerate(n for n in names if n not in colors):
-        colors[name] = spare[i % len(spare)]
-    colors[GEODESIC] = GEODESIC_COLOR
-    return colors
 
 
 def _arch_legend(ax, colors: dict, archs, **kwargs):
@@ -95,11 +52,11 @@ def _empty(ax, sentence: str) -> None:
 
 
 def _blank_figure(title: str, sentence: str, out_png) -> None:
-    plt = _mpl()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3))
     ax.set_title(title)
     _empty(ax, sentence)
-    _save(fig, out_png)
+    save_png(fig, out_png)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -128,7 +85,7 @@ def plot_dendrogram(labels: Sequence[str], D, archs, out_png) -> None:
     if len(labels) < 2:
         _blank_figure(title, "only one configuration: nothing to cluster", out_png)
         return
-    plt = _mpl()
+    plt = pyplot()
     colors = arch_colors(archs)
     condensed = squareform((D + D.T) / 2, checks=False)
     Z = linkage(condensed, method="complete", optimal_ordering=True)
@@ -146,7 +103,7 @@ def plot_dendrogram(labels: Sequence[str], D, archs, out_png) -> None:
     ax.set_title(title)
     _arch_legend(ax, colors, archs, loc="upper left", bbox_to_anchor=(0.0, -0.1 * 3.0 / height - 0.05),
                  ncol=min(6, len(set(archs))), frameon=False)
-    _save(fig, out_png)
+    save_png(fig, out_png)
 
 
 def _horizontal() -> dict:
@@ -188,7 +145,7 @@ def plot_factors(factors, pair_table_or_distributions=None, out_png=None) -> Non
     if factors is None or len(factors) == 0:
         _blank_figure(title, "no factor of variation varies among the kept runs", out_png)
         return
-    plt = _mpl()
+    plt = pyplot()
     names = [str(f) for f in factors["factor"]]
     dists = _distributions(names, pair_table_or_distributions)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, max(3.0, 0.55 * len(names) + 1.5)), sharey=True)
@@ -233,7 +190,7 @@ def plot_factors(factors, pair_table_or_distributions=None, out_png=None) -> Non
     ax2.set_title("importance for predicting pair distance")
     fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, out_png)
+    save_png(fig, out_png)
 
 
 def plot_distance_to_geodesic(table, out_png) -> None:
@@ -243,7 +200,7 @@ def plot_distance_to_geodesic(table, out_png) -> None:
     if table is None or len(table) == 0:
         _blank_figure(title, "no run to compare with the geodesic", out_png)
         return
-    plt = _mpl()
+    plt = pyplot()
     colors = arch_colors(table["arch"].astype(str))
     mean = table.groupby(["configuration", "arch", "t"], sort=True)["distance"].mean().reset_index()
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -256,7 +213,7 @@ def plot_distance_to_geodesic(table, out_png) -> None:
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     _arch_legend(ax, colors, mean["arch"], loc="best")
-    _save(fig, out_png)
+    save_png(fig, out_png)
 
 
 def _tube_ts(grid: np.ndarray) -> list[float]:
@@ -275,7 +232,7 @@ def plot_tube_widths(table, ts, out_png) -> None:
     if table is None or len(table) == 0:
         _blank_figure(title, "no configuration has two seeds", out_png)
         return
-    plt = _mpl()
+    plt = pyplot()
     grid = np.unique(np.asarray(ts, dtype=float)) if ts is not None and len(ts) else np.unique(table["t"])
     chosen = _tube_ts(grid)
     t_table = table["t"].to_numpy(dtype=float)
@@ -303,7 +260,7 @@ def plot_tube_widths(table, ts, out_png) -> None:
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3, axis="y")
     _arch_legend(ax, colors, archs, loc="best")
-    _save(fig, out_png)
+    save_png(fig, out_png)
 
 
 def plot_speed(points, per_run, split: str, out_png) -> None:
@@ -315,7 +272,7 @@ def plot_speed(points, per_run, split: str, out_png) -> None:
     if points is None or len(points) == 0 or column not in points.columns or per_run is None or len(per_run) == 0:
         _blank_figure(title, "no progress measurements", out_png)
         return
-    plt = _mpl()
+    plt = pyplot()
     pts = points
     if "kind" in pts.columns:
         pts = pts[pts["kind"].astype(str) == "run"]
@@ -358,7 +315,7 @@ def plot_speed(points, per_run, split: str, out_png) -> None:
         handles = list(legend.legend_handles) if legend is not None else []
         handles.append(Line2D([], [], color=EXCLUDED_COLOR, ls="--", label="excluded"))
         ax.legend(handles=handles, title="architecture", fontsize=8, title_fontsize=9, loc="lower right")
-    _save(fig, out_png)
+    save_png(fig, out_png)
 
 
 def _weighted(table):
@@ -392,7 +349,7 @@ def plot_corner_distances(table, out_png) -> None:
                if c not in table.columns]
     if missing:
         raise ResultsError(f"table: missing column(s) {', '.join(missing)} (expected analysis.corner_distances)")
-    plt = _mpl()
+    plt = pyplot()
     from matplotlib import colormaps
     from matplotlib.lines import Line2D
 
@@ -463,4 +420,4 @@ def plot_corner_distances(table, out_png) -> None:
     fig.legend(handles=handles, loc="lower center", ncol=min(3, len(handles)), fontsize=8, frameon=False,
                bbox_to_anchor=(0.5, 0.0))
     fig.tight_layout(rect=(0, (0.15 + 0.22 * -(-len(handles) // 3)) / height, 1, 1))
-    _save(fig, out_png)
+    save_png(fig, out_png)

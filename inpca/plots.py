@@ -28,12 +28,11 @@ import numpy as np
 
 from .config import resolve_column
 from .errors import ResultsError
+from .figures import GEODESIC_COLOR, arch_colors, pyplot, save_html, save_png
 from .files import text_of
 
 # Above this many distinct numeric values a colour column gets a colormap and colorbar, not a legend.
 MAX_CATEGORIES_NUMERIC = 8
-DPI = 150
-GEODESIC_COLOR = "black"
 CORNER_IN_COLOR = "black"      # the geodesic P0 -> corner
 CORNER_OUT_COLOR = "#555555"   # the geodesic corner -> P*
 CORNER_MARKER_COLOR = "black"
@@ -93,15 +92,6 @@ def load(embedding_path, index_path=None):
 
 # --------------------------------------------------------------------------------------------------
 # shared helpers
-
-
-def _mpl():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return matplotlib, plt
 
 
 def _check_rows(emb: dict, index) -> None:
@@ -347,8 +337,6 @@ class _Colors:
             self.categories = order
             self.category_color = dict(zip(order, colors))
             if column == "arch":  # the same colour per architecture as the analysis figures
-                from .analysis_plots import arch_colors
-
                 self.category_color.update({k: v for k, v in arch_colors(order).items() if k in order})
             if "n/a" in self.category_color:
                 self.category_color["n/a"] = self.nan_color
@@ -389,7 +377,7 @@ def plot_trajectories_png(emb: dict, index, out_path, color_by: str = "arch", ti
     """3-D plot of the top three components: runs coloured by `color_by`, geodesic, P0 and P*."""
     column = _resolve_column(index, color_by)
     _check_rows(emb, index)
-    _, plt = _mpl()
+    plt = pyplot()
     from matplotlib.lines import Line2D
 
     xyz = _coords3(emb)
@@ -430,10 +418,7 @@ def plot_trajectories_png(emb: dict, index, out_path, color_by: str = "arch", ti
     _place_legend(ax, _legend_handles(pairs or []), extra, column if pairs else None)
     ax.set_box_aspect(None, zoom=0.88)
     ax.set_title(_title(emb, title, "InPCA trajectories", column), fontsize=11)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    save_png(fig, out_path)
 
 
 def _draw_corners_png(ax, xyz, index) -> list:
@@ -622,9 +607,7 @@ def plot_trajectories_html(emb: dict, index, out_path, color_by: str = "arch", t
     fig.update_layout(title=dict(text=_title(emb, title, "InPCA trajectories", column)), scene=scene,
                       legend=dict(title=dict(text=column), itemsizing="constant"),
                       margin=dict(l=0, r=0, t=50, b=0), template="plotly_white")
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(str(out_path), include_plotlyjs=True, full_html=True)
+    save_html(fig, out_path)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -633,7 +616,7 @@ def plot_trajectories_html(emb: dict, index, out_path, color_by: str = "arch", t
 
 def plot_spectrum(emb: dict, out_path) -> None:
     """|λ| by rank on a log scale (black λ > 0 space-like, red λ < 0 time-like) and explained stress S(k)."""
-    _, plt = _mpl()
+    plt = pyplot()
     from matplotlib.lines import Line2D
 
     lam = np.asarray(emb["eigenvalues"], dtype=float)
@@ -674,10 +657,7 @@ def plot_spectrum(emb: dict, out_path) -> None:
     extra = ", ".join(f"{key} {text_of(attrs[key])}" for key in ("metric", "solver", "n_points") if key in attrs)
     fig.suptitle(f"{_split(emb)} split: InPCA spectrum" + (f" ({extra})" if extra else ""))
     fig.tight_layout()
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    save_png(fig, out_path)
 
 
 def plot_progress(emb: dict, index, out_path, color_by: str = "arch") -> None:
@@ -686,7 +666,7 @@ def plot_progress(emb: dict, index, out_path, color_by: str = "arch") -> None:
 
     column = _resolve_column(index, color_by)
     _check_rows(emb, index)
-    _, plt = _mpl()
+    plt = pyplot()
 
     runs = _runs(index)
     colors = _Colors(index, runs, column)
@@ -724,7 +704,4 @@ def plot_progress(emb: dict, index, out_path, color_by: str = "arch") -> None:
         _place_legend(ax2, _legend_handles(pairs), [], column)
     fig.suptitle(f"{_split(emb)} split: progress and distance to truth, coloured by {column}")
     fig.tight_layout()
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    save_png(fig, out_path)

@@ -48,6 +48,8 @@ CORNER_PATTERN = rf"{_ARCH_NAMES}-{_INIT_LABELS}-s\d+-[0-9a-f]{{8}}"
 
 REFERENCE_BLOCK = "ref"
 CORNERS_BLOCK = "corners"
+#: The P0 -> P* geodesic as one more trajectory of the trajectory stage: its run id and its kind.
+GEODESIC = "geodesic"
 
 #: What a checkpoint's record measures, per split (run files, the store, index.tsv): train_loss, ...
 METRICS = tuple(f"{split}_{measure}" for split in SPLITS for measure in ("loss", "error"))

@@ -37,13 +37,12 @@ import numpy as np
 from .config import SPLITS
 from .errors import ResultsError
 from .files import create, open_h5, text, write_h5
+from .study import GEODESIC, POINT_FIELDS
 
 log = logging.getLogger("inpca.trajectories")
 
-GEODESIC = "geodesic"
-_RUN_COLUMNS_SKIPPED = {"point", "block", "row", "run", "kind", "checkpoint", "step", "epoch", "t",
-                        "progress_train", "progress_test", "dist_truth_train", "dist_truth_test",
-                        "train_loss", "train_error", "test_loss", "test_error"}
+# Columns of the store's index that belong to a point, not to its run
+_RUN_COLUMNS_SKIPPED = {"point", "block", "row", "run", "kind", *POINT_FIELDS}
 
 
 def _run_rows(runs: list[str]) -> dict[str, slice]:
