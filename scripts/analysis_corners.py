@@ -1,10 +1,10 @@
-"""Rule analysis_corners: runs from corners against default-init runs; see inpca.analysis_steps.corners."""
+"""Rule analysis_corners: runs from corners against default-init runs; see inpca.analysis.steps.corners."""
 
 from inpca.logs import run_script
 
 
 def main(smk):
-    from inpca.analysis_steps import corners
+    from inpca.analysis.steps import corners
 
     corners(smk.input.equal_progress, smk.input.trajectories, smk.output.tsv, smk.output.png,
             max_final_train_error=smk.params.max_final_train_error, store_index_path=smk.input.store_index,

@@ -1,11 +1,11 @@
 """Rules analysis_configurations, analysis_factors and analysis_geodesic: one table and one figure
-from a split's equal-progress distances (see inpca.analysis_steps)."""
+from a split's equal-progress distances (see inpca.analysis.steps)."""
 
 from inpca.logs import run_script
 
 
 def main(smk):
-    from inpca import analysis_steps
+    from inpca.analysis import steps as analysis_steps
 
     step = {"analysis_configurations": analysis_steps.configurations, "analysis_factors": analysis_steps.factors,
             "analysis_geodesic": analysis_steps.distance_to_geodesic}[smk.rule]

@@ -1,10 +1,10 @@
-"""Rule analysis_speed: see inpca.analysis_steps.speed."""
+"""Rule analysis_speed: see inpca.analysis.steps.speed."""
 
 from inpca.logs import run_script
 
 
 def main(smk):
-    from inpca.analysis_steps import speed
+    from inpca.analysis.steps import speed
 
     speed(smk.input.store_index, smk.input.trajectories, smk.wildcards.split, smk.output.runs,
           smk.output.configurations, smk.output.png, max_final_train_error=smk.params.max_final_train_error,

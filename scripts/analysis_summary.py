@@ -1,10 +1,10 @@
-"""Rule analysis_summary: see inpca.analysis_steps.summary."""
+"""Rule analysis_summary: see inpca.analysis.steps.summary."""
 
 from inpca.logs import run_script
 
 
 def main(smk):
-    from inpca.analysis_steps import summary
+    from inpca.analysis.steps import summary
 
     summary(smk.wildcards.split, smk.input.trajectories, smk.input.configurations, smk.input.factors,
             smk.input.tube, smk.input.speed, smk.input.embedding, smk.output[0],

@@ -1,10 +1,10 @@
-"""Rule analysis_tube: see inpca.analysis_steps.tube_width."""
+"""Rule analysis_tube: see inpca.analysis.steps.tube_width."""
 
 from inpca.logs import run_script
 
 
 def main(smk):
-    from inpca.analysis_steps import tube_width
+    from inpca.analysis.steps import tube_width
 
     tube_width(dict(zip(smk.params.blocks, smk.input.blocks)), smk.input.trajectories, smk.wildcards.split,
                smk.output.tsv, smk.output.png, max_final_train_error=smk.params.max_final_train_error,

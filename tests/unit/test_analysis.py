@@ -1,4 +1,4 @@
-"""The analysis of a split (inpca.analysis, inpca.analysis_plots) on synthetic studies built with numpy:
+"""The analysis of a split (inpca.analysis, its figures inpca.analysis.plots) on synthetic studies built with numpy:
 a planted factor effect (architecture >> optimizer > learning rate > seed), hand-built examples of the
 arithmetic, and degenerate studies (one architecture, one seed, no factor that varies)."""
 
@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from inpca import analysis, analysis_plots
+from inpca import analysis
+from inpca.analysis import plots as analysis_plots
 from inpca.errors import ResultsError
 
 ARCHS = ["fc", "allcnn", "wrn"]
@@ -756,7 +757,7 @@ def test_corner_figure(tmp_path):
 
 
 def test_corner_steps_write_the_table_and_the_summary_section(tmp_path):
-    from inpca import analysis_steps
+    from inpca.analysis import steps as analysis_steps
     from inpca.files import create, write_h5
 
     dists, trajectories = corner_study()

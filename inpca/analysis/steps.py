@@ -21,8 +21,15 @@ import logging
 
 import numpy as np
 
-from .errors import ResultsError, snakemake_command
-from .files import atomic_path, open_h5, read_table, text, write_table
+from ..errors import ResultsError, snakemake_command
+from ..files import atomic_path, open_h5, read_table, text, write_table
+from .claims import configuration_distances, corner_distances, factor_effects, run_pairs, tube_widths
+from .claims import distance_to_geodesic as table_of
+from .claims import speed as speed_tables
+from .plots import (plot_corner_distances, plot_dendrogram, plot_distance_to_geodesic, plot_factors, plot_speed,
+                    plot_tube_widths)
+from .selection import configuration_archs, select_runs
+from .summary import summary_markdown
 
 log = logging.getLogger("inpca.analysis")
 
@@ -46,7 +53,6 @@ def load_equal_progress(equal_progress_path, trajectories_path):
 
 
 def _selected(trajectories, max_final_train_error):
-    from .analysis import select_runs
 
     keep, excluded = select_runs(trajectories, max_final_train_error)
     for run, reason in zip(excluded["run"], excluded["reason"]):
@@ -55,8 +61,6 @@ def _selected(trajectories, max_final_train_error):
 
 
 def configurations(equal_progress_path, trajectories_path, out_tsv, out_png, *, max_final_train_error: float):
-    from .analysis import configuration_archs, configuration_distances
-    from .analysis_plots import plot_dendrogram
 
     dists, _, trajectories = load_equal_progress(equal_progress_path, trajectories_path)
     keep, _ = _selected(trajectories, max_final_train_error)
@@ -66,8 +70,6 @@ def configurations(equal_progress_path, trajectories_path, out_tsv, out_png, *, 
 
 
 def factors(equal_progress_path, trajectories_path, out_tsv, out_png, *, max_final_train_error: float):
-    from .analysis import factor_effects, run_pairs
-    from .analysis_plots import plot_factors
 
     dists, _, trajectories = load_equal_progress(equal_progress_path, trajectories_path)
     keep, _ = _selected(trajectories, max_final_train_error)
@@ -78,8 +80,6 @@ def factors(equal_progress_path, trajectories_path, out_tsv, out_png, *, max_fin
 
 
 def distance_to_geodesic(equal_progress_path, trajectories_path, out_tsv, out_png, *, max_final_train_error: float):
-    from .analysis import distance_to_geodesic as table_of
-    from .analysis_plots import plot_distance_to_geodesic
 
     dists, ts, trajectories = load_equal_progress(equal_progress_path, trajectories_path)
     keep, _ = _selected(trajectories, max_final_train_error)
@@ -94,8 +94,6 @@ def corners(equal_progress_path, trajectories_path, out_tsv, out_png, *, max_fin
     Writes an empty table (header only) and a figure that says so when no corner run has a partner.
     `store_index_path` (optional) gives each run's index value at its first checkpoint (progress on
     `split`, or with `index` accuracy 1 - train error), where its reindexed trajectory starts."""
-    from .analysis import corner_distances
-    from .analysis_plots import plot_corner_distances
 
     dists, ts, trajectories = load_equal_progress(equal_progress_path, trajectories_path)
     keep, _ = _selected(trajectories, max_final_train_error)
@@ -114,9 +112,7 @@ def tube_width(trajectory_blocks: dict, trajectories_path, split: str, out_tsv, 
                max_final_train_error: float, metric: str = "bhattacharyya", threads: int | None = None):
     """Tube width: reads the reindexed probabilities of one configuration at a time. A CPU job on
     any machine: each seed is compared with one mean trajectory, T distances per seed."""
-    from .analysis import tube_widths
-    from .analysis_plots import plot_tube_widths
-    from .distances import pairwise
+    from ..distances import pairwise
 
     trajectories = load_trajectories(trajectories_path)
     keep, _ = _selected(trajectories, max_final_train_error)
@@ -141,8 +137,6 @@ def tube_width(trajectory_blocks: dict, trajectories_path, split: str, out_tsv, 
 
 def speed(store_index_path, trajectories_path, split: str, out_runs_tsv, out_configurations_tsv, out_png, *,
           max_final_train_error: float, levels=(0.5, 0.8, 0.9)):
-    from .analysis import speed as speed_tables
-    from .analysis_plots import plot_speed
 
     points = read_table(store_index_path)
     trajectories = load_trajectories(trajectories_path)
@@ -156,7 +150,6 @@ def speed(store_index_path, trajectories_path, split: str, out_runs_tsv, out_con
 def summary(split: str, trajectories_path, configurations_tsv, factors_tsv, tube_tsv, speed_configurations_tsv,
             embedding_path, out_md, *, max_final_train_error: float, corners_tsv=None):
     """summary.md; ``corners_tsv`` (the table of :func:`corners`) only in a study with corners adds its section."""
-    from .analysis import summary_markdown
 
     trajectories = load_trajectories(trajectories_path)
     keep, excluded = _selected(trajectories, max_final_train_error)
