@@ -42,6 +42,7 @@ __all__ = [
     "CIFAR10_MEAN",
     "CIFAR10_STD",
     "Dataset",
+    "fingerprint_of",
     "DatasetError",
     "load_dataset",
     "load_study_dataset",
@@ -64,7 +65,7 @@ CIFAR10_META_FILE = "batches.meta"
 # --------------------------------------------------------------------------------------------
 
 
-def _fingerprint(
+def fingerprint_of(
     name: str,
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -98,7 +99,7 @@ class Dataset:
     ``input_shape``: per-sample shape, (C, H, W) or (D,).
     ``mean``/``std``: per-channel constants of ``(x/255 - mean)/std`` (``(0.,)``/``(1.,)`` for vectors).
     ``fingerprint``: 16 hex chars of sha256 over name, counts, labels and inputs (see
-    :func:`_fingerprint`); computed once at construction.
+    :func:`fingerprint_of`); computed once at construction.
     """
 
     name: str
@@ -133,7 +134,7 @@ class Dataset:
         object.__setattr__(
             self,
             "fingerprint",
-            _fingerprint(self.name, self.x_train, self.y_train, self.x_test, self.y_test, self.num_classes),
+            fingerprint_of(self.name, self.x_train, self.y_train, self.x_test, self.y_test, self.num_classes),
         )
 
     @property

@@ -51,10 +51,10 @@ import numpy as np
 
 from . import __version__
 from .config import SPLITS
-from .data import _fingerprint
+from .data import fingerprint_of
 from .errors import InpcaError
-from .files import create, open_h5, write_h5
-from .runfile import METRICS, write_run
+from .files import open_h5, write_h5
+from .runfile import METRICS, read_checkpoints, write_run
 from .schedule import log_steps, paper_steps
 from .train import evaluate_batches, normalisation, prepare_inputs
 
@@ -277,7 +277,7 @@ class Recorder:
         self.samples = {split: _samples(split, source, batch_size)
                         for split, source in (("train", train), ("test", test))}
         self.num_classes = self._num_classes(num_classes)
-        self.fingerprint = fingerprint if fingerprint is not None else _fingerprint(
+        self.fingerprint = fingerprint if fingerprint is not None else fingerprint_of(
             dataset_name, self.samples["train"].host_inputs(), self.samples["train"].labels,
             self.samples["test"].host_inputs(), self.samples["test"].labels, self.num_classes)
         # what the checkpoints on disk must share with this recording to be part of it
@@ -378,12 +378,9 @@ class Recorder:
         for split in SPLITS:
             _, metrics[f"{split}_loss"], metrics[f"{split}_error"] = result[split]
 
-        def fill(f):
-            for split in SPLITS:
-                create(f, f"{split}_probs", result[split][0])
-            f.attrs.update({**self.identity, "step": step, "epoch": epoch, "parameters": self.parameters, **metrics})
-
-        write_h5(self.folder / f"{step:012d}.h5", fill)
+        # one checkpoint, written as a run file is (the same writer), with what it must share with the recording
+        write_run(self.folder / f"{step:012d}.h5", {split: result[split][0][None] for split in SPLITS}, [step], [epoch],
+                  {m: [value] for m, value in metrics.items()}, {**self.identity, "parameters": self.parameters})
         self._recorded.add(step)
         log.info("epoch %6.2f step %6d  train loss %.4f err %.4f  test loss %.4f err %.4f", epoch, step,
                  metrics["train_loss"], metrics["train_error"], metrics["test_loss"], metrics["test_error"])
@@ -444,7 +441,7 @@ class Recorder:
             if path.name == DIVERGED_FILE:
                 self._diverged_at = int(attrs["diverged_at_step"])
             else:
-                self._recorded.add(int(attrs["step"]))
+                self._recorded.add(int(path.stem))  # the file of step s is named s
                 self.parameters = int(attrs["parameters"])
         log.info("%s: resuming with %d checkpoints recorded%s", self.folder, len(self._recorded),
                  f", diverged at step {self._diverged_at}" if self._diverged_at >= 0 else "")
@@ -462,10 +459,8 @@ class Recorder:
         if not files:
             log.warning("%s: no checkpoint recorded; no run file written", self.path)
             return
-        checkpoints = []
-        for path in files:
-            with open_h5(path) as f:
-                checkpoints.append({**dict(f.attrs), **{split: f[f"{split}_probs"][()] for split in SPLITS}})
+        checkpoints = [{key: values[0] for key, values in read_checkpoints(path).items() if key != "attrs"}
+                       for path in files]
         if len(checkpoints) < len(self.steps) and self._diverged_at < 0:
             log.warning("%s: %d of the %d scheduled checkpoints recorded", self.path, len(checkpoints),
                         len(self.steps))
@@ -476,7 +471,7 @@ class Recorder:
             "steps_per_epoch": self.steps_per_epoch or 0, "diverged_at_step": self._diverged_at,
             "parameters": self.parameters, "inpca_version": __version__,
         }
-        probs = {split: np.stack([c[split] for c in checkpoints]).astype(self.dtype) for split in SPLITS}
+        probs = {split: np.stack([c[f"{split}_probs"] for c in checkpoints]).astype(self.dtype) for split in SPLITS}
         write_run(self.path, probs, [c["step"] for c in checkpoints], [c["epoch"] for c in checkpoints],
                   {m: [c[m] for c in checkpoints] for m in METRICS}, attrs,
                   {split: self.samples[split].labels for split in SPLITS})

@@ -14,6 +14,11 @@ started, {"name": "default"} or the resolved corner init) and, when it started f
 (its id: the run's checkpoint 0 is the corner's predictions).
 
 Written through inpca.files.write_h5, so a file at the final path is always complete.
+
+The same writer, :func:`write_run`, keeps the checkpoints of a training that is not finished: the
+grid's training state (:class:`inpca.train.CheckpointCache`, all checkpoints so far in one file) and a
+recording's folder of checkpoints (:class:`inpca.record.Recorder`, one file per checkpoint). Those are
+read back by :func:`read_checkpoints`, which needs none of a run file's attributes.
 """
 
 from __future__ import annotations
@@ -49,6 +54,16 @@ def write_run(path, probs: dict, steps, epochs, metrics: dict, attrs: dict, labe
             f.attrs[key] = value
 
     write_h5(path, fill)
+
+
+def read_checkpoints(path) -> dict:
+    """The checkpoints of a file written by :func:`write_run` as lists, one entry per checkpoint:
+    ``{split}_probs`` (N, C) arrays, ``step``, ``epoch`` and the metrics; and ``attrs``. For the files
+    of unfinished trainings, which carry only the attributes their writer needs."""
+    with open_h5(path) as f:
+        out = {name: list(f[name][()]) for name in (*PROBS.values(), "step", "epoch", *METRICS)}
+        out["attrs"] = dict(f.attrs)
+    return out
 
 
 def read_run(path: str | Path) -> dict:

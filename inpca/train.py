@@ -35,8 +35,8 @@ from .config import SPLITS, complete_section
 from .data import load_dataset, subsample
 from .devices import resolve_device
 from .errors import ConfigError, InpcaError, RunFileError, first_line, rebuild_hint
-from .files import atomic_path, create, open_h5, write_h5
-from .runfile import METRICS, write_run
+from .files import atomic_path
+from .runfile import METRICS, read_checkpoints, write_run
 from .schedule import checkpoint_steps
 from .study import corner_config, corner_id
 
@@ -176,28 +176,27 @@ def evaluate(model, data: DeviceData, batch_size: int, channels_last: bool):
 # the recorded checkpoints
 
 
-class Recorder:
-    """Checkpoint predictions recorded so far, kept on disk beside the state so a resumed job has them."""
+class CheckpointCache:
+    """The checkpoints a training has recorded so far, kept beside its resumable state so a resumed job
+    has them; written as a run file is (:func:`inpca.runfile.write_run`), without its attributes."""
 
     def __init__(self, path: Path):
         self.path = path
 
     @staticmethod
     def empty() -> dict:
-        return {"train_probs": [], "test_probs": [], "step": [], "epoch": [], **{m: [] for m in METRICS}}
+        return {f"{split}_probs": [] for split in SPLITS} | {"step": [], "epoch": [], **{m: [] for m in METRICS}}
 
     def load(self) -> dict:
         if not self.path.exists():
             return self.empty()
-        with open_h5(self.path) as f:
-            return {k: list(f[k][()]) for k in f}
+        checkpoints = read_checkpoints(self.path)
+        checkpoints.pop("attrs")
+        return checkpoints
 
     def save(self, rec: dict) -> None:
-        def fill(f):
-            for key, values in rec.items():
-                create(f, key, data=np.asarray(values))
-
-        write_h5(self.path, fill)
+        probs = {split: np.asarray(rec[f"{split}_probs"]) for split in SPLITS}
+        write_run(self.path, probs, rec["step"], rec["epoch"], {m: rec[m] for m in METRICS}, attrs={})
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,7 +244,7 @@ class Training:
         if start_weights is not None:
             self._load_start_weights(start_weights)
         self.step, self.epoch, self.diverged_at = 0, 0, -1
-        self.record = Recorder.empty()
+        self.record = CheckpointCache.empty()
         self.parameters = count_parameters(self.model)
         log.info("run %s: %s, %d parameters, %d train / %d test samples (%d / %d recorded), %d steps (%d per epoch), "
                  "%d checkpoints, device %s", run_id, run["arch"]["name"], self.parameters,
@@ -319,7 +318,7 @@ class Training:
         torch.set_rng_state(state["torch_rng"])
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         # a job killed between writing the checkpoints and the state recorded some after the state
-        recorded = Recorder(state_dir / RECORDED_FILE).load()
+        recorded = CheckpointCache(state_dir / RECORDED_FILE).load()
         kept = sum(1 for s in recorded["step"] if s <= self.step)
         self.record = {key: values[:kept] for key, values in recorded.items()}
         log.info("resumed from %s at epoch %d, step %d (%d checkpoints recorded)", state_dir, self.epoch, self.step,
@@ -405,7 +404,7 @@ class Training:
         state_dir.mkdir(parents=True, exist_ok=True)
         # checkpoints first: a job killed between the two writes resumes from the older state and
         # drops the checkpoints after it (see resume), never the other way round
-        Recorder(state_dir / RECORDED_FILE).save(self.record)
+        CheckpointCache(state_dir / RECORDED_FILE).save(self.record)
         state = {
             "format": STATE_FORMAT, "step": self.step, "epoch": self.epoch,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),

@@ -75,6 +75,7 @@ from .summary import summary_markdown
 __all__ = [
     "FACTORS",
     "DEFAULT_LEVELS",
+    "FACTOR_COLUMNS",
     "select_runs",
     "configuration_labels",
     "configuration_archs",

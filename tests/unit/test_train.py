@@ -11,7 +11,7 @@ import torch
 from inpca.errors import ConfigError, InpcaError
 from inpca.runfile import read_run
 from inpca.schedule import checkpoint_steps
-from inpca.train import RECORDED_FILE, Recorder, Training, augment_batch, lr_factor, train_run
+from inpca.train import RECORDED_FILE, CheckpointCache, Training, augment_batch, lr_factor, train_run
 
 DATASET = {"name": "synthetic", "n_train": 256, "n_test": 64, "num_classes": 4, "input_shape": [12], "seed": 0,
            "keep_every": 1}
@@ -95,7 +95,7 @@ def test_a_run_killed_between_saving_checkpoints_and_state_resumes_from_the_olde
     training = first_epochs("k", 1)
     training.save_state(state_dir)
     assert training.train_epoch()
-    Recorder(state_dir / RECORDED_FILE).save(training.record)  # epoch 2's checkpoints, but epoch 1's state
+    CheckpointCache(state_dir / RECORDED_FILE).save(training.record)  # epoch 2's checkpoints, but epoch 1's state
     out = train(resumed_dir, "k")
     assert sha(out) == sha(whole)
 
