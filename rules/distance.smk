@@ -15,6 +15,7 @@ rule distance_tile:
     params:
         metric=config["distance"]["metric"],
         dtype=config["distance"]["dtype"],
+        sum_tolerance=config["store"]["sum_tolerance"],
         version=RESULTS_VERSION["distance"],
     threads: config["distance"]["threads"]
     resources:
@@ -40,6 +41,7 @@ rule landmark_tile:
     params:
         metric=config["distance"]["metric"],
         dtype=config["distance"]["dtype"],
+        sum_tolerance=config["store"]["sum_tolerance"],
         every=config["embedding"]["landmark_every"],
         version=RESULTS_VERSION["distance"],
     threads: config["distance"]["threads"]

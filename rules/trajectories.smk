@@ -55,6 +55,7 @@ rule equal_progress_tile:
     params:
         metric=config["distance"]["metric"],
         dtype=config["distance"]["dtype"],
+        sum_tolerance=config["store"]["sum_tolerance"],
         version=RESULTS_VERSION["trajectories"],
     threads: config["distance"]["threads"]
     resources:

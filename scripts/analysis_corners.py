@@ -1,4 +1,7 @@
-"""Rule analysis_corners: runs from corners against default-init runs; see inpca.analysis.steps.corners."""
+"""Rule analysis_corners: runs from corners against default-init runs; see inpca.analysis.steps.corners.
+
+Settings it reads: as params (a change reruns the job) analysis.index, analysis.max_final_train_error.
+"""
 
 from inpca.logs import run_script
 

@@ -1,5 +1,8 @@
 """Rules analysis_configurations, analysis_factors and analysis_geodesic: one table and one figure
-from a split's equal-progress distances (see inpca.analysis.steps)."""
+from a split's equal-progress distances (see inpca.analysis.steps).
+
+Settings it reads: as params (a change reruns the job) analysis.max_final_train_error.
+"""
 
 from inpca.logs import run_script
 

@@ -1,4 +1,7 @@
-"""Rule analysis_speed: see inpca.analysis.steps.speed."""
+"""Rule analysis_speed: see inpca.analysis.steps.speed.
+
+Settings it reads: as params (a change reruns the job) analysis.speed_levels, analysis.max_final_train_error.
+"""
 
 from inpca.logs import run_script
 

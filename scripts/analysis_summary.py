@@ -1,4 +1,7 @@
-"""Rule analysis_summary: see inpca.analysis.steps.summary."""
+"""Rule analysis_summary: see inpca.analysis.steps.summary.
+
+Settings it reads: as params (a change reruns the job) analysis.max_final_train_error.
+"""
 
 from inpca.logs import run_script
 

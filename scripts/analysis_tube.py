@@ -1,4 +1,7 @@
-"""Rule analysis_tube: see inpca.analysis.steps.tube_width."""
+"""Rule analysis_tube: see inpca.analysis.steps.tube_width.
+
+Settings it reads: as params (a change reruns the job) distance.metric, analysis.max_final_train_error.
+"""
 
 from inpca.logs import run_script
 

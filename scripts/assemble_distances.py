@@ -1,5 +1,8 @@
 """Rules assemble_distances and assemble_equal_progress: the tiles of one split -> one matrix in index order
-(results/distances/{split}.h5, results/analysis/{split}/equal_progress.h5)."""
+(results/distances/{split}.h5, results/analysis/{split}/equal_progress.h5).
+
+Settings it reads: as params (a change reruns the job) none.
+"""
 
 from inpca.logs import run_script
 

@@ -1,5 +1,10 @@
 """Rules distance_tile, landmark_tile and equal_progress_tile: distances between the points (to the
-landmarks, or between the trajectories at each t_k) of two blocks, one split."""
+landmarks, or between the trajectories at each t_k) of two blocks, one split.
+
+Settings it reads: as params (a change reruns the job) distance.metric, distance.dtype, store.sum_tolerance,
+embedding.landmark_every (landmark_tile); from the config (how, not what: a change reruns nothing) device,
+distance.chunk_samples, distance.threads (threads:).
+"""
 
 from inpca.logs import run_script
 
@@ -20,7 +25,7 @@ def main(smk):
         device=cfg["device"],
         chunk_samples=cfg["distance"]["chunk_samples"],
         threads=smk.threads,
-        sum_tolerance=cfg["store"]["sum_tolerance"],
+        sum_tolerance=smk.params.sum_tolerance,
         dtype=smk.params.dtype,
     )
 

@@ -1,4 +1,8 @@
-"""Rule embed: InPCA of one split's distance tiles, read in place -> results/embedding/{split}.h5."""
+"""Rule embed: InPCA of one split's distance tiles, read in place -> results/embedding/{split}.h5.
+
+Settings it reads: as params (a change reruns the job) embedding.n_components, embedding.solver,
+embedding.method; from the config (how, not what: a change reruns nothing) threads: (BLAS threads).
+"""
 
 from inpca.logs import run_script
 

@@ -1,4 +1,7 @@
-"""Rule import_run: a recorded run file, validated, as the study's run -> results/runs/{run}.h5."""
+"""Rule import_run: a recorded run file, validated, as the study's run -> results/runs/{run}.h5.
+
+Settings it reads: as params (a change reruns the job) store.sum_tolerance.
+"""
 
 from inpca.logs import run_script
 

@@ -1,4 +1,7 @@
-"""Rule plot_progress: progress along the geodesic and distance to truth against epochs, per run."""
+"""Rule plot_progress: progress along the geodesic and distance to truth against epochs, per run.
+
+Settings it reads: as params (a change reruns the job) plots.color_by.
+"""
 
 from inpca.logs import run_script
 

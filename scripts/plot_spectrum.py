@@ -1,4 +1,7 @@
-"""Rule plot_spectrum: signed eigenvalues and explained stress of one split's embedding."""
+"""Rule plot_spectrum: signed eigenvalues and explained stress of one split's embedding.
+
+Settings it reads: as params (a change reruns the job) none.
+"""
 
 from inpca.logs import run_script
 

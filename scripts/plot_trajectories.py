@@ -1,4 +1,7 @@
-"""Rule plot_trajectories: 3-D trajectories in the top InPCA components, PNG and interactive HTML."""
+"""Rule plot_trajectories: 3-D trajectories in the top InPCA components, PNG and interactive HTML.
+
+Settings it reads: as params (a change reruns the job) plots.color_by.
+"""
 
 from inpca.logs import run_script
 

@@ -1,4 +1,9 @@
-"""Rule pretrain_corner: drive one corner's network far from ignorance -> results/corners/{corner}.pt, .h5."""
+"""Rule pretrain_corner: drive one corner's network far from ignorance -> results/corners/{corner}.pt, .h5.
+
+Settings it reads: as params (a change reruns the job) the corner's config (data set, architecture, resolved
+init); from the config (how, not what: a change reruns nothing) dataset (where its files are), device,
+train.eval_batch_size, train.state_every_epochs.
+"""
 
 from inpca.logs import run_script
 

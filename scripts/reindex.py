@@ -1,4 +1,7 @@
-"""Rule reindex: every run of one store block resampled at equal index values -> results/trajectories/{block}.h5."""
+"""Rule reindex: every run of one store block resampled at equal index values -> results/trajectories/{block}.h5.
+
+Settings it reads: as params (a change reruns the job) analysis.index, analysis.points.
+"""
 
 from inpca.logs import run_script
 

@@ -1,4 +1,7 @@
-"""Rule runs_table: every run of the study and its fields -> results/runs.tsv."""
+"""Rule runs_table: every run of the study and its fields -> results/runs.tsv.
+
+Settings it reads: as params (a change reruns the job) the runs' configs.
+"""
 
 from inpca.logs import run_script
 

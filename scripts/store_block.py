@@ -1,4 +1,7 @@
-"""Rule store_block: the checkpoints of one block of runs -> results/store/{block}.h5."""
+"""Rule store_block: the checkpoints of one block of runs -> results/store/{block}.h5.
+
+Settings it reads: as params (a change reruns the job) store.layout, store.sum_tolerance, progress.mode.
+"""
 
 from inpca.logs import run_script
 

@@ -1,4 +1,8 @@
-"""Rule store_corners: the geodesics P0 -> corner -> P* of every corner -> results/store/corners.h5."""
+"""Rule store_corners: the geodesics P0 -> corner -> P* of every corner -> results/store/corners.h5.
+
+Settings it reads: as params (a change reruns the job) reference.geodesic_points, progress.mode,
+store.sum_tolerance.
+"""
 
 from inpca.logs import run_script
 

@@ -1,4 +1,7 @@
-"""Rule store_index: one row per point of every block, in matrix order -> results/store/index.tsv."""
+"""Rule store_index: one row per point of every block, in matrix order -> results/store/index.tsv.
+
+Settings it reads: as params (a change reruns the job) the blocks.
+"""
 
 from inpca.logs import run_script
 

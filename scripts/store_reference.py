@@ -1,4 +1,8 @@
-"""Rule store_reference: ignorance P0, the geodesic and truth P* of the data set -> results/store/ref.h5."""
+"""Rule store_reference: ignorance P0, the geodesic and truth P* of the data set -> results/store/ref.h5.
+
+Settings it reads: as params (a change reruns the job) dataset (its identity), reference.geodesic_points,
+progress.mode; from the config (how, not what: a change reruns nothing) dataset (where its files are).
+"""
 
 from inpca.logs import run_script
 

@@ -1,4 +1,8 @@
-"""Rule train_run: train one network of the grid -> results/runs/{run}.h5."""
+"""Rule train_run: train one network of the grid -> results/runs/{run}.h5.
+
+Settings it reads: as params (a change reruns the job) the run's config; from the config (how, not what: a
+change reruns nothing) dataset (where its files are), device, train.eval_batch_size, train.state_every_epochs.
+"""
 
 from inpca.logs import run_script
 

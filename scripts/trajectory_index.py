@@ -1,4 +1,7 @@
-"""Rule trajectory_index: one row per reindexed trajectory, in matrix order -> results/trajectories/index.tsv."""
+"""Rule trajectory_index: one row per reindexed trajectory, in matrix order -> results/trajectories/index.tsv.
+
+Settings it reads: as params (a change reruns the job) the blocks.
+"""
 
 from inpca.logs import run_script
 
