@@ -80,6 +80,41 @@ def _point_metrics(probs: dict, labels: dict, num_classes: int, progress_mode: s
     return out
 
 
+def _block_attrs(source: dict, progress_mode: str, runs: str = "{}", run_info: str = "{}") -> dict:
+    """The attributes of every block: the data's identity and sizes (from `source`: the reference's
+    attributes, or the same keys), its runs' configs and infos (JSON), the progress mode."""
+    return {"fingerprint": source["fingerprint"], "dataset": source["dataset"], "num_classes": int(source["num_classes"]),
+            "n_train": int(source["n_train"]), "n_test": int(source["n_test"]), "runs": runs, "run_info": run_info,
+            "progress_mode": progress_mode}
+
+
+def _reference_columns(labels: dict, probs: dict, num_classes: int, progress_mode: str, *, run, kind, checkpoint,
+                       t, **labels_of_points) -> dict:
+    """The per-point columns of reference points (P0, the geodesic, P*; the corners' geodesics): no
+    step, epoch or recorded metrics; their position along their curve (`checkpoint`, `t`)."""
+    m = len(run)
+    return {
+        "run": np.array(run, dtype="S"), "kind": np.array(kind, dtype="S"),
+        **{key: np.array(values, dtype="S") for key, values in labels_of_points.items()},
+        "checkpoint": np.asarray(checkpoint, np.int64), "step": np.full(m, -1, np.int64),
+        "epoch": np.full(m, np.nan), **{k: np.full(m, np.nan) for k in METRICS}, "t": np.asarray(t, np.float64),
+        **_point_metrics(probs, labels, num_classes, progress_mode),
+    }
+
+
+def _write_points(f, probs: dict, columns: dict, attrs: dict, labels: dict | None = None) -> None:
+    """A block's datasets in the one order every block has them (HDF5 lays out a file in creation
+    order, so the same content gives the same bytes): probabilities (and labels) per split, the
+    per-point columns, the attributes."""
+    for split in SPLITS:
+        create(f, f"{split}_probs", data=probs[split], chunks=_probs_chunks(*probs[split].shape[1:]))
+        if labels is not None:
+            create(f, f"{split}_labels", data=labels[split])
+    for key, value in columns.items():
+        create(f, key, data=value)
+    f.attrs.update(attrs)
+
+
 def _recorded_data(run_path) -> tuple[dict, int, str, str]:
     """Labels, class count, fingerprint and name of the data a recorded run file carries."""
     with open_h5(run_path) as f:
@@ -111,25 +146,11 @@ def write_reference(out_path, dataset_spec: dict, geodesic_points: int, data_dir
     for split in SPLITS:
         probs[split], names, ts = reference_points(labels[split], C, n_geodesic=geodesic_points + 1)
     m = len(names)
-    meta = {
-        "run": np.array(names, dtype="S"), "kind": np.array([b"reference"] * m),
-        "checkpoint": np.arange(m, dtype=np.int64), "step": np.full(m, -1, np.int64),
-        "epoch": np.full(m, np.nan), **{k: np.full(m, np.nan) for k in METRICS},
-        "t": np.asarray(ts, np.float64), **_point_metrics(probs, labels, C, progress_mode),
-    }
-    attrs = {"fingerprint": fingerprint, "dataset": name, "num_classes": C,
-             "n_train": len(labels["train"]), "n_test": len(labels["test"]), "runs": "{}", "run_info": "{}",
-             "progress_mode": progress_mode}
-
-    def fill(f):
-        for split in SPLITS:
-            create(f, f"{split}_probs", data=probs[split], chunks=_probs_chunks(*probs[split].shape[1:]))
-            create(f, f"{split}_labels", data=labels[split])
-        for key, value in meta.items():
-            create(f, key, data=value)
-        f.attrs.update(attrs)
-
-    write_h5(out_path, fill)
+    columns = _reference_columns(labels, probs, C, progress_mode, run=names, kind=["reference"] * m,
+                                 checkpoint=np.arange(m), t=ts)
+    attrs = _block_attrs({"fingerprint": fingerprint, "dataset": name, "num_classes": C,
+                          "n_train": len(labels["train"]), "n_test": len(labels["test"])}, progress_mode)
+    write_h5(out_path, lambda f: _write_points(f, probs, columns, attrs, labels))
     log.info("wrote %s: %d reference points (%s, N=%d/%d, C=%d)", out_path, m, name,
              attrs["n_train"], attrs["n_test"], C)
 
@@ -154,22 +175,18 @@ def write_corner_curves(out_path, corner_paths: dict, reference_path, geodesic_p
             corner = read_corner(path)
         except RunFileError as exc:
             raise StoreError(str(exc)) from None
-        if str(corner["attrs"]["fingerprint"]) != str(attrs["fingerprint"]):
-            raise StoreError(f"{path}: data set fingerprint {corner['attrs']['fingerprint']} differs from the study's "
-                             f"{attrs['fingerprint']} ({attrs['dataset']}); the corner was trained on other data")
+        check_fits_reference(path, corner["attrs"], {s: corner[f"{s}_probs"].shape for s in SPLITS}, attrs,
+                             what="corner")
         init = json.loads(corner["attrs"]["config"])["init"]["name"]
         for split in SPLITS:
             p = corner[f"{split}_probs"]
-            expected = (len(labels[split]), C)
-            if p.shape != expected:
-                raise StoreError(f"{path}: {split}_probs has (samples, classes) {p.shape}, expected {expected}")
             try:
                 check_probabilities(path, f"{split}_probs", p[None], sum_tolerance)
             except RunFileError as exc:
                 raise StoreError(str(exc)) from None
             p = p.astype(np.float64)
             p = p / p.sum(axis=1, keepdims=True)
-            start, end = ignorance(*expected, dtype=np.float64), truth(labels[split], C, dtype=np.float64)
+            start, end = ignorance(*p.shape, dtype=np.float64), truth(labels[split], C, dtype=np.float64)
             for a, b in ((start, p), (p, end)):
                 curve = geodesic(a, b, ts, dtype=np.float64)
                 curve[0], curve[-1] = a, b  # the ends exactly
@@ -183,23 +200,8 @@ def write_corner_curves(out_path, corner_paths: dict, reference_path, geodesic_p
             meta["t"] += list(ts)
     probs = {split: np.concatenate(curves) for split, curves in probs.items()}
     m = len(meta["run"])
-    columns = {
-        **{k: np.array(meta[k], dtype="S") for k in ("run", "kind", *CORNER_FIELDS)},
-        "checkpoint": np.array(meta["checkpoint"], np.int64), "step": np.full(m, -1, np.int64),
-        "epoch": np.full(m, np.nan), **{k: np.full(m, np.nan) for k in METRICS}, "t": np.array(meta["t"]),
-        **_point_metrics(probs, labels, C, progress_mode),
-    }
-
-    def fill(f):
-        for split in SPLITS:
-            create(f, f"{split}_probs", data=probs[split], chunks=_probs_chunks(*probs[split].shape[1:]))
-        for key, value in columns.items():
-            create(f, key, data=value)
-        f.attrs.update({"fingerprint": attrs["fingerprint"], "dataset": attrs["dataset"], "num_classes": C,
-                        "n_train": int(attrs["n_train"]), "n_test": int(attrs["n_test"]), "runs": "{}",
-                        "run_info": "{}", "progress_mode": progress_mode})
-
-    write_h5(out_path, fill)
+    columns = _reference_columns(labels, probs, C, progress_mode, **meta)
+    write_h5(out_path, lambda f: _write_points(f, probs, columns, _block_attrs(attrs, progress_mode)))
     log.info("wrote %s: the geodesics P0 -> corner -> P* of %d corners (%d points)", out_path, len(corner_paths), m)
 
 
@@ -212,13 +214,13 @@ def read_reference(path) -> dict:
 
 
 def check_fits_reference(path, attrs: dict, sample_shapes: dict, reference_attrs: dict, labels: dict | None = None,
-                         reference_labels: dict | None = None) -> None:
+                         reference_labels: dict | None = None, what: str = "run") -> None:
     """Refuse (StoreError naming `path`) a run that was not recorded on the study's samples: another
     data set (fingerprint), another number of samples or classes, or (when both are given) other labels,
     i.e. other samples or another order. `sample_shapes`: {split: (samples, classes)} of its arrays."""
     if attrs["fingerprint"] != reference_attrs["fingerprint"]:
         raise StoreError(f"{path}: data set fingerprint {attrs['fingerprint']} differs from the study's "
-                         f"{reference_attrs['fingerprint']} ({reference_attrs['dataset']}); the run was trained on other data")
+                         f"{reference_attrs['fingerprint']} ({reference_attrs['dataset']}); the {what} was trained on other data")
     for split in SPLITS:
         expected = (int(reference_attrs[f"n_{split}"]), int(reference_attrs["num_classes"]))
         got = sample_shapes.get(split)
@@ -238,18 +240,49 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
     """Gather the checkpoints of `run_paths` into one block file; refuse bad input without output.
 
     Runs are read and checked one at a time, so memory holds one run, not a block. layout "copy"
-    writes their probabilities into the block; "virtual" maps them from the run files (module
-    docstring), which must then stay where they are relative to the block.
+    writes their probabilities into the block (:class:`_CopiedProbs`); "virtual" maps them from the
+    run files (:class:`_VirtualProbs`, module docstring), which must then stay where they are
+    relative to the block. Both layouts write the same datasets in the same order (_write_points).
     """
-    import h5py
-
     if layout not in LAYOUTS:
         raise StoreError(f"{out_path}: layout {layout!r} is not one of {', '.join(LAYOUTS)}")
     ref = read_reference(reference_path)
     ref_attrs = ref["attrs"]
     C = int(ref_attrs["num_classes"])
     labels = {s: ref[f"{s}_labels"] for s in SPLITS}
-    # First pass: headers only, so shapes are known and a bad file is refused before any write.
+    headers = _run_headers(run_paths, ref_attrs)  # every file checked before anything is written
+    shapes = {s: (sum(k for *_, k in headers), int(ref_attrs[f"n_{s}"]), C) for s in SPLITS}
+
+    def fill(f):
+        points = _RunPoints()
+        probs = (_CopiedProbs if layout == "copy" else _VirtualProbs)(f, shapes, Path(out_path).parent.resolve())
+        for path, rid, k in headers:
+            try:
+                run = read_run(path)
+            except RunFileError as exc:
+                raise StoreError(str(exc)) from None
+            for split in SPLITS:
+                check_probabilities(path, f"{split}_probs", run[f"{split}_probs"], sum_tolerance)
+            probs.add(path, run)
+            points.add(rid, run, _point_metrics({s: run[f"{s}_probs"].astype(np.float32) for s in SPLITS}, labels, C,
+                                                progress_mode))
+            log.info("%s: %d checkpoints", rid, k)
+        probs.close()
+        for key, values in points.columns().items():
+            create(f, key, data=values)
+        f.attrs.update(_block_attrs(ref_attrs, progress_mode, runs=json.dumps(points.configs, sort_keys=True),
+                                    run_info=json.dumps(points.run_info, sort_keys=True)))
+
+    try:
+        write_h5(out_path, fill)
+    except RunFileError as exc:
+        raise StoreError(str(exc)) from None
+    log.info("wrote %s: %d runs, %d points (%s)", out_path, len(headers), shapes["train"][0], layout)
+
+
+def _run_headers(run_paths, ref_attrs: dict) -> list[tuple[Path, str, int]]:
+    """(path, run id, checkpoints) of each run file, in path order, after checking its header against
+    the reference (no probabilities read)."""
     headers = []
     for path in sorted(map(Path, run_paths)):
         try:
@@ -263,72 +296,86 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
             check_fits_reference(path, attrs, {s: tuple(f[f"{s}_probs"].shape[1:]) if f"{s}_probs" in f else None
                                                for s in SPLITS}, ref_attrs)
             headers.append((path, attrs["run_id"], int(f["step"].shape[0])))
-    total = sum(k for *_, k in headers)
-    configs, run_info = {}, {}
-    meta = {k: [] for k in ("run", "kind", *POINT_FIELDS)}
-    block_folder = Path(out_path).parent.resolve()
-    sources = []
+    return headers
 
-    def fill(f):
-        shapes = {s: (total, int(ref_attrs[f"n_{s}"]), C) for s in SPLITS}
-        if layout == "copy":
-            dsets = {s: create(f, f"{s}_probs", shape=shapes[s], dtype=np.float32,
-                                         chunks=_probs_chunks(*shapes[s][1:]) if total else None) for s in SPLITS}
-        else:
-            dsets = {s: h5py.VirtualLayout(shape=shapes[s], dtype=np.float32) for s in SPLITS}
-        offset = 0
-        for path, rid, k in headers:
-            try:
-                run = read_run(path)
-            except RunFileError as exc:
-                raise StoreError(str(exc)) from None
-            if layout == "virtual":
-                sources.append((Path(os.path.relpath(path.resolve(), block_folder)).as_posix(), k))
-            probs = {}
-            for split in SPLITS:
-                p = run[f"{split}_probs"]
-                check_probabilities(path, f"{split}_probs", p, sum_tolerance)
-                probs[split] = p.astype(np.float32)
-                dsets[split][offset:offset + k] = (probs[split] if layout == "copy" else
-                                                   h5py.VirtualSource(sources[-1][0], f"{split}_probs",
-                                                                      shape=p.shape, dtype=p.dtype))
-            configs[rid] = run["config"]
-            run_info[rid] = {"parameters": _optional_int(run["attrs"].get("parameters")),
-                             "diverged_at_step": _optional_int(run["attrs"].get("diverged_at_step", -1)),
-                             "corner": str(run["attrs"].get("corner", ""))}
-            metrics = _point_metrics(probs, labels, C, progress_mode)
-            meta["run"] += [rid.encode()] * k
-            meta["kind"] += [b"run"] * k
-            meta["checkpoint"] += list(range(k))
-            meta["step"] += list(run["step"])
-            meta["epoch"] += list(run["epoch"])
-            for key in METRICS:
-                meta[key] += list(run[key])
-            meta["t"] += [np.nan] * k
-            for key, values in metrics.items():
-                meta[key] += list(values)
-            offset += k
-            log.info("%s: %d checkpoints", rid, k)
-        if layout == "virtual":
-            for split, virtual in dsets.items():
-                # no timestamps, as for every dataset the store writes: same input, same file
-                virtual.dcpl.set_obj_track_times(False)
-                # NaN, not 0, where a source is missing: the tiles' probability check refuses it
-                f.create_virtual_dataset(f"{split}_probs", virtual, fillvalue=np.nan)
-            f.attrs["sources"] = json.dumps(sources)
-        for key, values in meta.items():
-            dtype = "S" if key in ("run", "kind") else (np.int64 if key in ("checkpoint", "step") else np.float64)
-            create(f, key, data=np.array(values, dtype=dtype))
-        f.attrs.update({"fingerprint": ref_attrs["fingerprint"], "dataset": ref_attrs["dataset"], "num_classes": C,
-                        "n_train": int(ref_attrs["n_train"]), "n_test": int(ref_attrs["n_test"]),
-                        "runs": json.dumps(configs, sort_keys=True), "run_info": json.dumps(run_info, sort_keys=True),
-                        "progress_mode": progress_mode})
 
-    try:
-        write_h5(out_path, fill)
-    except RunFileError as exc:
-        raise StoreError(str(exc)) from None
-    log.info("wrote %s: %d runs, %d points (%s)", out_path, len(headers), total, layout)
+class _CopiedProbs:
+    """Layout "copy": the runs' probabilities written into the block, run after run."""
+
+    def __init__(self, f, shapes: dict, block_folder: Path):
+        self.offset = 0
+        self.dsets = {s: create(f, f"{s}_probs", shape=shapes[s], dtype=np.float32,
+                                chunks=_probs_chunks(*shapes[s][1:]) if shapes[s][0] else None) for s in SPLITS}
+
+    def add(self, path: Path, run: dict) -> None:
+        k = len(run["step"])
+        for split in SPLITS:
+            self.dsets[split][self.offset:self.offset + k] = run[f"{split}_probs"].astype(np.float32)
+        self.offset += k
+
+    def close(self) -> None:
+        pass
+
+
+class _VirtualProbs:
+    """Layout "virtual": HDF5 virtual datasets that map each run file's probabilities, by a path relative
+    to the block's folder (recorded in the attribute `sources` for :func:`check_sources`)."""
+
+    def __init__(self, f, shapes: dict, block_folder: Path):
+        import h5py
+
+        self.f, self.folder, self.offset, self.sources = f, block_folder, 0, []
+        self.layouts = {s: h5py.VirtualLayout(shape=shapes[s], dtype=np.float32) for s in SPLITS}
+
+    def add(self, path: Path, run: dict) -> None:
+        import h5py
+
+        k = len(run["step"])
+        source = Path(os.path.relpath(path.resolve(), self.folder)).as_posix()
+        self.sources.append((source, k))
+        for split in SPLITS:
+            p = run[f"{split}_probs"]
+            self.layouts[split][self.offset:self.offset + k] = h5py.VirtualSource(source, f"{split}_probs",
+                                                                                  shape=p.shape, dtype=p.dtype)
+        self.offset += k
+
+    def close(self) -> None:
+        for split, virtual in self.layouts.items():
+            # no timestamps, as for every dataset the store writes: same input, same file
+            virtual.dcpl.set_obj_track_times(False)
+            # NaN, not 0, where a source is missing: the tiles' probability check refuses it
+            self.f.create_virtual_dataset(f"{split}_probs", virtual, fillvalue=np.nan)
+        self.f.attrs["sources"] = json.dumps(self.sources)
+
+
+class _RunPoints:
+    """The per-point columns of a block of runs and its runs' configs and infos, gathered run by run."""
+
+    def __init__(self):
+        self.meta = {k: [] for k in ("run", "kind", *POINT_FIELDS)}
+        self.configs, self.run_info = {}, {}
+
+    def add(self, rid: str, run: dict, metrics: dict) -> None:
+        k = len(run["step"])
+        self.configs[rid] = run["config"]
+        self.run_info[rid] = {"parameters": _optional_int(run["attrs"].get("parameters")),
+                              "diverged_at_step": _optional_int(run["attrs"].get("diverged_at_step", -1)),
+                              "corner": str(run["attrs"].get("corner", ""))}
+        self.meta["run"] += [rid.encode()] * k
+        self.meta["kind"] += [b"run"] * k
+        self.meta["checkpoint"] += list(range(k))
+        self.meta["step"] += list(run["step"])
+        self.meta["epoch"] += list(run["epoch"])
+        for key in METRICS:
+            self.meta[key] += list(run[key])
+        self.meta["t"] += [np.nan] * k
+        for key, values in metrics.items():
+            self.meta[key] += list(values)
+
+    def columns(self) -> dict:
+        return {key: np.array(values, dtype="S" if key in ("run", "kind") else
+                              np.int64 if key in ("checkpoint", "step") else np.float64)
+                for key, values in self.meta.items()}
 
 
 def check_sources(block_path) -> None:
