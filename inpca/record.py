@@ -238,22 +238,78 @@ def _device_of(model):
 
 
 class Recorder:
-    """Records a network's predictions at the checkpoint steps of one's own training into the run
-    file `path` (see the module docstring for the usage, crash safety and resume).
+    """Record a network's predictions at the checkpoint steps of one's own training into a run file.
 
-    `train`, `test`: the evaluation samples in a fixed order: a pair (inputs, labels) of torch
-    tensors or numpy arrays (put on the model's device once and evaluated in batches of
-    `eval_batch_size`), or a re-iterable of (inputs, labels) batches, streamed at each checkpoint
-    in its own batches. `config`: free-form, JSON-serialisable; what the map colours and groups by.
-    `steps`: the checkpoint steps (:func:`paper_steps`, :func:`log_steps`), strictly increasing,
-    none beyond `total_steps` if given. `steps_per_epoch`: gives the epoch of a checkpoint recorded
-    without one (else the epoch is NaN). `num_classes`: the logits' width (default: the largest
-    label + 1). `prepare`: applied to each input batch on the device before the model.
-    `dtype`: "float32" or "float16" probabilities on disk. `fingerprint`: the data's identity
-    (:attr:`inpca.data.Dataset.fingerprint`); by default computed from `dataset_name`, the inputs
-    and labels as given and `num_classes` (as inpca.data does), which for a re-iterable takes
-    another pass over its batches and holds all inputs in memory for a moment. `run_id`: default
-    the file's stem.
+    The run file is the pipeline's own format (:mod:`inpca.runfile`), so a study imports it beside its
+    grid's runs (config key ``imports``). Each checkpoint is evaluated exactly as the pipeline's
+    training evaluates (eval mode, no grad, softmax of float32 logits, the samples in a fixed order)
+    and written at once to ``<path>.partial/``; :meth:`close` (or the end of a ``with`` block without
+    an exception) assembles the run file atomically. See the module docstring for crash safety and
+    resume.
+
+    Parameters
+    ----------
+    path : str or Path
+        The run file to write. If it exists, the recording is finished: nothing is due and
+        :meth:`close` leaves it as it is (delete it to record again).
+    train, test : (inputs, labels) or re-iterable of (inputs, labels) batches
+        The evaluation samples of each split, in a fixed order: a pair of torch tensors or numpy arrays
+        (put on the model's device once, evaluated in batches of `eval_batch_size`), or e.g. a
+        DataLoader with ``shuffle=False`` (streamed in its own batches at each checkpoint).
+    config : dict
+        Free-form and JSON-serialisable: what the map colours and groups runs by (e.g. ``{"arch":
+        "resnet18", "optimizer": {"name": "sgd", "lr": 0.1}, "seed": 0}``).
+    steps : sequence of int
+        The checkpoint steps, strictly increasing (:func:`paper_steps`, :func:`log_steps`).
+    steps_per_epoch : int, optional
+        Gives each checkpoint's epoch when :meth:`record` is called without one (else NaN).
+    total_steps : int, optional
+        If given, no step of `steps` may exceed it.
+    num_classes : int, optional
+        The logits' width; default the largest label + 1.
+    prepare : callable, optional
+        Applied to each input batch on the device before the model.
+    eval_batch_size : int, default 2048
+    dtype : {"float32", "float16"}, default "float32"
+        Probabilities on disk.
+    fingerprint : str, optional
+        The data's identity (:attr:`inpca.data.Dataset.fingerprint`); by default computed from
+        `dataset_name`, the inputs, labels and `num_classes` as :func:`inpca.data.fingerprint_of` does
+        (for a re-iterable, one more pass over its batches, all inputs in memory for a moment).
+    dataset_name : str, default "recorded"
+    run_id : str, optional
+        Default: the file's stem.
+
+    Attributes
+    ----------
+    finished : bool
+        True once the run file exists.
+    recorded_steps : list of int
+        The steps recorded so far (resumed ones included).
+    diverged_at_step : int
+        The step whose predictions were not finite, or -1.
+    fingerprint : str
+        The identity of the data the checkpoints are recorded on.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np, torch
+    >>> from inpca.record import Recorder
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = rng.standard_normal((60, 5)).astype(np.float32), rng.integers(0, 3, 60)
+    >>> model = torch.nn.Linear(5, 3)
+    >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    >>> path = os.path.join(tempfile.mkdtemp(), "linear.h5")
+    >>> with Recorder(path, train=(x[:40], y[:40]), test=(x[40:], y[40:]), config={"arch": "linear"},
+    ...               steps=[0, 1, 3, 10], steps_per_epoch=1) as rec:
+    ...     for step in range(11):
+    ...         if rec.due(step):
+    ...             rec.record(model, step=step)
+    ...         loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(x[:40])), torch.from_numpy(y[:40]))
+    ...         optimizer.zero_grad(); loss.backward(); optimizer.step()
+    >>> rec.finished, rec.recorded_steps
+    (True, [0, 1, 3, 10])
     """
 
     def __init__(self, path, *, train, test, config, steps, steps_per_epoch=None, total_steps=None,
