@@ -1,5 +1,23 @@
 """inpca: trajectories of deep networks in prediction space, Bhattacharyya distances and InPCA.
 
+The package by stage of the pipeline (each rule's script in ``scripts/`` calls one of these):
+
+- the study: :mod:`.config` (the schema, checks, defaults), :mod:`.study` (runs, ids, blocks, tiles),
+  :mod:`.resources` (cluster estimates), :mod:`.devices` (which GPU a job takes);
+- networks and data: :mod:`.data`, :mod:`.models`, :mod:`.schedule`, :mod:`.train` (the grid's
+  training), :mod:`.corners` (pre-trained starting points), :mod:`.record` (one's own training),
+  :mod:`.adapters` (Lightning, Hugging Face), :mod:`.imports` (recordings into a study);
+- files: :mod:`.files` (HDF5, TSV, atomic writes), :mod:`.runfile` (run files), :mod:`.store`
+  (blocks of points, the reference points, index.tsv);
+- distances: :mod:`.distances` and :mod:`.kernels` (CPU and GPU), :mod:`.tiles` (per pair of blocks);
+- the map: :mod:`.embedding` (InPCA, landmarks), :mod:`.embedding_file` (the embed step),
+  :mod:`.geodesic` (P0 -> P*, progress), :mod:`.plots` and :mod:`.figures` (the figures);
+- whole trajectories: :mod:`.trajectories` (reindexing at equal progress), :mod:`.trajectory_files`
+  (the trajectory stage), :mod:`.analysis` (the paper's claims, summary.md);
+- for one's own analysis: :mod:`.results` (a finished study in one line).
+
+Errors the project refuses are :mod:`.errors`; rule scripts log through :mod:`.logs`.
+
 This module is imported when Snakemake parses the workflow, so it must stay light: no torch,
 h5py or numpy imports here. Submodules import what they need.
 """
