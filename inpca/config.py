@@ -138,8 +138,14 @@ def _coerce(instance, schema: dict, root: dict, floats: bool = False):
     floats where the schema asks for a number (so 0 and 0.0 give one run id)."""
     branches = _branches(schema, instance, root)
     if isinstance(instance, str):
-        types = set().union(*(_declared_types(_resolve(b, root)) for b in _alternatives(schema, root)))
-        if "string" not in types and types & {"integer", "number", "boolean"}:
+        alternatives = [_resolve(b, root) for b in _alternatives(schema, root)]
+        types = set().union(*(_declared_types(b) for b in alternatives))
+        # a word the schema names (a const or enum beside a number: "authors") stays text; free text
+        # ("type: string") stays text; anything else is parsed as the number or boolean it asks for
+        words = {str(w) for b in alternatives for w in b.get("enum", [b["const"]] if "const" in b else [])}
+        free_text = any("string" in set(b.get("type", []) if isinstance(b.get("type"), list) else [b.get("type")])
+                        for b in alternatives)
+        if instance not in words and not free_text and types & {"integer", "number", "boolean"}:
             value = _parse_text(instance, types)
             return instance if value is instance else _coerce(value, schema, root, floats)
         return instance

@@ -144,20 +144,23 @@ def block_trajectories(study, block: str) -> int:
 
 
 def reindex_mem_mb(study, block: str, attempt: int = 1) -> int:
-    """A reindexing job holds one run's checkpoints and its reindexed trajectory (float64)."""
+    """A planning job (rule reindex) holds one run's checkpoints (float32) and a few models of it
+    (float64, one t_k at a time)."""
     n_train, _, c = dataset_size(study.config["dataset"])
     runs = study.blocks.get(block, [])
     k = max((checkpoints_of(study.runs[r]) for r in runs), default=1)
-    t = study.config["analysis"]["points"]
-    return int((1500 + (k * 4 + t * 8 * 3) * n_train * c / 2**20) * attempt)
+    return int((1500 + (k * 4 + 8 * 8) * n_train * c / 2**20) * attempt)
 
 
 def trajectory_tile_mem_mb(study, a: str, b: str, attempt: int = 1) -> int:
-    """An equal-progress tile: two chunks of one t_k's probabilities and the (T, R_a, R_b) result."""
+    """An equal-progress tile (inpca.trajectory_files.equal_progress_tile) holds, per trajectory, one t_k
+    at a time: its two checkpoints (float32), its model there (float64, then float32) and their stacked
+    copies, about 32 bytes per sample and class; plus the kernel's chunks and the (T, R_a, R_b) result.
+    Never a whole trajectory: at the paper's scale (blocks of 36 runs, N = 25,000) about 0.6 GB."""
     ra, rb = block_trajectories(study, a), block_trajectories(study, b)
-    _, _, c = dataset_size(study.config["dataset"])
+    n_train, _, c = dataset_size(study.config["dataset"])
     chunk, t = study.config["distance"]["chunk_samples"], study.config["analysis"]["points"]
-    mb_used = ((ra + rb) * chunk * c * 4 * 3 + t * ra * rb * 8 * 2) / 2**20
+    mb_used = ((ra + rb) * (32 * n_train * c + chunk * c * 4 * 3) + t * ra * rb * 8 * 2) / 2**20
     return int((1500 + mb_used) * attempt)
 
 

@@ -35,25 +35,39 @@ def load(path="results") -> "Results":
 
 
 class Reindexed:
-    """The reindexed trajectories of one split across every trajectory block, in matrix order:
-    `len()` trajectories, `[i]` gives trajectory i as (T, N, C) float32 probabilities, `.t` the index
-    values, `.run` the ids."""
+    """The trajectories of one split at equal progress across every trajectory block, in matrix order:
+    `len()` trajectories, `[i]` gives trajectory i as (T, N, C) float32 probabilities, computed from the
+    store and the trajectory stage's plans (:class:`inpca.trajectory_files.ReindexedBlock`, the values
+    the equal-progress distances are computed from), `.t` the index values, `.run` the ids."""
 
     def __init__(self, results: "Results", split: str):
         table = results.trajectories
         self._rows = list(zip(table["block"], table["row"]))
         self._results, self._split = results, split
         self.run = table["run"].tolist()
-        first = results._h5(results.path / "trajectories" / f"{self._rows[0][0]}.h5")
-        self.t = first["t"][()]
+        self.t = self._block(self._rows[0][0]).t
+
+    def _block(self, block: str):
+        from .trajectory_files import ReindexedBlock
+
+        key = ("reindexed", self._split, block)
+        if key not in self._results._open:
+            path = self._results.path
+            for needed, target in ((path / "store" / f"{block}.h5", "store"),
+                                   (path / "trajectories" / f"{block}.h5", "trajectories")):
+                if not needed.exists():
+                    raise ResultsError(f"{needed}: not made yet; make it with: {snakemake_command()} --cores all "
+                                       f"{target}")
+            self._results._open[key] = ReindexedBlock(path / "store" / f"{block}.h5", path / "trajectories" / f"{block}.h5",
+                                                      path / "store" / "ref.h5", self._split)
+        return self._results._open[key]
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def __getitem__(self, i: int) -> np.ndarray:
         block, row = self._rows[i]
-        f = self._results._h5(self._results.path / "trajectories" / f"{block}.h5")
-        return f[f"{self._split}_probs"][int(row)]
+        return self._block(block).trajectory(int(row))
 
 
 class Results:

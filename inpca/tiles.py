@@ -27,7 +27,7 @@ from .store import open_block
 log = logging.getLogger("inpca.tiles")
 
 
-def _job_device(device: str) -> str:
+def job_device(device: str) -> str:
     """The tile job's device; on a machine with several GPUs, one that no other job holds."""
     from .devices import claim_gpu, resolve_device
 
@@ -40,17 +40,16 @@ def _job_device(device: str) -> str:
 def compute_tile(block_a, block_b, split: str, out_path, *, metric: str = "bhattacharyya", device: str = "auto",
                  chunk_samples: int = 4096, threads: int | None = None, sum_tolerance: float = 1e-3,
                  dtype: str = "float64") -> dict:
-    """Distances between the points of two blocks on one split -> `out_path`, stored as `dtype`.
+    """Distances between the points of two store blocks on one split -> `out_path`, stored as `dtype`.
 
-    Store blocks hold points, `{split}_probs` (M, N, C): the tile is `D` (M_a, M_b). Reindexed
-    trajectory blocks hold (R, T, N, C): the tile is `D` (T, R_a, R_b), one matrix per index value
-    t_k (distances at equal progress), with `t`. `sum_tolerance` is the store's own
-    (store.sum_tolerance): a block the store accepted passes the same check here.
+    Store blocks hold points, `{split}_probs` (M, N, C): the tile is `D` (M_a, M_b). `sum_tolerance` is
+    the store's own (store.sum_tolerance): a block the store accepted passes the same check here.
+    (Distances at equal progress: :func:`inpca.trajectory_files.equal_progress_tile`.)
     """
     from .distances import pairwise_streamed
 
     started = time.time()
-    device = _job_device(device)
+    device = job_device(device)
     same = Path(block_a) == Path(block_b)
     with open_block(block_a) as fa, open_block(block_b) as fb:
         pa, pb = fa[f"{split}_probs"], fb[f"{split}_probs"]
@@ -58,29 +57,22 @@ def compute_tile(block_a, block_b, split: str, out_path, *, metric: str = "bhatt
             raise ResultsError(f"{block_a} and {block_b}: {split}_probs have shapes {pa.shape} and {pb.shape}; "
                                "blocks of one study must match but for their first axis")
         n = pa.shape[-2]
-        t_values = fa["t"][()] if pa.ndim == 4 else None
 
-        def reader(dset, *k):
-            return lambda start, stop: dset[(slice(None), *k, slice(start, stop))].astype(np.float32, copy=False)
+        def reader(dset):
+            return lambda start, stop: dset[:, start:stop].astype(np.float32, copy=False)
 
-        def distances(*k):
-            return pairwise_streamed(reader(pa, *k), n, read_q=None if same else reader(pb, *k), metric=metric,
-                                     device=device, chunk_samples=chunk_samples, threads=threads,
-                                     sum_tolerance=sum_tolerance)
-
-        D = np.stack([distances(k) for k in range(pa.shape[1])]) if pa.ndim == 4 else distances()
+        D = pairwise_streamed(reader(pa), n, read_q=None if same else reader(pb), metric=metric, device=device,
+                              chunk_samples=chunk_samples, threads=threads, sum_tolerance=sum_tolerance)
 
     def fill(f):
         f.create_dataset("D", data=D.astype(dtype), track_times=False)
-        if t_values is not None:
-            f.create_dataset("t", data=t_values, track_times=False)
         f.attrs.update({"split": split, "metric": metric, "n_samples": n,
                         "block_a": Path(block_a).stem, "block_b": Path(block_b).stem})
 
     write_h5(out_path, fill)
     seconds = time.time() - started
-    lead, (ma, mb) = D.shape[:-2], D.shape[-2:]
-    pairs = (ma * (ma + 1) // 2 if same else ma * mb) * int(np.prod(lead))
+    ma, mb = D.shape
+    pairs = ma * (ma + 1) // 2 if same else ma * mb
     rate = pairs * n / max(seconds, 1e-9)
     log.info("tile %s x %s (%s, %d samples): %s in %.2f s, %.3g pair-samples/s", Path(block_a).stem,
              Path(block_b).stem, split, n, " x ".join(map(str, D.shape)), seconds, rate)
@@ -283,7 +275,7 @@ def compute_landmark_tile(block_a, block_b, split: str, out_path, *, every: int,
     from .distances import pairwise_streamed
 
     started = time.time()
-    device = _job_device(device)
+    device = job_device(device)
     same = Path(block_a) == Path(block_b)
     (la, weights_a), (lb, weights_b) = landmark_rows(block_a, every), landmark_rows(block_b, every)
     with open_block(block_a) as fa, open_block(block_b) as fb:

@@ -30,6 +30,12 @@ Rules of `reindex` (probs of one run's K checkpoints in order, index (K,) its in
 
 A checkpoint used as it is (j == 0, held last) is returned as stored, in float64;
 interpolated rows are renormalised to sum 1 (`geodesic` does that after squaring).
+
+The rules depend on the index values alone, so they are computed once as a *plan*
+(:func:`reindex_plan`: for each t_k the two checkpoints and the fraction) and applied wherever the
+models at equal progress are needed (:func:`model_at`, :func:`models_at`): the pipeline stores the
+plan, a few numbers per trajectory and t_k, and computes the models from the store when it compares
+trajectories, instead of storing R x T x N x C probabilities.
 """
 
 from __future__ import annotations
@@ -48,8 +54,11 @@ __all__ = [
     "geodesic_trajectory",
     "index_grid",
     "index_values",
+    "model_at",
+    "models_at",
     "reindex",
     "reindex_metrics",
+    "reindex_plan",
 ]
 
 #: What a run can be reindexed by: its progress lambda along P0 -> P*, or its training accuracy.
@@ -79,33 +88,93 @@ def index_values(progress, train_error, index: str) -> np.ndarray:
     raise ValueError(f"index must be one of {', '.join(map(repr, INDICES))}, got {index!r}")
 
 
+def reindex_plan(index, ts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How a run with these index values is reindexed at ts (the rules of the module docstring).
+
+    index: (K,) the run's index at each checkpoint, finite; ts: (T,) index values. Returns
+    (lower, upper, fraction), each (T,): the model at t_k is checkpoint ``lower[k]`` as stored when
+    ``lower[k] == upper[k]`` (the run starts past t_k, or never reaches it), else the point of the
+    sphere geodesic from checkpoint ``lower[k]`` to ``upper[k] = lower[k] + 1`` at ``fraction[k]``.
+    """
+    index = np.asarray(index, dtype=np.float64)
+    ts = np.asarray(ts, dtype=np.float64).reshape(-1)
+    if index.ndim != 1 or index.size == 0 or not np.all(np.isfinite(index)):
+        raise ValueError(f"index must hold one finite value per checkpoint (K >= 1), got shape {index.shape}")
+    lower = np.empty(ts.size, dtype=np.int64)
+    upper = np.empty(ts.size, dtype=np.int64)
+    fraction = np.zeros(ts.size, dtype=np.float64)
+    for k, t in enumerate(ts):
+        exceeding = np.flatnonzero(index > t)
+        if exceeding.size == 0:  # never past t_k: the last checkpoint, held
+            lower[k] = upper[k] = index.size - 1
+            continue
+        j = int(exceeding[0])
+        if j == 0:  # starts past t_k: checkpoint 0
+            lower[k] = upper[k] = 0
+            continue
+        lower[k], upper[k] = j - 1, j
+        fraction[k] = float(np.clip((t - index[j - 1]) / (index[j] - index[j - 1]), 0.0, 1.0))
+    return lower, upper, fraction
+
+
+def model_at(p_lower, p_upper, same: bool, fraction: float) -> np.ndarray:
+    """One model of a plan (:func:`reindex_plan`), (N, C) float64: checkpoint `p_lower` as stored when
+    `same`, else the sphere-geodesic point from `p_lower` to `p_upper` at `fraction`."""
+    if same:
+        return np.asarray(p_lower, dtype=np.float64)
+    return geodesic(p_lower, p_upper, [fraction], dtype=np.float64)[0]
+
+
+def models_at(p_lower, p_upper, same, fraction, device: str = "cpu"):
+    """:func:`model_at` for a batch of runs at once: p_lower, p_upper (R, N, C), same (R,) bool,
+    fraction (R,). Returns (R, N, C) float64 (numpy on "cpu"; on "cuda" the same arithmetic in torch
+    float64 on the GPU, returned as a numpy array), so a tile job on a GPU does not wait for the CPU."""
+    if device == "cpu":
+        return np.stack([model_at(a, b, bool(s), float(f)) for a, b, s, f in zip(p_lower, p_upper, same, fraction)])
+    return _models_at_torch(p_lower, p_upper, same, fraction, device)
+
+
+def _models_at_torch(p_lower, p_upper, same, fraction, device: str):
+    """inpca.geodesic.geodesic's formula, batched over runs, in torch float64 on `device`."""
+    import torch
+
+    from .geodesic import _MIN_ANGLE
+
+    a = torch.as_tensor(np.asarray(p_lower), device=device).to(torch.float64)
+    b = torch.as_tensor(np.asarray(p_upper), device=device).to(torch.float64)
+    t = torch.as_tensor(np.asarray(fraction, dtype=np.float64), device=device)[:, None]
+    sqrt_a, sqrt_b = a.clamp_min(0).sqrt(), b.clamp_min(0).sqrt()
+    theta = torch.arccos((sqrt_a * sqrt_b).sum(-1).clamp(0.0, 1.0))  # (R, N)
+    moving = theta >= _MIN_ANGLE
+    sin_theta = torch.where(moving, torch.sin(theta), torch.ones_like(theta))
+    weight_a = torch.where(moving, torch.sin((1.0 - t) * theta) / sin_theta, torch.ones_like(theta))
+    weight_b = torch.where(moving, torch.sin(t * theta) / sin_theta, torch.zeros_like(theta))
+    point = (weight_a[..., None] * sqrt_a + weight_b[..., None] * sqrt_b) ** 2
+    sums = point.sum(-1, keepdim=True)
+    point = torch.where(sums > 0, point / torch.where(sums > 0, sums, torch.ones_like(sums)), point)
+    keep = torch.as_tensor(np.asarray(same, dtype=bool), device=device)[:, None, None]
+    return torch.where(keep, a, point).cpu().numpy()
+
+
 def reindex(probs, index, ts) -> np.ndarray:
     """One run's predictions at the index values ts, interpolated between its checkpoints.
 
     probs: (K, N, C) the run's checkpoints in order (float32 or float64); index: (K,) the run's index
     at each checkpoint, finite, not necessarily monotone; ts: (T,) index values. Returns (T, N, C)
-    float64 probabilities following the rules in the module docstring. Works on one t_k at a time, so
-    beyond the result it holds only a few (N, C) float64 arrays.
+    float64 probabilities following the rules in the module docstring (:func:`reindex_plan`, then
+    :func:`model_at` at each t_k). Works on one t_k at a time, so beyond the result it holds only a
+    few (N, C) float64 arrays.
     """
     probs = np.asarray(probs)
     index = np.asarray(index, dtype=np.float64)
-    ts = np.asarray(ts, dtype=np.float64).reshape(-1)
     if probs.ndim != 3 or probs.shape[0] == 0:
         raise ValueError(f"probs must be (K, N, C) with K >= 1, got {probs.shape}")
     if index.shape != (probs.shape[0],) or not np.all(np.isfinite(index)):
         raise ValueError(f"index must hold {probs.shape[0]} finite values, one per checkpoint, got {index.shape}")
-    out = np.empty((ts.size,) + probs.shape[1:], dtype=np.float64)
-    for k, t in enumerate(ts):
-        exceeding = np.flatnonzero(index > t)
-        if exceeding.size == 0:
-            out[k] = probs[-1]
-            continue
-        j = int(exceeding[0])
-        if j == 0:
-            out[k] = probs[0]
-            continue
-        fraction = float(np.clip((t - index[j - 1]) / (index[j] - index[j - 1]), 0.0, 1.0))
-        out[k] = geodesic(probs[j - 1], probs[j], [fraction], dtype=np.float64)[0]
+    lower, upper, fraction = reindex_plan(index, ts)
+    out = np.empty((lower.size,) + probs.shape[1:], dtype=np.float64)
+    for k in range(lower.size):
+        out[k] = model_at(probs[lower[k]], probs[upper[k]], lower[k] == upper[k], fraction[k])
     return out
 
 

@@ -1,32 +1,40 @@
-"""The trajectory stage of the pipeline: store blocks -> reindexed trajectories -> equal-progress tiles.
+"""The trajectory stage of the pipeline: store blocks -> reindexing plans -> distances at equal progress.
 
-`results/trajectories/{block}.h5`: every run of one store block resampled at the T index values
-t_k = k/T (:mod:`inpca.trajectories`); the reference block `ref` holds the geodesic γ(t_k) as one
-more trajectory, named `geodesic`. Layout:
+`results/trajectories/{block}.h5` (rule reindex, one per store block): how every run of the block is
+reindexed at the T index values t_k = k/T (:func:`inpca.trajectories.reindex_plan`), and the loss and
+error of the model there. No probabilities: the models at equal progress are computed from the store
+where they are used (:class:`ReindexedBlock`), since storing them would take R x T x N x C floats
+(about 230 GB per split at the paper's scale) to save an interpolation that costs 1/R of the distances
+computed from it. The reference block `ref` plans the geodesic gamma(t_k) as one more trajectory,
+named `geodesic`, computed from the labels. Layout:
 
-  train_probs, test_probs   (R, T, N_split, C) float32   probabilities of the reindexed trajectories,
-                                                         chunked (1, 1, N, C): one point per read
-  train_loss, train_error, test_loss, test_error   (R, T) float64   of the interpolated predictions
-  final_index_train, final_index_test              (R,) float64     the index value of each run's last
-                                                         checkpoint (past it the trajectory holds still)
+  {split}_rows       (R, T, 2) int64    rows of the store block: the lower and upper checkpoint of each
+                                        model (equal: that checkpoint as stored; -1: the geodesic)
+  {split}_fraction   (R, T) float64     where between the two on the sphere geodesic
+  {split}_loss, {split}_error   (R, T) float64   of the model at t_k (cross-entropy, 0/1 error)
+  final_index_{split}           (R,) float64     the index value of each run's last checkpoint (past it
+                                                 the trajectory holds still)
   run, kind   (R,) str   run id and "run", or "geodesic"
   t           (T,) float64
-Attributes: index (progress | accuracy), points, fingerprint, num_classes, n_train, n_test.
+Attributes: index (progress | accuracy), points, fingerprint, num_classes, n_train, n_test, store_block.
 
 `results/trajectories/index.tsv`: one row per trajectory in the order of every equal-progress matrix
 (blocks in store order): point, block, row, run, kind, arch, optimizer, parameters,
 diverged_at_step, final_train_error, final_test_error, final_index_train, final_index_test and every
 config field of the run.
 
-`results/analysis/{split}/tiles/{a}-{b}.h5` (by :func:`inpca.tiles.compute_tile`): `D` (T, R_a, R_b)
-float64, the distance between trajectory i of block a and trajectory j of block b at the same t_k,
-and `t`; assembled into
+`results/analysis/{split}/tiles/{a}-{b}.h5` (:func:`equal_progress_tile`, straight from the store
+blocks a and b and their plans): `D` (T, R_a, R_b) float64, the distance between trajectory i of block
+a and trajectory j of block b at the same t_k, and `t`; assembled into
 `results/analysis/{split}/equal_progress.h5` by :func:`inpca.tiles.assemble` (`D` (T, R, R), `mean`
-over t, `t`, `run`, `kind`).
+over t, `t`, `run`, `kind`). A tile job holds, per t_k, each run's two checkpoints and its model
+there (float32 rows of N x C), never a whole trajectory: its memory is
+:func:`inpca.resources.trajectory_tile_mem_mb`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import time
@@ -56,10 +64,11 @@ def _run_rows(runs: list[str]) -> dict[str, slice]:
     return rows
 
 
-def reindex_block(block_path, reference_path, out_path, *, index: str = "progress", points: int = 50) -> None:
-    """Reindex every run of a store block (or, for the reference block, write the geodesic)."""
+def plan_block(block_path, reference_path, out_path, *, index: str = "progress", points: int = 50) -> None:
+    """Plan the reindexing of every run of a store block (or, for the reference block, of the geodesic)
+    and the loss and error of each model at equal progress (layout: module docstring)."""
     from .store import open_block, read_reference
-    from .trajectories import geodesic_trajectory, index_grid, index_values, reindex, reindex_metrics
+    from .trajectories import geodesic_trajectory, index_grid, index_values, model_at, reindex_metrics, reindex_plan
 
     started = time.time()
     ts = index_grid(points)
@@ -70,40 +79,177 @@ def reindex_block(block_path, reference_path, out_path, *, index: str = "progres
     with open_block(block_path) as block:
         kinds = text(block["kind"][()])
         is_reference = all(kind == "reference" for kind in kinds)
-        runs = [GEODESIC] if is_reference else list(_run_rows(text(block["run"][()])))
         rows = {} if is_reference else _run_rows(text(block["run"][()]))
+        runs = [GEODESIC] if is_reference else list(rows)
+        r, t = len(runs), len(ts)
+        plan = {}
+        for split in SPLITS:
+            plan_rows, fraction = np.full((r, t, 2), -1, np.int64), np.zeros((r, t))
+            loss, error, final = np.empty((r, t)), np.empty((r, t)), np.empty(r)
+            for i, run in enumerate(runs):
+                if is_reference:
+                    fraction[i], final[i] = ts, 1.0
+                    loss[i], error[i] = reindex_metrics(geodesic_trajectory(labels[split], n_classes, ts), labels[split])
+                    continue
+                where = rows[run]
+                values = index_values(block[f"progress_{split}"][where], block["train_error"][where], index)
+                lower, upper, fraction[i] = reindex_plan(values, ts)
+                plan_rows[i, :, 0], plan_rows[i, :, 1] = where.start + lower, where.start + upper
+                final[i] = values[-1]
+                probs = block[f"{split}_probs"][where]  # one run's checkpoints; its models one t_k at a time
+                models = (model_at(probs[lo], probs[up], lo == up, f)[None] for lo, up, f in zip(lower, upper, fraction[i]))
+                for k, model in enumerate(models):
+                    (loss[i, k],), (error[i, k],) = reindex_metrics(model, labels[split])
+            plan[split] = {"rows": plan_rows, "fraction": fraction, "loss": loss, "error": error, "final": final}
 
-        def fill(f):
-            r, t = len(runs), len(ts)
-            for split in SPLITS:
-                n = len(labels[split])
-                probs = create(f, f"{split}_probs", shape=(r, t, n, n_classes), dtype=np.float32,
-                                         chunks=(1, 1, n, n_classes))
-                loss, error, final = np.empty((r, t)), np.empty((r, t)), np.empty(r)
-                for i, run in enumerate(runs):
-                    if is_reference:
-                        trajectory, final[i] = geodesic_trajectory(labels[split], n_classes, ts), 1.0
-                    else:
-                        where = rows[run]
-                        values = index_values(block[f"progress_{split}"][where], block["train_error"][where], index)
-                        trajectory = reindex(block[f"{split}_probs"][where], values, ts)
-                        final[i] = values[-1]
-                    probs[i] = trajectory.astype(np.float32)
-                    loss[i], error[i] = reindex_metrics(trajectory, labels[split])
-                create(f, f"{split}_loss", data=loss)
-                create(f, f"{split}_error", data=error)
-                create(f, f"final_index_{split}", data=final)
-            create(f, "run", data=np.array(runs, dtype="S"))
-            kind = GEODESIC if is_reference else "run"
-            create(f, "kind", data=np.array([kind] * len(runs), dtype="S"))
-            create(f, "t", data=ts)
-            f.attrs.update({"index": index, "points": int(points), "fingerprint": attrs["fingerprint"],
-                            "num_classes": n_classes, "n_train": int(attrs["n_train"]),
-                            "n_test": int(attrs["n_test"])})
+    def fill(f):
+        for split in SPLITS:
+            create(f, f"{split}_rows", data=plan[split]["rows"])
+            create(f, f"{split}_fraction", data=plan[split]["fraction"])
+            create(f, f"{split}_loss", data=plan[split]["loss"])
+            create(f, f"{split}_error", data=plan[split]["error"])
+            create(f, f"final_index_{split}", data=plan[split]["final"])
+        create(f, "run", data=np.array(runs, dtype="S"))
+        kind = GEODESIC if is_reference else "run"
+        create(f, "kind", data=np.array([kind] * len(runs), dtype="S"))
+        create(f, "t", data=ts)
+        f.attrs.update({"index": index, "points": int(points), "fingerprint": attrs["fingerprint"],
+                        "num_classes": n_classes, "n_train": int(attrs["n_train"]),
+                        "n_test": int(attrs["n_test"]), "store_block": Path(block_path).stem})
 
-        write_h5(out_path, fill)
-    log.info("reindexed %s: %d trajectories at %d values of %s in %.2f s", Path(block_path).stem, len(runs),
+    write_h5(out_path, fill)
+    log.info("planned %s: %d trajectories at %d values of %s in %.2f s", Path(block_path).stem, len(runs),
              len(ts), index, time.time() - started)
+
+
+class ReindexedBlock:
+    """The trajectories of one store block at equal progress, computed from the store and the block's
+    plan (no reindexed copy on disk), on one split.
+
+    ``at(k)`` gives every trajectory of the block at t_k, (R, N, C) float32, reading each checkpoint of
+    the store once as k goes up (a plan's checkpoints never go back) and keeping only the two each run
+    needs at t_k; ``trajectory(r)`` gives trajectory r at every t_k, (T, N, C) float32. The values are
+    those the pipeline stored before (float64 interpolation, then float32). `device` "cuda" computes
+    the interpolation on the GPU. A context manager; `close()` closes the store block.
+    """
+
+    def __init__(self, block_path, plan_path, reference_path, split: str, device: str = "cpu"):
+        from .store import open_block, read_reference
+
+        with open_h5(plan_path) as plan:
+            self.rows = plan[f"{split}_rows"][()]
+            self.fraction = plan[f"{split}_fraction"][()]
+            self.run, self.kind = text(plan["run"][()]), text(plan["kind"][()])
+            self.t = plan["t"][()]
+        self.split, self.device = split, device
+        self.is_geodesic = self.kind == [GEODESIC]
+        if self.is_geodesic:
+            reference = read_reference(reference_path)
+            self.labels = reference[f"{split}_labels"]
+            self.num_classes = int(reference["attrs"]["num_classes"])
+            self._block = None
+        else:
+            self._block = open_block(block_path)
+            self._probs = self._block[f"{split}_probs"]
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.run)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        if self._block is not None:
+            self._block.close()
+            self._block = None
+        self._cache.clear()
+
+    def _checkpoints(self, rows) -> dict[int, np.ndarray]:
+        """The store's rows, each read once while it is needed (a plan's rows only go up with k)."""
+        wanted = sorted(set(int(r) for r in rows))
+        missing = [r for r in wanted if r not in self._cache]
+        if missing:  # one read of increasing rows
+            for row, values in zip(missing, self._probs[missing]):
+                self._cache[row] = values
+        self._cache = {row: self._cache[row] for row in wanted}
+        return self._cache
+
+    def at(self, k: int) -> np.ndarray:
+        """Every trajectory of the block at t_k, (R, N, C) float32."""
+        if self.is_geodesic:
+            from .trajectories import geodesic_trajectory
+
+            return geodesic_trajectory(self.labels, self.num_classes, self.t[k:k + 1]).astype(np.float32)
+        from .trajectories import models_at
+
+        lower, upper = self.rows[:, k, 0], self.rows[:, k, 1]
+        cached = self._checkpoints(np.concatenate([lower, upper]))
+        models = models_at(np.stack([cached[r] for r in lower]), np.stack([cached[r] for r in upper]), lower == upper,
+                           self.fraction[:, k], device=self.device)
+        return models.astype(np.float32)
+
+    def trajectory(self, r: int) -> np.ndarray:
+        """Trajectory r of the block at every t_k, (T, N, C) float32."""
+        if self.is_geodesic:
+            from .trajectories import geodesic_trajectory
+
+            return geodesic_trajectory(self.labels, self.num_classes, self.t).astype(np.float32)
+        from .trajectories import model_at
+
+        start, stop = int(self.rows[r].min()), int(self.rows[r].max()) + 1
+        probs = self._probs[start:stop]  # the run's checkpoints it uses, in one read
+        lower, upper = self.rows[r, :, 0] - start, self.rows[r, :, 1] - start
+        return np.stack([model_at(probs[lo], probs[up], lo == up, f).astype(np.float32)
+                         for lo, up, f in zip(lower, upper, self.fraction[r])])
+
+
+def equal_progress_tile(block_a, plan_a, block_b, plan_b, reference_path, split: str, out_path, *,
+                        metric: str = "bhattacharyya", device: str = "auto", chunk_samples: int = 4096,
+                        threads: int | None = None, sum_tolerance: float = 1e-3, dtype: str = "float64") -> dict:
+    """Distances between the trajectories of two store blocks at each t_k of their plans, `D` (T, R_a,
+    R_b), computed from the store one t_k at a time with the kernels of the point tiles (layout: module
+    docstring). A diagonal tile (a == b) is symmetric with a zero diagonal."""
+    from .distances import pairwise_streamed
+    from .tiles import job_device
+
+    started = time.time()
+    device = job_device(device)
+    same = Path(plan_a) == Path(plan_b)
+    with contextlib.ExitStack() as stack:
+        a = stack.enter_context(ReindexedBlock(block_a, plan_a, reference_path, split, device))
+        b = a if same else stack.enter_context(ReindexedBlock(block_b, plan_b, reference_path, split, device))
+        if len(a.t) != len(b.t) or not np.array_equal(a.t, b.t):
+            raise ResultsError(f"{plan_a} and {plan_b}: planned at different index values ({len(a.t)} and {len(b.t)}); "
+                               "rerun the trajectory stage")
+        D = np.empty((len(a.t), len(a), len(b)))
+        n = None
+        for k in range(len(a.t)):
+            pa = a.at(k)
+            pb = None if same else b.at(k)
+            n = pa.shape[1]
+            D[k] = pairwise_streamed(lambda start, stop: pa[:, start:stop], n,
+                                     read_q=None if same else (lambda start, stop: pb[:, start:stop]), metric=metric,
+                                     device=device, chunk_samples=chunk_samples, threads=threads,
+                                     sum_tolerance=sum_tolerance)
+        t_values = a.t
+
+    def fill(f):
+        create(f, "D", data=D.astype(dtype))
+        create(f, "t", data=t_values)
+        f.attrs.update({"split": split, "metric": metric, "n_samples": n,
+                        "block_a": Path(plan_a).stem, "block_b": Path(plan_b).stem})
+
+    write_h5(out_path, fill)
+    seconds = time.time() - started
+    pairs = (len(a) * (len(a) + 1) // 2 if same else len(a) * len(b)) * len(t_values)
+    rate = pairs * n / max(seconds, 1e-9)
+    log.info("equal-progress tile %s x %s (%s, %d samples): %s in %.2f s, %.3g pair-samples/s", Path(plan_a).stem,
+             Path(plan_b).stem, split, n, " x ".join(map(str, D.shape)), seconds, rate)
+    return {"seconds": seconds, "pair_samples_per_s": rate}
 
 
 def _last_checkpoints(store_index_path) -> dict[str, dict]:

@@ -106,7 +106,9 @@ rule analysis_corners:
 
 rule analysis_tube:
     input:
-        blocks=get_trajectory_blocks(),
+        store_blocks=[f"<results>/store/{block}.h5" for block in STUDY.trajectory_blocks],
+        plans=get_trajectory_blocks(),
+        reference="<results>/store/ref.h5",
         trajectories="<results>/trajectories/index.tsv",
     output:
         tsv="<results>/analysis/{split}/tube_width.tsv",
@@ -186,3 +188,37 @@ rule analysis_summary:
         "../envs/inpca.yaml"
     script:
         "../scripts/analysis_summary.py"
+
+
+rule analysis_trajectory_map:
+    input:
+        equal_progress="<results>/analysis/{split}/equal_progress.h5",
+        trajectories="<results>/trajectories/index.tsv",
+    output:
+        h5="<results>/analysis/{split}/trajectory_map.h5",
+        png=report(
+            "<results>/analysis/{split}/trajectory_map.png",
+            caption="../report/trajectory_map.rst",
+            category="Trajectories",
+            labels={"split": "{split}", "figure": "map of whole trajectories (PNG)"},
+        ),
+        html=report(
+            "<results>/analysis/{split}/trajectory_map.html",
+            caption="../report/trajectory_map.rst",
+            category="Trajectories",
+            labels={"split": "{split}", "figure": "map of whole trajectories (interactive)"},
+        ),
+    log:
+        "<logs>/analysis_trajectory_map/{split}.log",
+    benchmark:
+        "<logs>/benchmarks/analysis_trajectory_map/{split}.tsv",
+    params:
+        max_final_train_error=config["analysis"]["max_final_train_error"],
+        geodesic_weight=config["analysis"]["map_geodesic_weight"],
+        n_components=config["embedding"]["n_components"],
+        color_by=config["plots"]["color_by"],
+        version=RESULTS_VERSION["analysis"],
+    conda:
+        "../envs/inpca.yaml"
+    script:
+        "../scripts/analysis_trajectory_map.py"

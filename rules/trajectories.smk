@@ -1,5 +1,6 @@
-# Stage 6: every run's trajectory reindexed at equal progress, one job per store block, and the
-# distances between trajectories at equal progress, one job per pair of blocks, assembled per split.
+# Stage 6: how every run is reindexed at equal progress (a plan: two checkpoints and a fraction per
+# t_k), one job per store block, and the distances between trajectories at equal progress, one job per
+# pair of blocks, computed from the store and the plans (no reindexed copy), assembled per split.
 
 
 rule reindex:
@@ -44,8 +45,11 @@ rule trajectory_index:
 
 rule equal_progress_tile:
     input:
-        a="<results>/trajectories/{a}.h5",
-        b="<results>/trajectories/{b}.h5",
+        a="<results>/store/{a}.h5",
+        b="<results>/store/{b}.h5",
+        plan_a="<results>/trajectories/{a}.h5",
+        plan_b="<results>/trajectories/{b}.h5",
+        reference="<results>/store/ref.h5",
     output:
         "<results>/analysis/{split}/tiles/{a}-{b}.h5",
     log:
@@ -65,7 +69,7 @@ rule equal_progress_tile:
     conda:
         "../envs/inpca.yaml"
     script:
-        "../scripts/distance_tile.py"
+        "../scripts/equal_progress_tile.py"
 
 
 rule assemble_equal_progress:

@@ -9,7 +9,8 @@ from inpca.logs import run_script
 def main(smk):
     from inpca.analysis.steps import tube_width
 
-    tube_width(dict(zip(smk.params.blocks, smk.input.blocks)), smk.input.trajectories, smk.wildcards.split,
+    tube_width(dict(zip(smk.params.blocks, smk.input.store_blocks)), dict(zip(smk.params.blocks, smk.input.plans)),
+               smk.input.reference, smk.input.trajectories, smk.wildcards.split,
                smk.output.tsv, smk.output.png, max_final_train_error=smk.params.max_final_train_error,
                metric=smk.params.metric, threads=smk.threads)
 

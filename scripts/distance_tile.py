@@ -1,5 +1,5 @@
-"""Rules distance_tile, landmark_tile and equal_progress_tile: distances between the points (to the
-landmarks, or between the trajectories at each t_k) of two blocks, one split.
+"""Rules distance_tile and landmark_tile: distances between the points (or to the landmarks) of two
+store blocks, one split.
 
 Settings it reads: as params (a change reruns the job) distance.metric, distance.dtype, store.sum_tolerance,
 embedding.landmark_every (landmark_tile); from the config (how, not what: a change reruns nothing) device,

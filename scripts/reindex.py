@@ -1,4 +1,5 @@
-"""Rule reindex: every run of one store block resampled at equal index values -> results/trajectories/{block}.h5.
+"""Rule reindex: how every run of one store block is reindexed at equal index values (a plan, and the
+loss and error of each model there) -> results/trajectories/{block}.h5.
 
 Settings it reads: as params (a change reruns the job) analysis.index, analysis.points.
 """
@@ -7,10 +8,9 @@ from inpca.logs import run_script
 
 
 def main(smk):
-    from inpca.trajectory_files import reindex_block
+    from inpca.trajectory_files import plan_block
 
-    reindex_block(smk.input.block, smk.input.reference, smk.output[0], index=smk.params.index,
-                  points=smk.params.points)
+    plan_block(smk.input.block, smk.input.reference, smk.output[0], index=smk.params.index, points=smk.params.points)
 
 
 if __name__ == "__main__":

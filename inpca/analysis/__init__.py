@@ -52,7 +52,7 @@ The package, by job:
 * :mod:`.selection`: input checks, which runs count (:func:`select_runs`) and what a configuration
   is (:func:`configuration_labels`, :func:`configuration_archs`);
 * :mod:`.claims`: the measurements, one function per claim (:func:`configuration_distances` …
-  :func:`corner_distances`);
+  :func:`corner_distances`), and the map of whole trajectories (:func:`trajectory_map`);
 * :mod:`.summary`: ``summary.md`` from their tables (:func:`summary_markdown`);
 * :mod:`.plots`: one figure per table;
 * :mod:`.steps`: the pipeline's analysis rules, files in and files out.
@@ -67,6 +67,7 @@ from .claims import (
     factor_effects,
     run_pairs,
     speed,
+    trajectory_map,
     tube_widths,
 )
 from .selection import FACTORS, configuration_archs, configuration_labels, select_runs
@@ -86,5 +87,6 @@ __all__ = [
     "tube_widths",
     "speed",
     "corner_distances",
+    "trajectory_map",
     "summary_markdown",
 ]

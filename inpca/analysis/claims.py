@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Callable, Sequence
 
@@ -12,7 +13,9 @@ import pandas as pd
 from ..errors import ResultsError
 from ..study import GEODESIC
 from ..trajectories import first_crossing
-from .selection import _archs, _check_dists, _check_keep, _check_trajectories, _config_frame, configuration_labels, DEFAULT_INIT, _factor_of, FACTORS, _geodesic_row, _init_fields, _init_label, _is_init, _is_run, _ordered_configurations
+from .selection import (DEFAULT_INIT, FACTORS, _archs, _check_dists, _check_keep, _check_trajectories, _config_frame,
+                        _factor_of, _geodesic_row, _init_fields, _init_label, _is_geodesic, _is_init, _is_run,
+                        _ordered_configurations, configuration_labels)
 
 
 DEFAULT_LEVELS = (0.5, 0.8, 0.9)
@@ -456,3 +459,63 @@ def corner_distances(dists, trajectories: pd.DataFrame, keep, ts=None, start=Non
     return out[list(CORNER_COLUMNS)]
 
 
+
+
+# --------------------------------------------------------------------------------------------------
+# the map of whole trajectories
+
+
+def trajectory_map(dists, trajectories: pd.DataFrame, keep, n_components: int = 3, geodesic_weight=1.0) -> dict:
+    """InPCA of whole trajectories: one point per kept trajectory (the geodesic included), from the
+    mean over t of the distances at equal progress (the paper's map in which configurations cluster by
+    architecture; the authors' ``inpca_reindexed.py``).
+
+    ``geodesic_weight``: how many trajectories the geodesic counts for in the centring and the
+    eigenproblem (weighted InPCA, :class:`inpca.embedding.WeightedLandmarkInPCA`); 1 is plain InPCA,
+    "authors" is the authors' ``--weight_geod`` (the number of trajectories / 10).
+
+    Returns a dict: ``rows`` (the kept trajectories' rows of ``trajectories``), ``coords`` (len(rows), k),
+    ``eigenvalues`` (k,) signed, ``explained_stress`` (k,), ``geodesic_weight`` (the number used) and how
+    well architectures separate in the mean distances (runs only): ``nn_same_arch`` (the fraction of
+    runs whose nearest other run has their architecture), ``nn_chance`` (the same expected from the
+    architecture counts alone: sum_a n_a (n_a - 1) / (n (n - 1))) and ``silhouette`` (scikit-learn's, on
+    the precomputed distances; NaN with fewer than two architectures or runs).
+    """
+    from sklearn.metrics import silhouette_score
+
+    from ..embedding import InPCA, WeightedLandmarkInPCA
+
+    _check_trajectories(trajectories)
+    keep = _check_keep(keep, len(trajectories))
+    dists = _check_dists(dists, len(trajectories))
+    rows = np.flatnonzero(keep)
+    mean = dists.mean(axis=0)[np.ix_(rows, rows)]
+    if not np.isfinite(mean).all():
+        raise ResultsError("dists: non-finite distances between kept trajectories")
+    geodesic = _is_geodesic(trajectories)[rows]
+    if geodesic_weight == "authors":
+        geodesic_weight = max(len(rows) / 10.0, 1e-12)
+    geodesic_weight = float(geodesic_weight)
+    if not geodesic_weight > 0:
+        raise ResultsError(f"geodesic_weight: expected a number > 0 or 'authors', got {geodesic_weight!r}")
+    k = max(1, min(int(n_components), len(rows) - 1)) if len(rows) > 1 else 1
+    if geodesic_weight == 1.0 or not geodesic.any():
+        model = InPCA(n_components=k, solver="dense").fit(mean)
+    else:
+        weights = np.where(geodesic, geodesic_weight, 1.0)
+        model = WeightedLandmarkInPCA(n_components=k).fit(mean, sample_weight=weights)
+    archs = _archs(trajectories)[rows]
+    runs = ~geodesic
+    run_dists, run_archs = mean[np.ix_(runs, runs)], archs[runs]
+    n = int(runs.sum())
+    nn_same = nn_chance = silhouette = math.nan
+    if n >= 2:
+        others = run_dists + np.diag(np.full(n, np.inf))
+        nn_same = float(np.mean(run_archs[np.argmin(others, axis=1)] == run_archs))
+        counts = pd.Series(run_archs).value_counts().to_numpy()
+        nn_chance = float((counts * (counts - 1)).sum() / (n * (n - 1)))
+        if 2 <= len(counts) <= n - 1:
+            silhouette = float(silhouette_score(run_dists, run_archs, metric="precomputed"))
+    return {"rows": rows, "coords": model.coords_, "eigenvalues": model.eigenvalues_,
+            "explained_stress": model.explained_stress_, "geodesic_weight": geodesic_weight,
+            "nn_same_arch": nn_same, "nn_chance": nn_chance, "silhouette": silhouette}

@@ -17,18 +17,19 @@ and the trajectory table (`results/trajectories/index.tsv`), leaves out the runs
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import numpy as np
 
 from ..errors import ResultsError, snakemake_command
-from ..files import atomic_path, open_h5, read_table, text, write_table
+from ..files import atomic_path, create, open_h5, read_table, text, write_h5, write_table
 from .claims import configuration_distances, corner_distances, factor_effects, run_pairs, tube_widths
 from .claims import distance_to_geodesic as table_of
 from .claims import speed as speed_tables
 from .plots import (plot_corner_distances, plot_dendrogram, plot_distance_to_geodesic, plot_factors, plot_speed,
                     plot_tube_widths)
-from .selection import configuration_archs, select_runs
+from .selection import configuration_archs, configuration_labels, select_runs
 from .summary import summary_markdown
 
 log = logging.getLogger("inpca.analysis")
@@ -108,31 +109,65 @@ def corners(equal_progress_path, trajectories_path, out_tsv, out_png, *, max_fin
     plot_corner_distances(table, out_png)
 
 
-def tube_width(trajectory_blocks: dict, trajectories_path, split: str, out_tsv, out_png, *,
+def tube_width(store_blocks: dict, plans: dict, reference, trajectories_path, split: str, out_tsv, out_png, *,
                max_final_train_error: float, metric: str = "bhattacharyya", threads: int | None = None):
-    """Tube width: reads the reindexed probabilities of one configuration at a time. A CPU job on
-    any machine: each seed is compared with one mean trajectory, T distances per seed."""
+    """Tube width: each configuration's seeds at equal progress, computed from the store and the plans
+    one configuration at a time. A CPU job on any machine: each seed is compared with one mean
+    trajectory, T distances per seed. `store_blocks`, `plans`: {block: path} of the trajectory blocks."""
     from ..distances import pairwise
+    from ..trajectory_files import ReindexedBlock
 
     trajectories = load_trajectories(trajectories_path)
     keep, _ = _selected(trajectories, max_final_train_error)
-    files = {block: open_h5(path) for block, path in trajectory_blocks.items()}
-    try:
-        ts = next(iter(files.values()))["t"][()]
+    with contextlib.ExitStack() as stack:
+        blocks = {block: stack.enter_context(ReindexedBlock(store_blocks[block], plans[block], reference, split))
+                  for block in plans}
+        ts = next(iter(blocks.values())).t
 
         def read_probs(rows):
-            return np.stack([files[trajectories["block"].iloc[r]][f"{split}_probs"][int(trajectories["row"].iloc[r])]
+            return np.stack([blocks[trajectories["block"].iloc[r]].trajectory(int(trajectories["row"].iloc[r]))
                              for r in rows])
 
         def distance(P, Q):
             return pairwise(P, Q, metric=metric, device="cpu", threads=threads)
 
         table = tube_widths(trajectories, keep, ts, read_probs, distance)
-    finally:
-        for f in files.values():
-            f.close()
     write_table(table, out_tsv)
     plot_tube_widths(table, ts, out_png)
+
+
+def trajectory_map(equal_progress_path, trajectories_path, split: str, out_h5, out_png, out_html, *,
+                   max_final_train_error: float, color_by: str = "arch", geodesic_weight=1.0,
+                   n_components: int = 10):
+    """The map of whole trajectories (:func:`inpca.analysis.trajectory_map`) -> `trajectory_map.h5`:
+    coords (P, k), eigenvalues (k,), explained_stress (k,), run, kind (P,) and the trajectories' rows of
+    index.tsv (`row`); attributes split, geodesic_weight, nn_same_arch, nn_chance, silhouette; and its
+    figures, PNG and interactive HTML."""
+    from ..plots import plot_trajectory_map_html, plot_trajectory_map_png
+    from .claims import trajectory_map as map_of
+
+    dists, _, trajectories = load_equal_progress(equal_progress_path, trajectories_path)
+    keep, _ = _selected(trajectories, max_final_train_error)
+    result = map_of(dists, trajectories, keep, n_components=n_components, geodesic_weight=geodesic_weight)
+    table = trajectories.iloc[result["rows"]].reset_index(drop=True)
+    table["configuration"] = configuration_labels(trajectories).to_numpy()[result["rows"]]
+
+    def fill(f):
+        for name in ("coords", "eigenvalues", "explained_stress"):
+            create(f, name, data=result[name])
+        create(f, "row", data=result["rows"].astype(np.int64))
+        create(f, "run", data=np.array(table["run"].astype(str), dtype="S"))
+        create(f, "kind", data=np.array(table["kind"].astype(str), dtype="S"))
+        f.attrs.update({"split": split, "geodesic_weight": result["geodesic_weight"],
+                        **{k: result[k] for k in ("nn_same_arch", "nn_chance", "silhouette")}})
+
+    write_h5(out_h5, fill)
+    figure = {**result, "attrs": {"split": split}}
+    plot_trajectory_map_png(figure, table, out_png, color_by=color_by)
+    plot_trajectory_map_html(figure, table, out_html, color_by=color_by)
+    log.info("map of %d trajectories (%s): S(1..3) = %s; nearest run of the same architecture for %.0f %% (chance "
+             "%.0f %%)", len(table), split, np.round(result["explained_stress"][:3], 3), 100 * result["nn_same_arch"],
+             100 * result["nn_chance"])
 
 
 def speed(store_index_path, trajectories_path, split: str, out_runs_tsv, out_configurations_tsv, out_png, *,
