@@ -557,6 +557,10 @@ def _isnan(v) -> bool:
         return True
 
 
+# the id of the plotly div in trajectories.html (one figure per page, so it need not be unique)
+TRAJECTORIES_DIV_ID = "inpca-trajectories"
+
+
 def plot_trajectories_html(emb: dict, index, out_path, color_by: str = "arch", title=None) -> None:
     """The trajectories as a self-contained interactive plotly page (plotly.js embedded, opens offline)."""
     column = _resolve_column(index, color_by)
@@ -639,7 +643,9 @@ def plot_trajectories_html(emb: dict, index, out_path, color_by: str = "arch", t
                       margin=dict(l=0, r=0, t=50, b=0), template="plotly_white")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(str(out_path), include_plotlyjs=True, full_html=True)
+    # plotly names its div with a random uuid unless given one; a fixed id keeps a rebuild from identical
+    # input byte-identical, like every other output of the pipeline.
+    fig.write_html(str(out_path), include_plotlyjs=True, full_html=True, div_id=TRAJECTORIES_DIV_ID)
 
 
 # --------------------------------------------------------------------------------------------------
