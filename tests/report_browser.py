@@ -122,9 +122,11 @@ def check_entry(driver, report_html: Path, path: str, entry: dict, category: str
     what was checked, in words."""
     where = f"{category} {entry['labels']} ({path})"
     mime = entry["mime_type"]
-    assert mime.startswith("image/") or mime == "text/html", \
-        f"{where}: a {mime} entry opens no view in the report, Snakemake offers it only as a download"
-    shown = open_entry(driver, report_html, category, entry["labels"], entry["data_uri"])
+    try:
+        shown = open_entry(driver, report_html, category, entry["labels"], entry["data_uri"])
+    except AssertionError as error:
+        raise AssertionError(f"{error} (a {mime} entry; the report shows images and HTML, other types "
+                             "are only offered as downloads)") from None
     if mime.startswith("image/"):
         assert shown.tag_name == "img", f"{where}: a {shown.tag_name}, not an image"
         width = wait_for(driver, lambda d: d.execute_script(
@@ -132,6 +134,7 @@ def check_entry(driver, report_html: Path, path: str, entry: dict, category: str
         with open(workdir / path, "rb") as f:
             assert width == int.from_bytes(f.read(24)[16:20], "big"), f"{where}: image {width} px wide"
         return f"image {width} px wide"
+    assert mime == "text/html", f"{where}: a {mime} entry"
     assert shown.tag_name == "iframe", f"{where}: a {shown.tag_name}, not a page"
     driver.switch_to.frame(shown)
     try:
