@@ -21,4 +21,4 @@ test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest
 
 clean:
-	rm -rf results logs .snakemake report.html
+	rm -rf results logs .snakemake report.html inpca-report.zip inpca-report

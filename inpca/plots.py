@@ -527,6 +527,10 @@ def _isnan(v) -> bool:
         return True
 
 
+# the id of the plotly div in trajectories.html (one figure per page, so it need not be unique)
+TRAJECTORIES_DIV_ID = "inpca-trajectories"
+
+
 def plot_trajectories_html(emb: dict, index, out_path, color_by: str = "arch", title=None) -> None:
     """The trajectories as a self-contained interactive plotly page (plotly.js embedded, opens offline)."""
     column = _resolve_column(index, color_by)
@@ -607,7 +611,7 @@ def plot_trajectories_html(emb: dict, index, out_path, color_by: str = "arch", t
     fig.update_layout(title=dict(text=_title(emb, title, "InPCA trajectories", column)), scene=scene,
                       legend=dict(title=dict(text=column), itemsizing="constant"),
                       margin=dict(l=0, r=0, t=50, b=0), template="plotly_white")
-    save_html(fig, out_path)
+    save_html(fig, out_path, div_id=TRAJECTORIES_DIV_ID)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -791,4 +795,4 @@ def plot_trajectory_map_html(trajectory_map: dict, table, out_path, color_by: st
     fig.update_layout(title=dict(text=_title(trajectory_map, None, "InPCA of whole trajectories", column)),
                       scene=scene, legend=dict(title=dict(text=column), itemsizing="constant"),
                       margin=dict(l=0, r=0, t=50, b=0), template="plotly_white")
-    save_html(fig, out_path)
+    save_html(fig, out_path, div_id="inpca-trajectory-map")

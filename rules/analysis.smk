@@ -171,8 +171,10 @@ rule analysis_summary:
         speed="<results>/analysis/{split}/speed_configurations.tsv",
         embedding="<results>/embedding/{split}.h5",
     output:
-        report(
-            "<results>/analysis/{split}/summary.md",
+        md="<results>/analysis/{split}/summary.md",
+        # the report shows the HTML page: browsers open HTML in the report, a .md only as a download
+        html=report(
+            "<results>/analysis/{split}/summary.html",
             caption="../report/summary.rst",
             category="Analysis",
             labels={"split": "{split}", "figure": "summary"},

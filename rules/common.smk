@@ -178,7 +178,7 @@ def get_analysis_files():
     names = ["configurations.tsv", "dendrogram.png", "factors.tsv", "factors.png", "distance_to_geodesic.tsv",
              "distance_to_geodesic.png", "tube_width.tsv", "tube_width.png", "speed_runs.tsv",
              "speed_configurations.tsv", "speed.png", "trajectory_map.h5", "trajectory_map.png",
-             "trajectory_map.html", "summary.md"]
+             "trajectory_map.html", "summary.md", "summary.html"]
     if STUDY.corners:
         names += ["corners.tsv", "corners.png"]
     return [f"<results>/analysis/{split}/{name}" for split in STUDY.splits for name in names]

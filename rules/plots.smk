@@ -1,4 +1,4 @@
-# Stage 5: figures, each marked for `snakemake --report report.html`.
+# Stage 5: figures, each marked for the report (`snakemake --report inpca-report.zip`, see README).
 
 
 rule plot_trajectories:

@@ -10,8 +10,9 @@ def main(smk):
     from inpca.analysis.steps import summary
 
     summary(smk.wildcards.split, smk.input.trajectories, smk.input.configurations, smk.input.factors,
-            smk.input.tube, smk.input.speed, smk.input.embedding, smk.output[0],
-            max_final_train_error=smk.params.max_final_train_error, corners_tsv=smk.input.get("corners"))
+            smk.input.tube, smk.input.speed, smk.input.embedding, smk.output.md,
+            max_final_train_error=smk.params.max_final_train_error, corners_tsv=smk.input.get("corners"),
+            out_html=smk.output.html)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ from .claims import (
     tube_widths,
 )
 from .selection import FACTORS, configuration_archs, configuration_labels, select_runs
-from .summary import summary_markdown
+from .summary import summary_html, summary_markdown
 
 __all__ = [
     "FACTORS",
@@ -89,4 +89,5 @@ __all__ = [
     "corner_distances",
     "trajectory_map",
     "summary_markdown",
+    "summary_html",
 ]

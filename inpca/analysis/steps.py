@@ -12,7 +12,8 @@ and the trajectory table (`results/trajectories/index.tsv`), leaves out the runs
   corners.tsv, corners.png                    only in a study with corners (grid key `init`): distance of
                                               corner-started runs from the same training at the default
                                               init, and between seeds, against t_k
-  summary.md                                  one paragraph per claim, with the study's numbers
+  summary.md, summary.html                    one paragraph per claim, with the study's numbers (the
+                                              HTML page is the same text, for the report)
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .claims import speed as speed_tables
 from .plots import (plot_corner_distances, plot_dendrogram, plot_distance_to_geodesic, plot_factors, plot_speed,
                     plot_tube_widths)
 from .selection import configuration_archs, configuration_labels, select_runs
-from .summary import summary_markdown
+from .summary import summary_html, summary_markdown
 
 log = logging.getLogger("inpca.analysis")
 
@@ -183,8 +184,9 @@ def speed(store_index_path, trajectories_path, split: str, out_runs_tsv, out_con
 
 
 def summary(split: str, trajectories_path, configurations_tsv, factors_tsv, tube_tsv, speed_configurations_tsv,
-            embedding_path, out_md, *, max_final_train_error: float, corners_tsv=None):
-    """summary.md; ``corners_tsv`` (the table of :func:`corners`) only in a study with corners adds its section."""
+            embedding_path, out_md, *, max_final_train_error: float, corners_tsv=None, out_html=None):
+    """summary.md, and with ``out_html`` the same text as an HTML page (:func:`inpca.analysis.summary_html`);
+    ``corners_tsv`` (the table of :func:`corners`) only in a study with corners adds its section."""
 
     trajectories = load_trajectories(trajectories_path)
     keep, excluded = _selected(trajectories, max_final_train_error)
@@ -198,3 +200,6 @@ def summary(split: str, trajectories_path, configurations_tsv, factors_tsv, tube
         corners=read_table(corners_tsv) if corners_tsv is not None else None)
     with atomic_path(out_md) as tmp:
         tmp.write_text(text)
+    if out_html is not None:
+        with atomic_path(out_html) as tmp:
+            tmp.write_text(summary_html(text, f"inpca: analysis of the {split} split"), encoding="utf-8")

@@ -315,3 +315,38 @@ def summary_markdown(split: str, *, excluded, configuration_pairs, factors, tube
         lines.append("none")
     return "\n".join(lines) + "\n"
 
+
+# The page around summary.html: readable in a browser and in the report's iframe, no outside resources.
+_SUMMARY_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; line-height: 1.5; max-width: 50rem; margin: 1.5rem auto; padding: 0 1rem;
+       color: #222; background: #fff; }}
+code {{ font-size: 0.9em; background: #f3f3f3; padding: 0 0.2em; }}
+table {{ border-collapse: collapse; margin: 0.5rem 0; }}
+th, td {{ border: 1px solid #ccc; padding: 0.2rem 0.5rem; text-align: left; }}
+</style>
+</head>
+<body>
+{body}</body>
+</html>
+"""
+
+
+def summary_html(markdown_text: str, title: str) -> str:
+    """`summary.md` (the text of :func:`summary_markdown`) as a standalone HTML page, the report's entry
+    (a browser shows HTML in the report; it only offers a Markdown file for download).
+
+    Raw HTML in the text is escaped, not passed through: run ids and configuration labels in the text
+    come from the user's config. Links keep markdown-it's check (no ``javascript:`` URLs).
+    """
+    import html
+
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown_text)
+    return _SUMMARY_PAGE.format(title=html.escape(title), body=body)

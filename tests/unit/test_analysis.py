@@ -437,6 +437,21 @@ def test_summary_markdown_handles_a_degenerate_study():
     assert "Fewer than two configurations" in text and "No kept configuration has progress" in text
 
 
+def test_summary_html_renders_the_text_and_escapes_html_that_came_from_the_config():
+    """The report shows summary.html; run ids and labels in it come from the user's config."""
+    excluded = pd.DataFrame({"run": ["fc-<img src=x onerror=alert(1)>-s0"], "reason": ["diverged at step 3"]})
+    text = analysis.summary_markdown("train", excluded=excluded, configuration_pairs=None, factors=None, tube=None,
+                                     speed_per_configuration=None, explained_stress=[0.5, 0.7], n_runs=2)
+    text += "\n| a | b |\n| --- | --- |\n| <b>x</b> | [l](javascript:alert(1)) |\n"
+    page = analysis.summary_html(text, "inpca: <i>train</i>")
+    assert page.startswith("<!doctype html>") and '<meta charset="utf-8">' in page
+    assert "<title>inpca: &lt;i&gt;train&lt;/i&gt;</title>" in page
+    assert "<h1>Analysis of the train split</h1>" in page and "<h2>Excluded runs</h2>" in page
+    assert "<code>fc-&lt;img src=x onerror=alert(1)&gt;-s0</code>: diverged at step 3" in page
+    assert "<td>&lt;b&gt;x&lt;/b&gt;</td>" in page and "<table>" in page
+    assert "<img" not in page and "<b>" not in page and 'href="javascript' not in page
+
+
 # --------------------------------------------------------------------------------------------------
 # figures
 
@@ -785,9 +800,11 @@ def test_corner_steps_write_the_table_and_the_summary_section(tmp_path):
     args = ("train", index, *(tmp_path / f"{n}.tsv" for n in ("configurations", "factors", "tube", "speed")),
             tmp_path / "embedding.h5")
     analysis_steps.summary(*args, tmp_path / "summary.md", max_final_train_error=0.1,
-                           corners_tsv=tmp_path / "corners.tsv")
+                           corners_tsv=tmp_path / "corners.tsv", out_html=tmp_path / "summary.html")
     text = (tmp_path / "summary.md").read_text()
     assert "## 5. Networks that start far from ignorance" in text
+    page = (tmp_path / "summary.html").read_text(encoding="utf-8")
+    assert "<h2>5. Networks that start far from ignorance</h2>" in page and "<td>random_labels</td>" in page
     assert "| random_labels | 0.5 | 0.25 | 0.01 | 25 | 0.01 |" in text
     analysis_steps.summary(*args, tmp_path / "plain.md", max_final_train_error=0.1)
     assert "## 5." not in (tmp_path / "plain.md").read_text()

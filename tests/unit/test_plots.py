@@ -152,6 +152,15 @@ def test_trajectories_html(data, tmp_path):
     assert sorted(legend) == ["fc", "resnet"]
 
 
+def test_trajectories_html_is_byte_identical_across_renders_of_the_same_input(data, tmp_path):
+    """plotly gives its div a random id unless told one: a rebuild must not change the file's bytes."""
+    emb, index = data
+    plots.plot_trajectories_html(emb, index, tmp_path / "a.html", color_by="arch")
+    plots.plot_trajectories_html(emb, index, tmp_path / "b.html", color_by="arch")
+    a, b = (tmp_path / "a.html").read_bytes(), (tmp_path / "b.html").read_bytes()
+    assert len(a) > 1000 and a == b
+
+
 def test_spectrum(data, tmp_path):
     emb, _ = data
     out = tmp_path / "spectrum.png"

@@ -6,6 +6,7 @@ changes against it. Job counts come from Snakemake's own "Job stats" table.
 
 import os
 import subprocess
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from conftest import REPO
+from report_browser import check_entry, chromium, missing_browser, report_results
 from workflow_helpers import SNAKEMAKE, copy_workflow, dry_run, job_counts, snakemake, split_distances
 
 pytestmark = pytest.mark.workflow
@@ -169,14 +171,50 @@ def test_editing_a_comment_in_the_config_or_a_plot_script_retrains_nothing(study
     assert counts.get("plot_spectrum") == 2
 
 
-def test_report_builds_after_a_run_without_docutils_errors_and_names_the_number_of_networks(study):
+@pytest.fixture(scope="module")
+def report(study):
+    """The report built and unpacked with the README's commands: (workdir, path of its report.html)."""
     workdir, _ = study
-    proc = snakemake(workdir, "--report", "report.html")
-    output = proc.stdout + proc.stderr
+    proc = snakemake(workdir, "--report", "inpca-report.zip")
+    with zipfile.ZipFile(workdir / "inpca-report.zip") as archive:
+        archive.extractall(workdir)
+    return workdir, workdir / "inpca-report/report.html", proc.stdout + proc.stderr
+
+
+def test_report_builds_after_a_run_without_docutils_errors_and_names_the_number_of_networks(report):
+    workdir, report_html, output = report
     assert "ERROR/" not in output and "Undefined substitution" not in output
-    html = (workdir / "report.html").read_text(errors="replace")
+    html = report_html.read_text(errors="replace")
     assert "trajectories" in html.lower()
     assert "trajectories of 6 networks" in html
+    # the figures are files beside the page, not data: URLs inside it (Chromium loads none over 2 MB)
+    assert len(list((workdir / "inpca-report/data/raw").glob("*/trajectories.html"))) == 2
+    assert "data:text/html" not in html
+
+
+@pytest.mark.browser
+def test_every_entry_of_the_report_opens_and_renders_in_headless_chromium(report, tmp_path):
+    """Each entry opened as a reader does (menu, toggle, row, eye button): the 3-D map drew its traces
+    with WebGL, the summary shows its headings, an image loaded at its size. A screenshot of each
+    entry is left in tmp_path (named in a failure)."""
+    assert missing_browser() is None, missing_browser()
+    workdir, report_html, _ = report
+    failures, checked = [], {}
+    with chromium() as driver:
+        results, category_of = report_results(driver, report_html)
+        for path, entry in results.items():
+            screenshot = tmp_path / (path.replace("/", "_") + ".png")
+            try:
+                checked[path] = check_entry(driver, report_html, path, entry, category_of[path], workdir)
+            except AssertionError as error:
+                failures.append(f"{error} (screenshot: {screenshot})")
+            driver.save_screenshot(str(screenshot))
+    shown = {f"{entry['labels'].get('split')}/{Path(path).name}" for path, entry in results.items()}
+    failures += [f"{split}/{name} is not in the report" for split in ("train", "test")
+                 for name in ("trajectories.html", "trajectories.png", "summary.html", "dendrogram.png")
+                 if f"{split}/{name}" not in shown]
+    assert not failures, "\n".join(failures)
+    print(f"screenshots in {tmp_path}:", *(f"{path}: {what}" for path, what in checked.items()), sep="\n  ")
 
 
 def test_bad_config_fails_at_parse_time_naming_the_key(tmp_path):

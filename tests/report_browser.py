@@ -1,0 +1,207 @@
+"""A Snakemake report opened in headless Chromium the way a reader opens it: click the category in the
+menu, pick the entry's toggle and row, press its eye button; then what the entry shows (an image, or
+a page in an iframe). Used by the workflow test of the report.
+
+Chromium and chromedriver come from Debian (`apt-get install chromium chromium-driver`; .ci/run
+installs them in CI) and are driven with selenium, told the driver's path so that selenium never
+tries to download a browser or driver of its own. The machines have no internet: Chromium starts
+without its background connections (update checks, sync, QUIC), with a fresh profile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser")
+# Chromium's own flags: headless as root (no sandbox), no GPU, and nothing that reaches the network.
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", "--window-size=1400,1000",
+                  # the 3-D map needs WebGL; without a GPU Chromium draws it in software (SwiftShader)
+                  "--enable-unsafe-swiftshader")
+TIMEOUT_S = 60
+
+
+def chromium_paths() -> tuple[str | None, str | None]:
+    browser = next((p for p in map(shutil.which, CHROMIUM_NAMES) if p), None)
+    return browser, shutil.which("chromedriver")
+
+
+def missing_browser() -> str | None:
+    """Why the browser tests cannot run here, or None."""
+    browser, driver = chromium_paths()
+    if browser is None or driver is None:
+        return ("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; "
+                ".ci/run installs them in CI)")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "needs selenium (pip install -e '.[test]')"
+    return None
+
+
+@contextlib.contextmanager
+def chromium():
+    """A headless Chromium with a fresh profile, quit (and its profile removed) on exit."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    browser, driver_path = chromium_paths()
+    with tempfile.TemporaryDirectory(prefix="inpca-chromium-") as profile:
+        options = webdriver.ChromeOptions()
+        options.binary_location = browser
+        for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
+            options.add_argument(flag)
+        driver = webdriver.Chrome(service=Service(driver_path), options=options)
+        try:
+            driver.set_page_load_timeout(TIMEOUT_S)
+            yield driver
+        finally:
+            driver.quit()
+
+
+def wait_for(driver, condition, what: str, timeout=TIMEOUT_S):
+    """condition(driver)'s first truthy value; an AssertionError naming `what` after `timeout` seconds."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=(WebDriverException,)).until(
+            condition)
+    except WebDriverException:  # TimeoutException is one
+        raise AssertionError(f"{what}: not there after {timeout} s") from None
+
+
+def report_results(driver, report_html: Path) -> tuple[dict, dict]:
+    """The report's entries as its page holds them: path -> {labels, mime_type, data_uri, ...}, and
+    path -> category."""
+    driver.get(Path(report_html).resolve().as_uri())
+    wait_for(driver, lambda d: d.execute_script("return typeof categories !== 'undefined' && categories"),
+             "the report's categories")
+    results = driver.execute_script("return results")
+    categories = driver.execute_script("return categories")
+    category_of = {path: cat for cat, subcats in categories.items() for paths in subcats.values() for path in paths}
+    return results, category_of
+
+
+def open_entry(driver, report_html: Path, category: str, labels: dict, data_uri: str):
+    """Open one entry as a reader does; returns the element that shows it (the <img> or <iframe> whose
+    source is the entry's `data_uri`, its file in a .zip report)."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(Path(report_html).resolve().as_uri())
+    link = wait_for(driver, lambda d: d.find_element(By.XPATH, f"//nav//a[normalize-space()={_xpath_str(category)}]"),
+                    f"the menu entry {category!r}")
+    link.click()
+    table = wait_for(driver, lambda d: d.find_element(By.CSS_SELECTOR, "nav table"), f"the table of {category!r}")
+    # a label with two values is a toggle above the table; the others are its columns
+    for fieldset in driver.find_elements(By.CSS_SELECTOR, "nav fieldset"):
+        name = fieldset.find_element(By.TAG_NAME, "span").get_attribute("textContent")
+        fieldset.find_element(By.CSS_SELECTOR, f"label[for={_css_str(f'toggle-{name}-{labels[name]}')}]").click()
+    columns = [th.get_attribute("textContent") for th in table.find_elements(By.CSS_SELECTOR, "thead th")][:-1]
+    want = [labels.get(column, "") for column in columns]
+    for row in table.find_elements(By.CSS_SELECTOR, "tbody tr"):
+        cells = [td.get_attribute("textContent").strip() for td in row.find_elements(By.TAG_NAME, "td")][:-1]
+        if cells == want:
+            row.find_element(By.CSS_SELECTOR, "a[iconname=eye]").click()
+            break
+    else:
+        raise AssertionError(f"no row {dict(zip(columns, want))} in the report's {category!r} table")
+    return wait_for(driver, lambda d: d.execute_script(
+        "return Array.from(document.querySelectorAll('img, iframe')).find(e => e.getAttribute('src') === arguments[0])",
+        data_uri), f"the view of {category} {labels}", timeout=10)
+
+
+def check_entry(driver, report_html: Path, path: str, entry: dict, category: str, workdir: Path) -> str:
+    """Open the entry at `path` (relative to `workdir`) and assert that its content rendered; returns
+    what was checked, in words."""
+    where = f"{category} {entry['labels']} ({path})"
+    mime = entry["mime_type"]
+    try:
+        shown = open_entry(driver, report_html, category, entry["labels"], entry["data_uri"])
+    except AssertionError as error:
+        raise AssertionError(f"{error} (a {mime} entry; the report shows images and HTML, other types "
+                             "are only offered as downloads)") from None
+    if mime.startswith("image/"):
+        assert shown.tag_name == "img", f"{where}: a {shown.tag_name}, not an image"
+        width = wait_for(driver, lambda d: d.execute_script(
+            "return arguments[0].complete && arguments[0].naturalWidth", shown), f"{where}: the image loaded", 20)
+        with open(workdir / path, "rb") as f:
+            assert width == int.from_bytes(f.read(24)[16:20], "big"), f"{where}: image {width} px wide"
+        return f"image {width} px wide"
+    assert mime == "text/html", f"{where}: a {mime} entry"
+    assert shown.tag_name == "iframe", f"{where}: a {shown.tag_name}, not a page"
+    driver.switch_to.frame(shown)
+    try:
+        if Path(path).name == "trajectories.html":
+            return _check_plotly(driver, shown, where)
+        if Path(path).name == "summary.html":
+            return _check_summary(driver, where, entry["labels"]["split"])
+        text = wait_for(driver, lambda d: d.find_element("tag name", "body").text.strip(), f"{where}: text", 20)
+        return f"page with {len(text)} characters of text"
+    finally:
+        driver.switch_to.default_content()
+
+
+def _check_plotly(driver, frame, where: str) -> str:
+    """The interactive map: plotly drew its traces with WebGL (red P0/P* markers and time-like axis
+    outside the legend, which is SVG and has a red marker of its own)."""
+    state = wait_for(driver, lambda d: d.execute_script(
+        "const g = document.querySelector('.js-plotly-plot');"
+        "const c = g && g.querySelector('.gl-container canvas');"
+        "return g && g._fullLayout && c && c.width > 0 && {traces: g.data.length, text: document.body.innerText};"),
+        f"{where}: the plotly figure with its WebGL canvas")
+    assert "WebGL is not supported" not in state["text"], f"{where}: {state['text'][:200]}"
+    assert state["traces"] >= 3, f"{where}: {state['traces']} traces"
+    legend = driver.execute_script(
+        "const r = document.querySelector('.legend').getBoundingClientRect();"
+        "return [r.left, r.top, r.right, r.bottom].map(Math.round);")
+    driver.switch_to.default_content()
+    settle()
+    pixels = frame_pixels(frame)
+    left, top, right, bottom = legend
+    pixels[max(top, 0):bottom, max(left, 0):right] = 255  # blank out the legend
+    red = int(((pixels[..., 0] > 200) & (pixels[..., 1] < 60) & (pixels[..., 2] < 60)).sum())
+    assert red > 50, f"{where}: no red P0/P* markers or time-like axis drawn ({red} red pixels)"
+    return f"plotly figure, {state['traces']} traces, {red} red pixels drawn by WebGL"
+
+
+def _check_summary(driver, where: str, split: str) -> str:
+    """summary.html: its headings shown as headings."""
+    from selenium.webdriver.common.by import By
+
+    h1 = wait_for(driver, lambda d: d.find_element(By.TAG_NAME, "h1"), f"{where}: the summary's heading", 20)
+    assert h1.is_displayed() and h1.text == f"Analysis of the {split} split", f"{where}: heading {h1.text!r}"
+    headings = [h.text for h in driver.find_elements(By.TAG_NAME, "h2") if h.is_displayed()]
+    assert "Excluded runs" in headings and len(headings) >= 5, f"{where}: headings {headings}"
+    size = driver.execute_script("return parseFloat(getComputedStyle(arguments[0]).fontSize)", h1)
+    body = driver.execute_script("return parseFloat(getComputedStyle(document.body).fontSize)")
+    assert size > body, f"{where}: the heading is not rendered larger than the text ({size} <= {body} px)"
+    return f"summary page, {len(headings)} sections: {', '.join(headings)}"
+
+
+def _xpath_str(text: str) -> str:
+    return f'"{text}"' if '"' not in text else f"'{text}'"
+
+
+def _css_str(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def frame_pixels(element):
+    """The element's screenshot as an (H, W, 3) uint8 array (what the reader sees of it)."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(io.BytesIO(element.screenshot_as_png)) as image:
+        return np.array(image.convert("RGB"))  # a writable copy
+
+
+def settle(seconds=0.5):
+    """Let a WebGL frame that has just been drawn reach the screen before a screenshot."""
+    time.sleep(seconds)
