@@ -170,6 +170,7 @@ rule analysis_summary:
         tube="<results>/analysis/{split}/tube_width.tsv",
         speed="<results>/analysis/{split}/speed_configurations.tsv",
         embedding="<results>/embedding/{split}.h5",
+        trajectory_map="<results>/analysis/{split}/trajectory_map.h5",
     output:
         md="<results>/analysis/{split}/summary.md",
         # the report shows the HTML page: browsers open HTML in the report, a .md only as a download

@@ -12,7 +12,7 @@ def main(smk):
     summary(smk.wildcards.split, smk.input.trajectories, smk.input.configurations, smk.input.factors,
             smk.input.tube, smk.input.speed, smk.input.embedding, smk.output.md,
             max_final_train_error=smk.params.max_final_train_error, corners_tsv=smk.input.get("corners"),
-            out_html=smk.output.html)
+            out_html=smk.output.html, trajectory_map_path=smk.input.trajectory_map)
 
 
 if __name__ == "__main__":

@@ -184,7 +184,8 @@ def speed(store_index_path, trajectories_path, split: str, out_runs_tsv, out_con
 
 
 def summary(split: str, trajectories_path, configurations_tsv, factors_tsv, tube_tsv, speed_configurations_tsv,
-            embedding_path, out_md, *, max_final_train_error: float, corners_tsv=None, out_html=None):
+            embedding_path, out_md, *, max_final_train_error: float, corners_tsv=None, out_html=None,
+            trajectory_map_path=None):
     """summary.md, and with ``out_html`` the same text as an HTML page (:func:`inpca.analysis.summary_html`);
     ``corners_tsv`` (the table of :func:`corners`) only in a study with corners adds its section."""
 
@@ -192,12 +193,17 @@ def summary(split: str, trajectories_path, configurations_tsv, factors_tsv, tube
     keep, excluded = _selected(trajectories, max_final_train_error)
     with open_h5(embedding_path) as f:
         explained_stress = f["explained_stress"][:3].tolist()
+    trajectory_map = None
+    if trajectory_map_path is not None:
+        with open_h5(trajectory_map_path) as f:
+            trajectory_map = {"explained_stress": f["explained_stress"][:3],
+                              **{k: float(f.attrs[k]) for k in ("nn_same_arch", "nn_chance", "silhouette")}}
     text = summary_markdown(
         split, excluded=excluded, configuration_pairs=read_table(configurations_tsv),
         factors=read_table(factors_tsv), tube=read_table(tube_tsv),
         speed_per_configuration=read_table(speed_configurations_tsv), explained_stress=explained_stress,
         n_runs=int((trajectories["kind"] == "run").sum()),
-        corners=read_table(corners_tsv) if corners_tsv is not None else None)
+        corners=read_table(corners_tsv) if corners_tsv is not None else None, trajectory_map=trajectory_map)
     with atomic_path(out_md) as tmp:
         tmp.write_text(text)
     if out_html is not None:

@@ -175,15 +175,42 @@ def _claim_tubes(tube: pd.DataFrame, pairs: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _claim_stress(explained_stress) -> list[str]:
+def _stress_text(explained_stress) -> str:
+    values = [float(v) for v in np.ravel(np.asarray(explained_stress, dtype=float))]
+    return ", ".join(f"S({k}) = {_num(v)}" for k, v in enumerate(values[:3], start=1))
+
+
+def _claim_stress(explained_stress, trajectory_map=None) -> list[str]:
     lines = ["## 4. A low-dimensional manifold", ""]
-    values = [] if explained_stress is None else [float(v) for v in np.ravel(np.asarray(explained_stress, dtype=float))]
-    if not values:
+    if explained_stress is None or not np.size(explained_stress):
         lines += ["No explained stress of the embedding was given.", ""]
-        return lines
-    top = ", ".join(f"S({k}) = {_num(v)}" for k, v in enumerate(values[:3], start=1))
-    lines += [f"Explained stress of the embedding of all points by its top components: {top}.", ""]
+    else:
+        lines += [f"Explained stress of the embedding of all points by its top components: "
+                  f"{_stress_text(explained_stress)}.", ""]
+    if trajectory_map is not None:
+        lines += _map_paragraph(trajectory_map)
     return lines
+
+
+def _map_paragraph(trajectory_map: dict) -> list[str]:
+    """The map of whole trajectories (trajectory_map.png): how much its top axes explain, and whether
+    architectures separate in the distances it embeds."""
+    text = (f"The map of whole trajectories (InPCA of the distances at equal progress averaged over t, one point "
+            f"per kept trajectory and the geodesic, `trajectory_map.png`) explains "
+            f"{_stress_text(trajectory_map['explained_stress'])}.")
+    same, chance, silhouette = (float(trajectory_map[k]) for k in ("nn_same_arch", "nn_chance", "silhouette"))
+    if math.isnan(same):
+        text += " With fewer than two runs, whether architectures separate is not measured."
+    elif math.isnan(silhouette):
+        text += (f" The nearest run of {100 * same:.0f} % of the runs has their architecture; with one "
+                 "architecture, that says nothing about separation.")
+    else:
+        verdict = ("architectures separate" if same > chance and silhouette > 0
+                   else "architectures do not separate clearly")
+        text += (f" The nearest other run of {100 * same:.0f} % of the runs has their architecture (chance, from "
+                 f"the architecture counts alone: {100 * chance:.0f} %), and the silhouette of the architectures "
+                 f"is {_num(silhouette)} (1: apart, 0: overlapping): {verdict}.")
+    return [text, ""]
 
 
 def _pair_mean(rows: pd.DataFrame) -> float:
@@ -273,7 +300,7 @@ def _claim_corners(corners: pd.DataFrame) -> list[str]:
 
 
 def summary_markdown(split: str, *, excluded, configuration_pairs, factors, tube, speed_per_configuration,
-                     explained_stress, n_runs: int, corners=None) -> str:
+                     explained_stress, n_runs: int, corners=None, trajectory_map=None) -> str:
     """The text of `summary.md` for one split: a heading and one short paragraph per claim, with the
     study's numbers (it reports what the data show; it does not assert the paper's conclusions).
 
@@ -283,6 +310,9 @@ def summary_markdown(split: str, *, excluded, configuration_pairs, factors, tube
     ... of the embedding, or None) and ``n_runs`` (runs in the study). Any of the tables may be empty or
     None: the paragraph then says what could not be measured (one architecture, no configuration with
     two seeds, no factor that varies).
+
+    ``trajectory_map`` (the dict of :func:`trajectory_map`, or the same keys) adds to section 4 a paragraph
+    on the map of whole trajectories: its explained stress and whether architectures separate.
 
     ``corners`` (:func:`corner_distances`; give it only in a study with corners) adds a section "5.
     Networks that start far from ignorance" before the excluded runs: for each init, the mean distance
@@ -303,7 +333,7 @@ def summary_markdown(split: str, *, excluded, configuration_pairs, factors, tube
     lines += _claim_architectures(_frame(configuration_pairs), _frame(factors))
     lines += _claim_speed(_frame(speed_per_configuration))
     lines += _claim_tubes(_frame(tube), _frame(configuration_pairs))
-    lines += _claim_stress(explained_stress)
+    lines += _claim_stress(explained_stress, trajectory_map)
     if corners is not None:
         if not isinstance(corners, pd.DataFrame):
             raise ResultsError(f"corners: expected a pandas DataFrame or None, got {type(corners).__name__}")

@@ -817,3 +817,42 @@ def test_corner_steps_write_the_table_and_the_summary_section(tmp_path):
     _png(tmp_path / "none.png")
     analysis_steps.summary(*args, tmp_path / "none.md", max_final_train_error=0.1, corners_tsv=tmp_path / "none.tsv")
     assert "No kept corner-started run has a default-init partner" in (tmp_path / "none.md").read_text()
+
+
+# --- the map of whole trajectories ---------------------------------------------------------------------------
+
+def test_the_map_of_whole_trajectories_embeds_the_mean_distances_and_sees_architectures_separate():
+    dists, trajectories = synthetic_study()
+    keep, _ = analysis.select_runs(trajectories, None)
+    result = analysis.trajectory_map(dists, trajectories, keep, n_components=3)
+    assert list(result["rows"]) == list(range(len(trajectories)))  # every run and the geodesic
+    mean = dists.mean(axis=0)
+    exact = analysis_embedding(mean)
+    np.testing.assert_allclose(result["eigenvalues"], exact.eigenvalues_[:3], rtol=1e-10)
+    assert np.all(np.diff(result["explained_stress"]) >= 0) and 0 < result["explained_stress"][-1] <= 1
+    assert result["nn_same_arch"] == 1.0 and result["nn_chance"] == pytest.approx(11 / 35)
+    assert result["silhouette"] > 0.5  # the architecture effect dominates the planted distances
+    weighted = analysis.trajectory_map(dists, trajectories, keep, n_components=3, geodesic_weight="authors")
+    assert weighted["geodesic_weight"] == pytest.approx(len(trajectories) / 10)
+    assert not np.allclose(weighted["eigenvalues"], result["eigenvalues"])  # the geodesic now counts 3.7 times
+
+
+def analysis_embedding(D):
+    from inpca.embedding import InPCA
+
+    return InPCA(n_components=3, solver="dense").fit(D)
+
+
+def test_when_architectures_do_not_separate_the_map_says_so():
+    dists, trajectories = synthetic_study()
+    rng = np.random.default_rng(1)
+    shuffled = trajectories.copy()
+    runs = shuffled["kind"] == "run"
+    shuffled.loc[runs, "arch"] = rng.permutation(shuffled.loc[runs, "arch"].to_numpy())
+    keep, _ = analysis.select_runs(shuffled, None)
+    result = analysis.trajectory_map(dists, shuffled, keep)
+    assert result["nn_same_arch"] < 0.8 and result["silhouette"] < 0.2
+    text = analysis.summary_markdown("train", excluded=None, configuration_pairs=None, factors=None, tube=None,
+                                     speed_per_configuration=None, explained_stress=[0.9, 0.95, 0.97], n_runs=36,
+                                     trajectory_map=result)
+    assert "The map of whole trajectories" in text and "architectures do not separate clearly" in text

@@ -100,6 +100,17 @@ def test_the_analysis_leaves_out_the_diverged_and_the_unfit_run_by_name_and_fini
         with h5py.File(workdir / f"results/analysis/{split}/equal_progress.h5") as f:
             assert f["D"].shape == (20, 7, 7)  # T = 20 index values, 6 runs and the geodesic
             assert np.allclose(f["mean"][()], f["D"][()].mean(0))
+        # the map of whole trajectories: the 4 kept runs and the geodesic, its paragraph in the summary
+        with h5py.File(workdir / f"results/analysis/{split}/trajectory_map.h5") as f:
+            assert f["coords"].shape[0] == 5 and sorted(r.decode() for r in f["kind"][()]).count("run") == 4
+            assert diverged.encode() not in f["run"][()] and 0 < f["explained_stress"][-1] <= 1
+        for name in ("trajectory_map.png", "trajectory_map.html"):
+            assert (workdir / f"results/analysis/{split}/{name}").stat().st_size > 1000, name
+        assert "The map of whole trajectories" in summary
+    # the trajectory stage stores plans, not probabilities: a few numbers per trajectory and t
+    for plan in (workdir / "results/trajectories").glob("*.h5"):
+        with h5py.File(plan) as f:
+            assert not any(name.endswith("_probs") for name in f) and f["train_rows"].shape[1:] == (20, 2)
 
 
 def test_a_finished_study_loads_in_one_line_for_ones_own_analysis(study):
