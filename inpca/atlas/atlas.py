@@ -1,0 +1,562 @@
+"""The atlas itself (see :mod:`inpca.atlas`): loading a finished study, placing checkpoints in it,
+following a run at equal progress against its reference trajectories, forecasting the run's end."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import SPLITS, STUDY_MARKER
+from ..errors import ResultsError, snakemake_command
+from ..files import open_h5, read_table, text
+
+log = logging.getLogger("inpca.atlas")
+
+# The tiles' sample chunk (distance.chunk_samples' default): distances computed in the same chunks are
+# the tiles' own to the last bit, so an atlas point lands on its own coordinates.
+CHUNK_SAMPLES = 4096
+# Reference probabilities and reference models at equal progress are kept in memory up to this size.
+DEFAULT_MEMORY_GB = 2.0
+# Forecast targets besides the epochs and steps to the speed levels (columns of speed_runs.tsv).
+OUTCOMES = ("final_test_error", "final_train_error", "final_test_loss", "final_train_loss", "final_progress")
+
+
+class AtlasError(ResultsError):
+    """An atlas (a study folder) that cannot be used, or input an atlas refuses: one line."""
+
+
+@dataclass
+class Placement:
+    """One checkpoint placed in the atlas (one split).
+
+    coords : (k,) its coordinates in the atlas' axes (the map's out-of-sample projection)
+    progress : its progress lambda along P0 -> P* (the atlas' progress mode)
+    dist_truth : its distance to truth P*
+    nearest : the nearest reference points (DataFrame: run, checkpoint, epoch, distance)
+    """
+
+    split: str
+    coords: np.ndarray
+    progress: float
+    dist_truth: float
+    nearest: pd.DataFrame
+
+
+@dataclass
+class Following:
+    """A run so far against every reference trajectory of the atlas, at equal progress (one split).
+
+    t : (K,) the grid values t_k the run has reached (empty below the first one)
+    distances : (K, R) its distance at each reached t_k to each reference trajectory
+    references : the reference trajectories (DataFrame: run, configuration, arch, ... and, after
+        ranking, distance: the mean over the reached t_k), nearest first
+    index_reached : the highest index value (progress or accuracy) the run has reached
+    seed_spread : the atlas' seed-to-seed spread over the same t_k (the largest mean distance between
+        two seeds of one configuration), the scale a forecast is trusted within
+    """
+
+    split: str
+    t: np.ndarray
+    distances: np.ndarray
+    references: pd.DataFrame
+    index_reached: float
+    seed_spread: float
+    distance_to_geodesic: float = math.nan
+
+    def nearest_runs(self, n: int = 5) -> pd.DataFrame:
+        return self.references.head(n)
+
+    def nearest_configurations(self, n: int = 5) -> pd.DataFrame:
+        """The configurations by the mean distance of their runs (seeds), nearest first."""
+        table = self.references.groupby(["configuration", "arch"], sort=False, as_index=False)["distance"].mean()
+        return table.sort_values("distance", kind="stable").head(n).reset_index(drop=True)
+
+
+@dataclass
+class Forecast:
+    """Where a run will end, from the k nearest reference trajectories.
+
+    estimates : {target: (value, low, high)}: the distance-weighted mean of the neighbours' outcomes and
+        their range (min, max); targets: final test/train error and loss, final progress, and epochs
+        and steps to the atlas' speed levels (NaN where no neighbour got there)
+    neighbours : the k reference runs used, with their distance, weight and outcomes
+    trusted : False when the atlas cannot forecast; `reason` says why
+    """
+
+    split: str
+    k: int
+    t_reached: float
+    estimates: dict
+    neighbours: pd.DataFrame
+    trusted: bool
+    reason: str = ""
+    nearest_configuration: str = ""
+    levels: list = field(default_factory=list)
+
+    def line(self) -> str:
+        """The forecast in a few words, for a log line or a table cell."""
+        if not len(self.neighbours):
+            return f"no forecast ({self.reason})"
+        value, low, high = self.estimates["final_test_error"]
+        text_ = f"final test error {value:.3f} [{low:.3f}, {high:.3f}] from {self.k} runs like {self.nearest_configuration}"
+        return text_ if self.trusted else f"{text_} (untrusted: {self.reason})"
+
+
+class Atlas:
+    """A finished study as a reference map. Use :meth:`Atlas.load`; see :mod:`inpca.atlas`.
+
+    Attributes
+    ----------
+    path : Path
+        The study's folder.
+    splits : list of str
+        The splits the study embedded (placing takes probabilities on these).
+    num_classes : int
+    n_samples : dict
+        Samples per split (after ``keep_every``).
+    fingerprint, dataset_name : str
+        The identity of the samples a network must be evaluated on.
+    progress_mode, index : str
+        How progress is measured and what trajectories are compared at (progress or accuracy).
+    t : (T,) array
+        The grid of index values t_k of the reference trajectories.
+    method : {"exact", "landmarks"}
+        The map's embedding; placing uses every point, or the landmarks.
+    outcomes : DataFrame
+        One row per reference run: configuration, architecture, final errors, losses, progress,
+        epochs and steps to the speed levels, and every config field.
+
+    Examples
+    --------
+    >>> from inpca.atlas import Atlas
+    >>> atlas = Atlas.load("results")                          # doctest: +SKIP
+    >>> atlas.place(probs, split="train").progress             # doctest: +SKIP
+    0.63
+    """
+
+    def __init__(self, path: Path, memory_gb: float = DEFAULT_MEMORY_GB, device: str = "cpu"):
+        self.path = Path(path)
+        self.memory_bytes = float(memory_gb) * 2**30
+        self.device = device
+        self._check_complete()
+        with open_h5(self.path / "store" / "ref.h5") as ref:
+            attrs = dict(ref.attrs)
+            self.labels = {split: ref[f"{split}_labels"][()] for split in SPLITS}
+        self.num_classes = int(attrs["num_classes"])
+        self.fingerprint, self.dataset_name = str(attrs["fingerprint"]), str(attrs["dataset"])
+        self.progress_mode = str(attrs.get("progress_mode", "angle"))
+        self.n_samples = {split: len(self.labels[split]) for split in SPLITS}
+        self.points = read_table(self.path / "store" / "index.tsv")
+        self.trajectories = read_table(self.path / "trajectories" / "index.tsv")
+        self._check_plans()
+        first_plan = self.path / "trajectories" / f"{self.trajectories['block'].iloc[0]}.h5"
+        with open_h5(first_plan) as plan:
+            self.t = plan["t"][()]
+            self.index = str(plan.attrs["index"])
+        self.models = {}
+        self.reference_rows = {}
+        for split in self.splits:
+            self._load_embedding(split)
+        self.outcomes = self._outcomes()
+        self._reference_cache: dict = {}
+        self._model_cache: dict = {}
+        self._seed_pairs: dict = {}
+        self._blocks: dict = {}
+
+    # ---- loading -------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path="results", memory_gb: float = DEFAULT_MEMORY_GB, device: str = "cpu") -> "Atlas":
+        """The finished study in `path` as an atlas. Refuses (AtlasError, one line naming the missing
+        file and the command that makes it) a study that is not finished, or one written by an older
+        inpca. `memory_gb`: how much of the reference probabilities and reference models at equal
+        progress is kept in memory (beyond it they are read from the store on every use)."""
+        return cls(Path(path), memory_gb=memory_gb, device=device)
+
+    def _command(self, target: str = "") -> str:
+        """The command that finishes this study, with its config file (from the study's folder marker)."""
+        marker = self.path / STUDY_MARKER
+        holder = marker.read_text().strip().split(", ")[-1] if marker.exists() else "config.yaml"
+        configfile = "" if Path(holder).name == "config.yaml" else f" --configfile {holder}"
+        return f"{snakemake_command()} --cores all{configfile}{(' ' + target) if target else ''}"
+
+    def _check_complete(self) -> None:
+        if not self.path.is_dir():
+            raise AtlasError(f"{self.path}: no such folder; an atlas is the results folder of a finished study")
+        self.splits = [split for split in SPLITS if (self.path / "embedding" / f"{split}.h5").exists()]
+        needed = [self.path / "store" / "index.tsv", self.path / "store" / "ref.h5",
+                  self.path / "trajectories" / "index.tsv"]
+        needed += [self.path / "embedding" / f"{split}.h5" for split in (self.splits or ["train"])]
+        needed += [self.path / "analysis" / split / name for split in self.splits
+                   for name in ("speed_runs.tsv", "equal_progress.h5")]
+        for path in needed:
+            if not path.exists():
+                raise AtlasError(f"{path}: not made yet, and an atlas is a finished study; make it with: "
+                                 f"{self._command()}")
+
+    def _check_plans(self) -> None:
+        for block in dict.fromkeys(self.trajectories["block"]):
+            plan = self.path / "trajectories" / f"{block}.h5"
+            if not plan.exists():
+                raise AtlasError(f"{plan}: not made yet; make it with: {self._command('trajectories')}")
+            with open_h5(plan) as f:
+                if "train_rows" not in f:
+                    raise AtlasError(f"{plan}: written by an older inpca (it stores reindexed probabilities, not a "
+                                     f"plan); update the study with: {self._command()}")
+            store = self.path / "store" / f"{block}.h5"
+            if not store.exists():
+                raise AtlasError(f"{store}: not made yet; make it with: {self._command('store')}")
+
+    def _load_embedding(self, split: str) -> None:
+        from ..embedding_file import load_fitted
+
+        path = self.path / "embedding" / f"{split}.h5"
+        self.models[split] = load_fitted(path)
+        with open_h5(path) as f:
+            self.method = str(f.attrs.get("method", "exact"))
+            self.metric = str(f.attrs["metric"])
+            rows = f["landmarks"][()] if "landmarks" in f else np.arange(f["coords"].shape[0])
+        if len(self.points) != (f_points := self.models[split].components_.shape[0]) and self.method == "exact":
+            raise AtlasError(f"{path}: fitted on {f_points} points, but {self.path / 'store' / 'index.tsv'} lists "
+                             f"{len(self.points)}; finish the study with: {self._command()}")
+        self.reference_rows[split] = np.asarray(rows, dtype=np.int64)
+
+    def _outcomes(self) -> pd.DataFrame:
+        """One row per reference run (not diverged): its configuration, final errors, losses, progress,
+        epochs and steps to the speed levels (of the first split), config fields."""
+        from ..analysis.selection import configuration_labels
+
+        table = self.trajectories.copy()
+        table["configuration"] = configuration_labels(table).to_numpy()
+        runs = table[table["kind"] == "run"].copy()
+        diverged = pd.to_numeric(runs["diverged_at_step"], errors="coerce").fillna(-1) >= 0
+        runs = runs[~diverged]
+        last = self.points[self.points["kind"] == "run"].groupby("run", sort=False).tail(1).set_index("run")
+        for split in SPLITS:
+            runs[f"final_{split}_loss"] = runs["run"].map(last[f"{split}_loss"])
+            runs[f"final_progress_{split}"] = runs["run"].map(last[f"progress_{split}"])
+            runs["final_epoch"] = runs["run"].map(last["epoch"])
+        for split in self.splits:
+            speed = read_table(self.path / "analysis" / split / "speed_runs.tsv").set_index("run")
+            for column in speed.columns:
+                if column.startswith(("epoch_to_", "step_to_")):
+                    runs[f"{column}_{split}" if split != self.splits[0] else column] = runs["run"].map(speed[column])
+        return runs.reset_index(drop=True)
+
+    @property
+    def levels(self) -> list[float]:
+        """The progress levels the study measured speed at (speed_runs.tsv)."""
+        return sorted(float(c[len("epoch_to_"):]) for c in self.outcomes.columns
+                      if c.startswith("epoch_to_") and c.count("_") == 2)
+
+    def close(self) -> None:
+        for block in self._blocks.values():
+            block.close()
+        self._blocks.clear()
+        self._reference_cache.clear()
+        self._model_cache.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- the samples ---------------------------------------------------------------------------
+
+    def dataset_spec(self) -> dict:
+        """The study's data set as a config section (name, split, keep_every, ...), from its runs."""
+        columns = [c for c in self.trajectories.columns if c.startswith("dataset.")]
+        runs = self.trajectories[self.trajectories["kind"] == "run"]
+        if not columns or runs.empty:
+            return {"name": self.dataset_name}
+        spec = {}
+        for column in columns:
+            value = runs[column].iloc[0]
+            if isinstance(value, float) and math.isnan(value):
+                continue
+            spec[column[len("dataset."):]] = value.item() if hasattr(value, "item") else value
+        return spec
+
+    def dataset(self):
+        """The samples a new network must be evaluated on, in the atlas' order (:class:`inpca.data.Dataset`,
+        ``keep_every`` included); checked against the atlas' fingerprint."""
+        from ..config import complete_section
+        from ..data import load_study_dataset
+
+        spec = self.dataset_spec()
+        if spec.get("name") in (None, "recorded"):
+            raise AtlasError(f"{self.path}: a study of recorded runs keeps only their labels; evaluate a new network on "
+                             f"the samples those recordings used (data fingerprint {self.fingerprint})")
+        dataset = load_study_dataset(complete_section("dataset", spec))
+        if dataset.fingerprint != self.fingerprint:
+            raise AtlasError(f"{self.path}: its data set {spec} gives fingerprint {dataset.fingerprint} here, the atlas "
+                             f"has {self.fingerprint}; the samples differ (another data_dir or a changed data set)")
+        return dataset
+
+    # ---- checking input ------------------------------------------------------------------------
+
+    def _checked(self, probs, split: str, what: str) -> np.ndarray:
+        """(M, N, C) float32 probabilities of `split`, or one line saying what is wrong."""
+        from ..distances import validate_probabilities
+
+        P = np.asarray(probs.detach().cpu().numpy() if hasattr(probs, "detach") else probs)
+        if P.ndim == 2:
+            P = P[None]
+        if P.ndim != 3 or P.shape[0] == 0:
+            raise AtlasError(f"{what}: expected {split} probabilities of shape (N, C) or (M, N, C), got {P.shape}")
+        expected = (self.n_samples[split], self.num_classes)
+        if P.shape[1:] != expected:
+            raise AtlasError(f"{what}: {split} probabilities of {P.shape[1]} samples x {P.shape[2]} classes, but the "
+                             f"atlas {self.path} has {expected[0]} x {expected[1]} ({self.dataset_name}); evaluate on "
+                             "the atlas' samples (Atlas.dataset, Recorder.for_atlas)")
+        try:
+            validate_probabilities(P, f"{what} ({split})")
+        except ValueError as exc:
+            raise AtlasError(str(exc).splitlines()[0]) from None
+        return P.astype(np.float32, copy=False)
+
+    def _split_of(self, probs, split) -> str:
+        if split is not None:
+            if split not in self.splits:
+                raise AtlasError(f"split {split!r}: the atlas {self.path} embedded {', '.join(self.splits)}")
+            return split
+        n = np.shape(probs)[-2] if np.ndim(probs) >= 2 else -1
+        matches = [s for s in self.splits if self.n_samples[s] == n]
+        if len(matches) != 1:
+            raise AtlasError(f"probabilities of {n} samples: say which split they are (split=...); the atlas has "
+                             + ", ".join(f"{self.n_samples[s]} {s}" for s in self.splits))
+        return matches[0]
+
+    # ---- distances -----------------------------------------------------------------------------
+
+    def _distances(self, P: np.ndarray, read_q, n_q_chunks) -> np.ndarray:
+        from ..distances import pairwise_streamed
+
+        return pairwise_streamed(lambda start, stop: P[:, start:stop], P.shape[1], read_q=read_q, metric=self.metric,
+                                 device=self.device, chunk_samples=CHUNK_SAMPLES)
+
+    def _reference_points(self, split: str):
+        """The reference points' probabilities (R_ref, N, C) float32 in the map's column order, kept in
+        memory when they fit; else None (they are read block by block each time)."""
+        if split in self._reference_cache:
+            return self._reference_cache[split]
+        rows = self.reference_rows[split]
+        size = len(rows) * self.n_samples[split] * self.num_classes * 4
+        if size > self.memory_bytes:
+            return None
+        self._reference_cache[split] = np.concatenate(list(self._read_points(split, rows)))
+        return self._reference_cache[split]
+
+    def _read_points(self, split: str, rows: np.ndarray):
+        """The probabilities of the given index rows (increasing), block by block, from the store."""
+        from ..store import open_block
+
+        blocks = self.points["block"].to_numpy()
+        within = self.points["row"].to_numpy().astype(np.int64)
+        for block in dict.fromkeys(blocks[rows]):
+            mine = rows[blocks[rows] == block]
+            with open_block(self.path / "store" / f"{block}.h5") as f:
+                yield np.asarray(f[f"{split}_probs"][within[mine].tolist()], dtype=np.float32)
+
+    def _distances_to_points(self, P: np.ndarray, split: str) -> np.ndarray:
+        references = self._reference_points(split)
+        if references is not None:
+            return self._distances(P, lambda start, stop: references[:, start:stop], None)
+        return np.hstack([self._distances(P, lambda start, stop, Q=Q: Q[:, start:stop], None)
+                          for Q in self._read_points(split, self.reference_rows[split])])
+
+    # ---- placing -------------------------------------------------------------------------------
+
+    def place(self, probs, split: str | None = None, nearest: int = 5):
+        """Place one checkpoint: (N, C) probabilities of one split (`split` may be left out when the
+        sample count says which), or a dict {split: (N, C)} for several. Returns a :class:`Placement`
+        (or a dict of them): coordinates in the atlas' axes, progress, distance to truth and the
+        `nearest` reference points."""
+        if isinstance(probs, dict):
+            return {s: self.place(p, split=s, nearest=nearest) for s, p in probs.items()}
+        split = self._split_of(probs, split)
+        P = self._checked(probs, split, "place")
+        if P.shape[0] != 1:
+            raise AtlasError(f"place: one checkpoint at a time, got {P.shape[0]}")
+        return self._place(P, split, nearest)
+
+    def _place(self, P: np.ndarray, split: str, nearest: int = 5) -> Placement:
+        from ..geodesic import distance_to_truth, progress_many
+
+        d = self._distances_to_points(P, split)[0]
+        coords = self.models[split].transform(d[None])[0]
+        rows = self.reference_rows[split]
+        is_run = (self.points["kind"].to_numpy()[rows] == "run")
+        order = [i for i in np.argsort(d, kind="stable") if is_run[i]][:nearest]
+        table = self.points.iloc[rows[order]]
+        near = pd.DataFrame({"run": table["run"].to_numpy(), "checkpoint": table["checkpoint"].to_numpy(),
+                             "epoch": table["epoch"].to_numpy(), "distance": d[order]})
+        progress = float(progress_many(P, self.labels[split], self.num_classes, mode=self.progress_mode)[0])
+        return Placement(split, coords, progress, float(distance_to_truth(P, self.labels[split])[0]), near)
+
+    # ---- following -----------------------------------------------------------------------------
+
+    def _reference_models(self, split: str, k: int) -> np.ndarray:
+        """Every reference trajectory (trajectories/index.tsv order) at t_k, (R, N, C) float32."""
+        from ..trajectory_files import ReindexedBlock
+
+        key = (split, k)
+        if key in self._model_cache:
+            return self._model_cache[key]
+        parts = []
+        for block in dict.fromkeys(self.trajectories["block"]):
+            if (split, block) not in self._blocks:
+                self._blocks[(split, block)] = ReindexedBlock(self.path / "store" / f"{block}.h5",
+                                                              self.path / "trajectories" / f"{block}.h5",
+                                                              self.path / "store" / "ref.h5", split, self.device
+                                                              if self.device != "auto" else "cpu")
+            parts.append(self._blocks[(split, block)].at(k))
+        models = np.concatenate(parts)
+        cached = sum(m.nbytes for m in self._model_cache.values())
+        if cached + models.nbytes <= self.memory_bytes:
+            self._model_cache[key] = models
+        return models
+
+    def _run_of(self, run, split: str):
+        """(probs (K, N, C) float32, train_error (K,) or None, epochs (K,), steps (K,)) of a run: a run
+        file, a dict like :func:`inpca.runfile.read_run`'s, or (K, N, C) probabilities."""
+        from ..runfile import read_run
+
+        source = "run"
+        if isinstance(run, (str, Path)):
+            source = str(run)
+            run = read_run(run)
+        if isinstance(run, dict):
+            attrs = run.get("attrs", {})
+            if "fingerprint" in attrs and str(attrs["fingerprint"]) != self.fingerprint:
+                raise AtlasError(f"{source}: recorded on other data than the atlas {self.path} (fingerprints "
+                                 f"{attrs['fingerprint']} and {self.fingerprint}, {self.dataset_name}); record it on "
+                                 "the atlas' samples (Recorder.for_atlas)")
+            probs = run.get(f"{split}_probs")
+            if probs is None:
+                raise AtlasError(f"{source}: no {split} probabilities")
+            K = len(probs)
+            train_error = np.asarray(run["train_error"], dtype=float) if "train_error" in run else None
+            epochs = np.asarray(run.get("epoch", np.full(K, np.nan)), dtype=float)
+            steps = np.asarray(run.get("step", np.arange(K)), dtype=float)
+        else:
+            probs, train_error, epochs, steps = run, None, None, None
+        if len(probs) == 0:
+            raise AtlasError(f"{source}: an empty run (no checkpoint); nothing to place")
+        P = self._checked(probs, split, source)
+        K = P.shape[0]
+        epochs = np.full(K, np.nan) if epochs is None else epochs
+        steps = np.arange(K, dtype=float) if steps is None else steps
+        return P, train_error, epochs, steps
+
+    def follow(self, run, split: str = "train") -> Following:
+        """A run so far (a run file, a dict of its arrays, or its (K, N, C) probabilities on `split`)
+        reindexed on the atlas' grid up to the index it has reached, and its distance at equal progress
+        to every reference trajectory over the reached t_k, nearest first."""
+        from ..distances import pairwise_streamed
+        from ..geodesic import progress_many
+        from ..trajectories import index_values, model_at, reindex_plan
+
+        if split not in self.splits:
+            raise AtlasError(f"split {split!r}: the atlas {self.path} embedded {', '.join(self.splits)}")
+        P, train_error, _, _ = self._run_of(run, split)
+        if self.index == "accuracy" and train_error is None:
+            train, _, _, _ = self._run_of(run, "train") if split != "train" else (P, None, None, None)
+            train_error = np.mean(train.argmax(-1) != self.labels["train"][None], axis=1)
+        progress = progress_many(P, self.labels[split], self.num_classes, mode=self.progress_mode)
+        values = index_values(progress, train_error if train_error is not None else np.zeros(len(P)), self.index)
+        reached = np.flatnonzero(self.t <= values.max())
+        references = self.trajectories.reset_index(drop=True)
+        is_run = (references["kind"] == "run").to_numpy()
+        distances = np.empty((len(reached), len(references)))
+        if len(reached):
+            lower, upper, fraction = reindex_plan(values, self.t[reached])
+            for i, k in enumerate(reached):
+                model = model_at(P[lower[i]], P[upper[i]], lower[i] == upper[i], fraction[i]).astype(np.float32)[None]
+                refs = self._reference_models(split, int(k))
+                distances[i] = pairwise_streamed(lambda start, stop: model[:, start:stop], model.shape[1],
+                                                 read_q=lambda start, stop: refs[:, start:stop], metric=self.metric,
+                                                 device=self.device, chunk_samples=CHUNK_SAMPLES)[0]
+        mean = distances.mean(axis=0) if len(reached) else np.full(len(references), np.nan)
+        geodesic = float(mean[~is_run][0]) if (~is_run).any() else math.nan
+        table = self.outcomes.merge(pd.DataFrame({"run": references["run"], "distance": mean}), on="run")
+        table = table.sort_values("distance", kind="stable").reset_index(drop=True)
+        order = [c for c in ("run", "configuration", "arch", "distance") if c in table.columns]
+        table = table[order + [c for c in table.columns if c not in order]]
+        return Following(split, self.t[reached], distances, table, float(values.max()),
+                         self._seed_spread(split, reached), geodesic)
+
+    def _seed_spread(self, split: str, reached: np.ndarray) -> float:
+        """The largest mean distance (over the reached t_k) between two seeds of one configuration."""
+        if not len(reached):
+            return math.nan
+        if split not in self._seed_pairs:
+            rows = {run: i for i, run in enumerate(self.trajectories["run"])}
+            pairs = []
+            for _, group in self.outcomes.groupby("configuration"):
+                members = [rows[r] for r in group["run"]]
+                pairs += [(a, b) for i, a in enumerate(members) for b in members[i + 1:]]
+            with open_h5(self.path / "analysis" / split / "equal_progress.h5") as f:
+                runs = text(f["run"][()])
+                if runs != self.trajectories["run"].tolist():
+                    raise AtlasError(f"{self.path / 'analysis' / split / 'equal_progress.h5'} and the trajectory index "
+                                     f"list different trajectories; finish the study with: {self._command()}")
+                D = f["D"]
+                self._seed_pairs[split] = (np.stack([D[:, a, b] for a, b in pairs], axis=1) if pairs
+                                           else np.zeros((D.shape[0], 0)))
+        per_pair = self._seed_pairs[split][reached]
+        return float(per_pair.mean(axis=0).max()) if per_pair.shape[1] else math.nan
+
+    # ---- forecasting ---------------------------------------------------------------------------
+
+    def forecast(self, following: Following, k: int = 5) -> Forecast:
+        """The run's end from the `k` nearest reference trajectories of `following`, each weighted by
+        the inverse of its distance; each estimate with the neighbours' range. Untrusted (with the
+        reason) below the first grid point, or when the nearest reference trajectory is farther than
+        the atlas' seed-to-seed spread."""
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise AtlasError(f"k: expected an integer >= 1, got {k!r}")
+        split = following.split
+        targets = self._targets(split)
+        if not len(following.t):
+            return Forecast(split, 0, math.nan, {t: (math.nan,) * 3 for t in targets}, following.references.head(0),
+                            False, f"progress {following.index_reached:.3f} is below the atlas' first grid point "
+                                   f"t = {self.t[0]:.3g}", levels=self.levels)
+        neighbours = following.references.head(k).copy()
+        weights = 1.0 / np.maximum(neighbours["distance"].to_numpy(), 1e-12)
+        neighbours["weight"] = weights / weights.sum()
+        estimates = {}
+        for target, column in targets.items():
+            values = pd.to_numeric(neighbours[column], errors="coerce").to_numpy(dtype=float)
+            ok = np.isfinite(values)
+            if not ok.any():
+                estimates[target] = (math.nan, math.nan, math.nan)
+                continue
+            w = neighbours["weight"].to_numpy()[ok]
+            estimates[target] = (float((values[ok] * w).sum() / w.sum()), float(values[ok].min()),
+                                 float(values[ok].max()))
+        nearest = float(neighbours["distance"].iloc[0])
+        trusted, reason = True, ""
+        if math.isfinite(following.seed_spread) and nearest > following.seed_spread:
+            trusted = False
+            reason = (f"the nearest reference trajectory is {nearest:.3g} away, farther than the atlas' seed-to-seed "
+                      f"spread {following.seed_spread:.3g}")
+        return Forecast(split, len(neighbours), float(following.t[-1]), estimates, neighbours, trusted, reason,
+                        str(neighbours["configuration"].iloc[0]), self.levels)
+
+    def _targets(self, split: str) -> dict:
+        targets = {"final_test_error": "final_test_error", "final_train_error": "final_train_error",
+                   "final_test_loss": "final_test_loss", "final_train_loss": "final_train_loss",
+                   "final_progress": f"final_progress_{split}"}
+        for level in self.levels:
+            for what in ("epoch", "step"):
+                column = f"{what}_to_{level:g}"
+                if column in self.outcomes.columns:
+                    targets[column] = column
+        return targets
