@@ -26,6 +26,7 @@ include: "rules/embed.smk"
 include: "rules/plots.smk"
 include: "rules/trajectories.smk"
 include: "rules/analysis.smk"
+include: "rules/atlas.smk"
 
 
 # Each target also asks for the intermediates it is built from (get_kept_files in rules/common.smk):
@@ -95,3 +96,9 @@ rule analysis:
     input:
         get_analysis_files(),
         get_kept_files(trajectories=True),
+
+
+rule atlas:
+    localrule: True
+    input:
+        get_atlas_outputs(),

@@ -474,6 +474,29 @@ def results_folder(config: dict, configfiles) -> tuple[str, str]:
     return str(config.get("results") or _own_folder(files[-1])), owner
 
 
+#: What a study must have made to serve as an atlas (inpca.atlas), checked at parse by name only.
+ATLAS_FILES = ("store/index.tsv", "store/ref.h5", "trajectories/index.tsv", "embedding/{split}.h5",
+               "analysis/{split}/speed_runs.tsv", "analysis/{split}/equal_progress.h5")
+
+
+def check_atlas(atlas: dict, results: str) -> None:
+    """The config's `atlas` (if any): a finished study's folder, not this study's own."""
+    if not atlas:
+        return
+    folder = Path(atlas["path"])
+    if folder.resolve() == Path(results).resolve():
+        raise ConfigError(f"atlas.path: {atlas['path']!r} is this study's own folder; an atlas is another, finished "
+                          "study")
+    if not folder.is_dir():
+        raise ConfigError(f"atlas.path: {str(folder.resolve())!r} does not exist; give the results folder of a finished "
+                          "study")
+    for name in ATLAS_FILES:
+        path = folder / name.format(split=atlas["split"])
+        if not path.exists():
+            raise ConfigError(f"atlas.path: {path} is missing; the atlas must be a finished study (run its analysis "
+                              "target first)")
+
+
 def claim_results_folder(folder: str, owner: str, write: bool) -> None:
     """Refuse to write a study into a folder that holds another config file's study (ConfigError, one
     line); with `write`, mark the folder as this study's. The mark is the config file's path: editing

@@ -796,3 +796,98 @@ def plot_trajectory_map_html(trajectory_map: dict, table, out_path, color_by: st
                       scene=scene, legend=dict(title=dict(text=column), itemsizing="constant"),
                       margin=dict(l=0, r=0, t=50, b=0), template="plotly_white")
     save_html(fig, out_path, div_id="inpca-trajectory-map")
+
+
+# --------------------------------------------------------------------------------------------------
+# runs placed in an atlas
+
+PLACED_COLOR = "#d62728"
+
+
+def _placed_xyz(rows, split: str) -> np.ndarray:
+    return np.column_stack([rows.get(f"{split}_pc{i}", np.zeros(len(rows))) for i in (1, 2, 3)]).astype(float)
+
+
+def plot_atlas_png(emb: dict, index, placed: dict, out_path, split: str = "train") -> None:
+    """The atlas' trajectories (thin, coloured by architecture) with placed runs drawn over them (bold,
+    one colour each, their last checkpoint labelled). `placed`: {name: the run's atlas table}."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+    from matplotlib.lines import Line2D
+
+    _check_rows(emb, index)
+    xyz = _coords3(emb)
+    runs = _runs(index)
+    colors = _Colors(index, runs, "arch")
+    plt = pyplot()
+    fig = plt.figure(figsize=(10, 7.5))
+    ax = fig.add_subplot(projection="3d")
+    for i, (_, rows) in enumerate(runs):
+        p = xyz[rows]
+        ax.plot(p[:, 0], p[:, 1], p[:, 2], color=colors.run_color[i], lw=0.7, alpha=0.45)
+    refs, _, _ = _references(index)
+    if len(refs) > 1:
+        g = xyz[refs]
+        ax.plot(g[:, 0], g[:, 1], g[:, 2], color=GEODESIC_COLOR, lw=2.0)
+    palette = [to_hex(c) for c in colormaps["Set1"].colors]
+    handles = [Line2D([], [], color=c, lw=1.5, alpha=0.6, label=f"atlas: {label}") for c, label in (colors.mpl_legend(ax, fig) or [])]
+    for j, (name, rows) in enumerate(placed.items()):
+        p = _placed_xyz(rows, split)
+        color = palette[j % len(palette)]
+        ax.plot(p[:, 0], p[:, 1], p[:, 2], color=color, lw=2.4, marker="o", ms=3, zorder=8)
+        ax.text(*p[-1], "  " + name, color=color, fontsize=9, fontweight="bold", zorder=9)
+        handles.append(Line2D([], [], color=color, lw=2.4, marker="o", ms=3, label=name))
+    for setter, (label, timelike) in zip((ax.set_xlabel, ax.set_ylabel, ax.set_zlabel),
+                                         _axis_labels(np.asarray(emb["eigenvalues"]))):
+        setter(label, color=TIMELIKE_COLOR if timelike else "black", labelpad=10)
+    _place_legend(ax, handles, [Line2D([], [], color=GEODESIC_COLOR, lw=2, label="geodesic P0→P*")], None)
+    ax.set_box_aspect(None, zoom=0.88)
+    ax.set_title(f"{split} split: runs placed in the atlas ({len(placed)} over {len(runs)} reference runs)",
+                 fontsize=11)
+    save_png(fig, out_path)
+
+
+def plot_atlas_html(emb: dict, index, placed: dict, out_path, split: str = "train") -> None:
+    """The atlas with placed runs as an interactive page; hovering a placed checkpoint shows its step,
+    epoch, progress, nearest configuration and the forecast of the run's end."""
+    import plotly.graph_objects as go
+
+    _check_rows(emb, index)
+    xyz = _coords3(emb)
+    runs = _runs(index)
+    colors = _Colors(index, runs, "arch")
+    fig = go.Figure()
+    for category in colors.categories:
+        xs, ys, zs = [], [], []
+        for i, (_, rows) in enumerate(runs):
+            if colors.run_label[i] != category:
+                continue
+            p = xyz[rows]
+            xs += p[:, 0].tolist() + [None]
+            ys += p[:, 1].tolist() + [None]
+            zs += p[:, 2].tolist() + [None]
+        fig.add_trace(go.Scatter3d(x=xs, y=ys, z=zs, mode="lines", name=f"atlas: {category}", opacity=0.45,
+                                   line=dict(color=colors.category_color[category], width=2), hoverinfo="skip"))
+    refs, _, _ = _references(index)
+    if len(refs) > 1:
+        g = xyz[refs]
+        fig.add_trace(go.Scatter3d(x=g[:, 0], y=g[:, 1], z=g[:, 2], mode="lines", name="geodesic P0→P*",
+                                   line=dict(color=GEODESIC_COLOR, width=5), hoverinfo="skip"))
+    for name, rows in placed.items():
+        p = _placed_xyz(rows, split)
+        hover = []
+        for r in rows.to_dict("records"):
+            forecast = (f"forecast final test error {r['forecast_final_test_error']:.3f} "
+                        f"[{r['forecast_low']:.3f}, {r['forecast_high']:.3f}]"
+                        if np.isfinite(r.get("forecast_final_test_error", np.nan)) else "no forecast yet")
+            note = "" if r.get("forecast_trusted", True) in (True, "True") else " (untrusted)"
+            hover.append(f"{name}<br>step {r['step']}, epoch {r['epoch']:.3g}<br>progress "
+                         f"{r.get(f'{split}_progress', np.nan):.3f}<br>nearest: {r.get('nearest_configuration', '')}"
+                         f"<br>{forecast}{note}")
+        fig.add_trace(go.Scatter3d(x=p[:, 0], y=p[:, 1], z=p[:, 2], mode="lines+markers", name=name,
+                                   line=dict(width=6), marker=dict(size=3), text=hover, hoverinfo="text"))
+    scene = {f"{axis}axis": dict(title=dict(text=label)) for axis, (label, _) in
+             zip("xyz", _axis_labels(np.asarray(emb["eigenvalues"])))}
+    fig.update_layout(title=dict(text=f"{split} split: runs placed in the atlas"), scene=scene,
+                      margin=dict(l=0, r=0, t=50, b=0), template="plotly_white")
+    save_html(fig, out_path, div_id="inpca-atlas")

@@ -314,7 +314,8 @@ class Recorder:
 
     def __init__(self, path, *, train, test, config, steps, steps_per_epoch=None, total_steps=None,
                  num_classes=None, prepare=None, eval_batch_size: int = 2048, dtype: str = "float32",
-                 fingerprint: str | None = None, dataset_name: str = "recorded", run_id: str | None = None):
+                 fingerprint: str | None = None, dataset_name: str = "recorded", run_id: str | None = None,
+                 atlas=None, atlas_split: str = "train", atlas_k: int = 5):
         self.path = Path(path)
         self.folder = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
         self.run_id = run_id if run_id is not None else self.path.stem
@@ -349,6 +350,9 @@ class Recorder:
                         "again)", self.path)
         elif self.folder.exists():
             self._load_folder()
+        self.atlas = None
+        if atlas is not None:
+            self._use_atlas(atlas, atlas_split, atlas_k)
 
     @classmethod
     def for_dataset(cls, path, dataset, *, config, steps, **kwargs) -> Recorder:
@@ -440,6 +444,75 @@ class Recorder:
         self._recorded.add(step)
         log.info("epoch %6.2f step %6d  train loss %.4f err %.4f  test loss %.4f err %.4f", epoch, step,
                  metrics["train_loss"], metrics["train_error"], metrics["test_loss"], metrics["test_error"])
+        if self.atlas is not None:
+            self._place_in_atlas(step, epoch, {split: result[split][0] for split in SPLITS}, metrics["train_error"])
+
+    # ---- the atlas: every checkpoint placed as it is recorded
+
+    @classmethod
+    def for_atlas(cls, path, atlas, *, config, steps, **kwargs) -> Recorder:
+        """A Recorder on the samples of an atlas (:meth:`inpca.atlas.Atlas.dataset`: its data set and order,
+        ``keep_every`` included) that places every checkpoint in the atlas as it is recorded."""
+        return cls.for_dataset(path, atlas.dataset(), config=config, steps=steps, atlas=atlas, **kwargs)
+
+    @property
+    def atlas_table(self) -> Path:
+        """``<run file>.atlas.tsv``: one row per checkpoint placed in the atlas (see :meth:`_place_in_atlas`)."""
+        return self.path.with_name(self.path.name + ".atlas.tsv")
+
+    def _use_atlas(self, atlas, split: str, k: int) -> None:
+        if self.fingerprint != atlas.fingerprint:
+            raise RecorderError(f"{self.path}: records on other data than the atlas {atlas.path} (fingerprints "
+                                f"{self.fingerprint} and {atlas.fingerprint}, {atlas.dataset_name}); record on the "
+                                "atlas' samples: Recorder.for_atlas(path, atlas, ...)")
+        if split not in atlas.splits:
+            raise RecorderError(f"atlas_split: {split!r}; the atlas {atlas.path} embedded {', '.join(atlas.splits)}")
+        self.atlas, self.atlas_split, self.atlas_k = atlas, split, k
+        self._atlas_rows: list[dict] = []
+        if self.atlas_table.exists() and self._recorded:  # a resumed recording keeps its rows so far
+            from .files import read_table
+
+            rows = read_table(self.atlas_table)
+            self._atlas_rows = [r for r in rows.to_dict("records") if int(r["step"]) in self._recorded]
+        self._history = None  # the checkpoints so far, as the atlas follows them; loaded on first use
+
+    def _checkpoints_so_far(self) -> dict:
+        if self._history is None:
+            self._history = {split: [] for split in SPLITS} | {"train_error": [], "step": [], "epoch": []}
+            for path in self._checkpoint_files() if self.folder.exists() else []:
+                checkpoint = read_checkpoints(path)
+                for split in SPLITS:
+                    self._history[split].append(checkpoint[f"{split}_probs"][0])
+                for key in ("train_error", "step", "epoch"):
+                    self._history[key].append(checkpoint[key][0])
+                self._history["step"][-1] = int(self._history["step"][-1])
+        return self._history
+
+    def _place_in_atlas(self, step: int, epoch: float, probs: dict, train_error: float) -> None:
+        """Place the checkpoint just recorded (both splits), follow the run so far at equal progress,
+        forecast its end; append a row to `atlas_table` (rewritten atomically) and log one line."""
+        import time
+
+        from .files import atomic_path
+
+        started = time.perf_counter()
+        history = self._checkpoints_so_far()
+        if not history["step"] or history["step"][-1] != step:
+            for split in SPLITS:
+                history[split].append(probs[split])
+            history["train_error"].append(train_error)
+            history["step"].append(step)
+            history["epoch"].append(epoch)
+        row, forecast = self.atlas.checkpoint_row({s: probs[s] for s in SPLITS}, history, self.atlas_split,
+                                                  self.atlas_k, step=step, epoch=epoch)
+        row["place_seconds"] = time.perf_counter() - started
+        self._atlas_rows.append(row)
+        import pandas as pd
+
+        with atomic_path(self.atlas_table) as tmp:
+            pd.DataFrame(self._atlas_rows).to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+        log.info("atlas: step %d, progress %.3f, nearest %s; %s", step, row[f"{self.atlas_split}_progress"],
+                 forecast.nearest_configuration or "-", forecast.line())
 
     def _due_step(self, step) -> int:
         """`step` as an int if it is due; else a RecorderError that says why not."""

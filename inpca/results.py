@@ -10,6 +10,7 @@
     study.equal_progress("train")     # the (T, R, R) distances at equal progress, lazily (h5py)
     study.reindexed("train")[i]       # trajectory i at the T index values, (T, N, C) probabilities
     study.analysis("train", "factors")  # a table of results/analysis/train/
+    study.atlas_placement(run)        # a run placed in the study's atlas, checkpoint by checkpoint
 
 Tables are read when first asked for; HDF5 datasets stay on disk until sliced. `load` keeps the HDF5
 files it opened until `close()` (or the end of a `with` block). Nothing here runs a stage: what a
@@ -146,6 +147,12 @@ class Results:
 
     def reindexed(self, split: str) -> Reindexed:
         return Reindexed(self, split)
+
+    def atlas_placement(self, run: str):
+        """The placement of one of the study's runs in its atlas (config `atlas`), one row per checkpoint:
+        step, epoch, coordinates in the atlas' map, progress, nearest configuration, the forecast of the
+        run's final test error with its range (the table :meth:`inpca.atlas.Atlas.trace` writes)."""
+        return self._table(f"atlas/{run}.atlas.tsv", "atlas")
 
     def analysis(self, split: str, name: str):
         return self._table(f"analysis/{split}/{name}.tsv", "analysis")

@@ -36,7 +36,8 @@ from .errors import ConfigError
 # Bump one of these when package code changes what a stage produces on purpose: rules take the
 # number as a param, so Snakemake reruns that stage (and what depends on it) and nothing earlier.
 RESULTS_VERSION = {"train": 2, "corners": 1, "store": 2, "distance": 1, "embedding": 1, "plots": 1,
-                   "trajectories": 2, "analysis": 1}
+                   "trajectories": 2, "analysis": 1,
+                   "atlas": 1}
 
 _ARCH_NAMES = rf"(?:{'|'.join(ARCHITECTURES)})"
 _INIT_LABELS = r"(?:randlabels|subsample\d+|perturbed)"

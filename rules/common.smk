@@ -17,7 +17,7 @@ from inpca.study import (
     load_study,
     runs_table_rows,
 )
-from inpca.config import claim_results_folder, results_folder
+from inpca.config import ATLAS_FILES, check_atlas, claim_results_folder, results_folder
 from inpca.imports import RUN_ID_PATTERN as IMPORTED_RUN_PATTERN
 from inpca import resources as estimate
 from inpca.devices import gpus_for_device
@@ -29,6 +29,7 @@ try:
     # <results>/... and <logs>/..., so studies sit side by side and none overwrites another.
     RESULTS, STUDY_OWNER = results_folder(STUDY.config, workflow.overwrite_configfiles)
     claim_results_folder(RESULTS, STUDY_OWNER, write=False)
+    check_atlas(STUDY.config.get("atlas"), RESULTS)
 except ConfigError as error:
     # One line naming the key and what is allowed; no traceback for a config mistake.
     sys.exit(f"config error: {error}")
@@ -186,7 +187,7 @@ def get_analysis_files():
 
 def get_all_outputs():
     return ["<results>/runs.tsv", "<results>/store/index.tsv", *get_plot_files(), *get_analysis_files(),
-            *get_kept_files(trajectories=True)]
+            *get_atlas_outputs(), *get_kept_files(trajectories=True)]
 
 
 def gpu_count(wildcards=None):
@@ -240,3 +241,22 @@ def trajectory_tile_mem_mb(wildcards, attempt):
 
 def trajectory_tile_runtime(wildcards, attempt):
     return estimate.trajectory_tile_runtime(STUDY, wildcards.a, wildcards.b, gpu_count() > 0, attempt)
+
+
+def get_atlas_files():
+    """The files of the atlas a study's runs are placed in (config `atlas`): a new atlas reruns them."""
+    atlas = config.get("atlas")
+    if not atlas:
+        return []
+    return [os.path.join(atlas["path"], name.format(split=split)) for name in ATLAS_FILES for split in ("train", "test")
+            if os.path.exists(os.path.join(atlas["path"], name.format(split=split)))]
+
+
+def get_atlas_outputs():
+    """The placements of every run and the figures, in a study with an atlas."""
+    atlas = config.get("atlas")
+    if not atlas:
+        return []
+    split = atlas["split"]
+    return [*(f"<results>/atlas/{run}.atlas.tsv" for run in STUDY.runs),
+            f"<results>/atlas/atlas-{split}.png", f"<results>/atlas/atlas-{split}.html"]

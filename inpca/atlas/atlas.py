@@ -455,10 +455,12 @@ class Atlas:
         steps = np.arange(K, dtype=float) if steps is None else steps
         return P, train_error, epochs, steps
 
-    def follow(self, run, split: str = "train") -> Following:
+    def follow(self, run, split: str = "train", exclude=()) -> Following:
         """A run so far (a run file, a dict of its arrays, or its (K, N, C) probabilities on `split`)
         reindexed on the atlas' grid up to the index it has reached, and its distance at equal progress
-        to every reference trajectory over the reached t_k, nearest first."""
+        to every reference trajectory over the reached t_k, nearest first. `exclude`: reference runs to
+        leave out (e.g. a held-out configuration's seeds, for an honest benchmark), from the ranking and
+        from the seed-to-seed spread."""
         from ..distances import pairwise_streamed
         from ..geodesic import progress_many
         from ..trajectories import index_values, model_at, reindex_plan
@@ -485,23 +487,27 @@ class Atlas:
                                                  device=self.device, chunk_samples=CHUNK_SAMPLES)[0]
         mean = distances.mean(axis=0) if len(reached) else np.full(len(references), np.nan)
         geodesic = float(mean[~is_run][0]) if (~is_run).any() else math.nan
-        table = self.outcomes.merge(pd.DataFrame({"run": references["run"], "distance": mean}), on="run")
+        table = self.outcomes[~self.outcomes["run"].isin(set(exclude))]
+        table = table.merge(pd.DataFrame({"run": references["run"], "distance": mean}), on="run")
         table = table.sort_values("distance", kind="stable").reset_index(drop=True)
         order = [c for c in ("run", "configuration", "arch", "distance") if c in table.columns]
         table = table[order + [c for c in table.columns if c not in order]]
         return Following(split, self.t[reached], distances, table, float(values.max()),
-                         self._seed_spread(split, reached), geodesic)
+                         self._seed_spread(split, reached, set(exclude)), geodesic)
 
-    def _seed_spread(self, split: str, reached: np.ndarray) -> float:
-        """The largest mean distance (over the reached t_k) between two seeds of one configuration."""
+    def _seed_spread(self, split: str, reached: np.ndarray, exclude: set = frozenset()) -> float:
+        """The largest mean distance (over the reached t_k) between two seeds of one configuration (of
+        the runs not excluded)."""
         if not len(reached):
             return math.nan
         if split not in self._seed_pairs:
             rows = {run: i for i, run in enumerate(self.trajectories["run"])}
             pairs = []
             for _, group in self.outcomes.groupby("configuration"):
-                members = [rows[r] for r in group["run"]]
+                members = list(group["run"])
                 pairs += [(a, b) for i, a in enumerate(members) for b in members[i + 1:]]
+            self._seed_pair_runs = pairs
+            pairs = [(rows[a], rows[b]) for a, b in pairs]
             with open_h5(self.path / "analysis" / split / "equal_progress.h5") as f:
                 runs = text(f["run"][()])
                 if runs != self.trajectories["run"].tolist():
@@ -510,7 +516,8 @@ class Atlas:
                 D = f["D"]
                 self._seed_pairs[split] = (np.stack([D[:, a, b] for a, b in pairs], axis=1) if pairs
                                            else np.zeros((D.shape[0], 0)))
-        per_pair = self._seed_pairs[split][reached]
+        kept = [i for i, (a, b) in enumerate(self._seed_pair_runs) if a not in exclude and b not in exclude]
+        per_pair = self._seed_pairs[split][reached][:, kept]
         return float(per_pair.mean(axis=0).max()) if per_pair.shape[1] else math.nan
 
     # ---- forecasting ---------------------------------------------------------------------------
@@ -560,3 +567,50 @@ class Atlas:
                 if column in self.outcomes.columns:
                     targets[column] = column
         return targets
+
+    # ---- a run, checkpoint by checkpoint (the live table and the command line) ------------------
+
+    def checkpoint_row(self, probs: dict, history: dict, split: str = "train", k: int = 5, *, step, epoch):
+        """One row of a run's atlas table for its latest checkpoint: `probs` {split: (N, C)} of that
+        checkpoint, `history` the run so far ({split: list of (N, C)}, train_error, epoch lists, the
+        latest included). Returns (row, forecast): step, epoch, per split the coordinates (pc1..pc3),
+        progress and nearest reference point; the reached t, the nearest configuration and its distance,
+        the forecast final test error with its range, whether it is trusted and why not."""
+        row = {"step": int(step), "epoch": float(epoch)}
+        for s in self.splits:
+            if s not in probs:
+                continue
+            placement = self.place(probs[s], split=s)
+            row.update({f"{s}_pc{i + 1}": float(c) for i, c in enumerate(placement.coords[:3])})
+            row[f"{s}_progress"] = placement.progress
+            row[f"{s}_nearest_point"] = f"{placement.nearest['run'].iloc[0]}@{placement.nearest['checkpoint'].iloc[0]}"
+        following = self.follow({f"{split}_probs": np.stack(history[split]),
+                                 "train_error": np.asarray(history["train_error"], dtype=float),
+                                 "epoch": np.asarray(history["epoch"], dtype=float)}, split=split)
+        forecast = self.forecast(following, k=k)
+        value, low, high = forecast.estimates["final_test_error"]
+        row.update({"t_reached": forecast.t_reached, "nearest_configuration": forecast.nearest_configuration,
+                    "distance_nearest": float(following.references["distance"].iloc[0]) if len(following.t) else math.nan,
+                    "forecast_final_test_error": value, "forecast_low": low, "forecast_high": high,
+                    "forecast_trusted": forecast.trusted, "forecast_note": forecast.reason})
+        return row, forecast
+
+    def trace(self, run, split: str = "train", k: int = 5) -> pd.DataFrame:
+        """A recorded run (a run file, or a dict like :func:`inpca.runfile.read_run`'s) placed checkpoint
+        by checkpoint as if it were being recorded: one :meth:`checkpoint_row` per checkpoint, each from
+        the checkpoints up to it."""
+        from ..runfile import read_run
+
+        source = str(run) if isinstance(run, (str, Path)) else "run"
+        run = read_run(run) if isinstance(run, (str, Path)) else run
+        checked = {s: self._run_of({**run, "attrs": run.get("attrs", {})}, s)[0] for s in self.splits}
+        train_error = np.asarray(run["train_error"], dtype=float)
+        rows = []
+        for i in range(checked[split].shape[0]):
+            history = {s: list(checked[s][:i + 1]) for s in self.splits}
+            history.update(train_error=train_error[:i + 1], epoch=np.asarray(run["epoch"])[:i + 1])
+            row, _ = self.checkpoint_row({s: checked[s][i] for s in self.splits}, history, split, k,
+                                         step=run["step"][i], epoch=run["epoch"][i])
+            rows.append(row)
+        log.info("traced %s: %d checkpoints", source, len(rows))
+        return pd.DataFrame(rows)
