@@ -33,11 +33,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from inpca.testing import copy_workflow, job_counts  # noqa: E402  (the tests' own helpers)
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "schemas", "report", "profiles", "inpca", "envs"]
 HEAVY = ("torch", "h5py", "numpy")
 GOAL_S = 60.0
 
@@ -102,7 +102,7 @@ def expected_counts(blocks: int, runs: int) -> dict[str, int]:
     # reindexes every block (ref: the geodesic) and has a tile per pair of blocks, like the distances
     per_split = ("embed", "plot_trajectories", "plot_spectrum", "plot_progress", "assemble_equal_progress",
                  "analysis_configurations", "analysis_factors", "analysis_geodesic", "analysis_tube",
-                 "analysis_speed", "analysis_summary")
+                 "analysis_speed", "analysis_trajectory_map", "analysis_summary")
     return {"train_run": runs, "store_block": blocks, "store_reference": 1, "store_index": 1, "runs_table": 1,
             "distance_tile": 2 * tiles, "reindex": n, "trajectory_index": 1, "equal_progress_tile": 2 * tiles,
             **{rule: 2 for rule in per_split}, "all": 1}
@@ -133,30 +133,6 @@ if _spec is not None and _spec.loader is not None:
     _mod = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(_mod)
 '''
-
-
-def copy_workflow(dest: Path, config: dict) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            shutil.copy2(src, dest / name)
-    (dest / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return dest
-
-
-def job_counts(output: str) -> dict[str, int]:
-    counts = {}
-    if "Job stats:" not in output:
-        return counts
-    for line in output.split("Job stats:", 1)[1].splitlines()[3:]:
-        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not match:
-            break
-        counts[match.group(1)] = int(match.group(2))
-    return counts
 
 
 def dry_run(workdir: Path, profile: str, *extra: str, env: dict | None = None, timeout: int = 900):

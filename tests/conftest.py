@@ -1,12 +1,9 @@
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 
 # Keep numba's compiled kernels in one cache that all test processes (and snakemake jobs) share.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".pytest_cache" / "numba"))
@@ -31,7 +28,7 @@ def pytest_collection_modifyitems(config, items):
     # fails instead, naming what is missing.
     browser_items = [item for item in items if "browser" in item.keywords]
     if browser_items and os.environ.get("CI") != "true":
-        from report_browser import missing_browser
+        from inpca.testing import missing_browser
 
         reason = missing_browser()
         if reason is not None:

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import pytest
-from workflow_helpers import copy_workflow, job_counts, split_distances
+from inpca.testing import copy_workflow, job_counts, split_distances
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from conftest import REPO
+from inpca.testing import REPO
 from inpca.config import load_schema, validate_config
 from inpca.errors import ConfigError
 from inpca.study import load_study

@@ -154,7 +154,7 @@ def test_learning_rate_schedule_warms_up_then_follows_a_cosine_to_zero():
 
 def test_cifar10_training_from_a_tiny_directory_in_cifar_format(tmp_path):
     """The CIFAR-10 path end to end on CPU: loader, 32x32 augmentation, every 2nd sample recorded."""
-    from cifar_fixture import write_tiny_cifar10
+    from inpca.testing import write_tiny_cifar10
 
     write_tiny_cifar10(tmp_path / "cifar", n_train=64, n_test=20)
     dataset = {"name": "cifar10", "data_dir": str(tmp_path / "cifar"), "download": False, "keep_every": 2}

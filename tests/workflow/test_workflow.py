@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO
-from report_browser import check_entry, chromium, missing_browser, report_results
-from workflow_helpers import SNAKEMAKE, copy_workflow, dry_run, job_counts, snakemake, split_distances
+from inpca.testing import REPO
+from inpca.testing import check_entry, chromium, missing_browser, report_results
+from inpca.testing import SNAKEMAKE, copy_workflow, dry_run, job_counts, snakemake, split_distances
 
 pytestmark = pytest.mark.workflow
 

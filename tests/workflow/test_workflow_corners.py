@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from workflow_helpers import copy_workflow, dry_run, snakemake
+from inpca.testing import copy_workflow, dry_run, snakemake
 
 pytestmark = pytest.mark.workflow
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO
-from workflow_helpers import copy_workflow, job_counts
+from inpca.testing import REPO
+from inpca.testing import copy_workflow, job_counts
 
 pytestmark = pytest.mark.workflow
 
