@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import os
 import pickle
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (for cifar_fixture)
-from inpca.testing import tiny_cifar10_arrays, write_tiny_cifar10  # noqa: E402
-
-from inpca.data import CIFAR10_MEAN, CIFAR10_STD, Dataset, DatasetError, load_dataset, load_study_dataset  # noqa: E402
-from inpca.errors import ConfigError, InpcaError  # noqa: E402
+from inpca.data import CIFAR10_MEAN, CIFAR10_STD, Dataset, DatasetError, load_dataset, load_study_dataset
+from inpca.errors import ConfigError, InpcaError
+from inpca.testing import tiny_cifar10_arrays, write_tiny_cifar10
 
 # ------------------------------------------------------------------------------------------
 # digits
