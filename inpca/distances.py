@@ -50,7 +50,8 @@ import numpy as np
 from .kernels import CAP, METRICS, default_kernel_name, get_kernel
 from .devices import resolve_device
 
-__all__ = ["CAP", "METRICS", "pairwise", "pairwise_streamed", "validate_probabilities", "resolve_device"]
+__all__ = ["CAP", "METRICS", "ReferencePoints", "pairwise", "pairwise_streamed", "validate_probabilities",
+           "resolve_device"]
 
 # Validation looks at this many probabilities at a time (plus a bool mask of the same size), so it
 # never holds more than ~100 MB of temporaries whatever the input size.
@@ -265,6 +266,43 @@ def pairwise_streamed(read_p: Callable, n_samples: int, read_q: Callable | None 
     with _thread_limit(threads, name):
         return _streamed(read_p, n_samples, read_q, metric, get_kernel(name, device), chunk_samples,
                          atol=sum_tolerance)
+
+
+class ReferencePoints:
+    """Distances from new points to a fixed set of reference points, the reference side validated and
+    prepared for the kernel once (an atlas places checkpoint after checkpoint against the same points).
+
+    ``distances(P)`` equals ``pairwise_streamed(P-chunks, n, Q-chunks, ...)`` with the same chunk_samples
+    to the last bit: the same chunks, kernel and arithmetic, without re-validating and re-preparing Q.
+    Memory: the prepared reference, about the size of Q in float32.
+    """
+
+    def __init__(self, Q, metric: str = "bhattacharyya", device: str = "auto", chunk_samples: int = 2048,
+                 sum_tolerance: float = 1e-3):
+        _check_metric(metric)
+        Q = _as_array(Q)
+        m, n, c = _check_shape(Q, "Q")
+        self.metric, self.n_samples, self.shape = metric, n, (m, n, c)
+        self.chunk_samples, self.atol = int(chunk_samples), sum_tolerance
+        self.device = resolve_device(device)
+        self.kernel = get_kernel(default_kernel_name("cpu" if self.device == "cpu" else "cuda"), self.device)
+        self.chunks = []
+        for start in range(0, n, self.chunk_samples):
+            stop = min(start + self.chunk_samples, n)
+            q = _read_checked(lambda a, b: Q[:, a:b], start, stop, "read_q", None, True, sum_tolerance)
+            self.chunks.append((start, stop, self.kernel.prepare(q)))
+
+    def distances(self, P) -> np.ndarray:
+        """(m, M) distances of the new points P (m, N, C) to the reference points."""
+        P = _as_array(P)
+        m = P.shape[0]
+        sums = self.kernel.new_sums(m, self.shape[0])
+        for start, stop, right in self.chunks:
+            p = _read_checked(lambda a, b: P[:, a:b], start, stop, "read_p", (m, self.shape[2]), True, self.atol)
+            self.kernel.accumulate(self.kernel.prepare(p), right, False, self.metric, sums)
+        D = np.array(self.kernel.to_numpy(sums, m, self.shape[0]), dtype=np.float64) / self.n_samples
+        np.clip(D, 0.0, METRIC_MAX[self.metric], out=D)
+        return D
 
 
 def pairwise(P, Q=None, metric: str = "bhattacharyya", device: str = "auto", threads: int | None = None) -> np.ndarray:

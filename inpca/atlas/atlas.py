@@ -20,10 +20,22 @@ log = logging.getLogger("inpca.atlas")
 # The tiles' sample chunk (distance.chunk_samples' default): distances computed in the same chunks are
 # the tiles' own to the last bit, so an atlas point lands on its own coordinates.
 CHUNK_SAMPLES = 4096
+# Below this a distance is float32 rounding of identical predictions (a point's distance to itself is
+# ~3e-8 in the kernels' float32 arithmetic): it is 0, as on the diagonal of the tiles.
+SAME_POINT = 1e-6
+# Distances of models at t_k already computed (follow), kept up to this many (a few KB each).
+FOLLOW_MEMO = 20_000
 # Reference probabilities and reference models at equal progress are kept in memory up to this size.
 DEFAULT_MEMORY_GB = 2.0
 # Forecast targets besides the epochs and steps to the speed levels (columns of speed_runs.tsv).
 OUTCOMES = ("final_test_error", "final_train_error", "final_test_loss", "final_train_loss", "final_progress")
+
+
+def _digest(array: np.ndarray) -> bytes:
+    """A short fingerprint of a checkpoint's probabilities (a key of the follow memo)."""
+    import hashlib
+
+    return hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=16).digest()
 
 
 class AtlasError(ResultsError):
@@ -167,6 +179,7 @@ class Atlas:
         self._model_cache: dict = {}
         self._seed_pairs: dict = {}
         self._blocks: dict = {}
+        self._followed: dict = {}
 
     # ---- loading -------------------------------------------------------------------------------
 
@@ -260,6 +273,7 @@ class Atlas:
         self._blocks.clear()
         self._reference_cache.clear()
         self._model_cache.clear()
+        self._followed.clear()
 
     def __enter__(self):
         return self
@@ -270,18 +284,17 @@ class Atlas:
     # ---- the samples ---------------------------------------------------------------------------
 
     def dataset_spec(self) -> dict:
-        """The study's data set as a config section (name, split, keep_every, ...), from its runs."""
-        columns = [c for c in self.trajectories.columns if c.startswith("dataset.")]
-        runs = self.trajectories[self.trajectories["kind"] == "run"]
-        if not columns or runs.empty:
-            return {"name": self.dataset_name}
-        spec = {}
-        for column in columns:
-            value = runs[column].iloc[0]
-            if isinstance(value, float) and math.isnan(value):
-                continue
-            spec[column[len("dataset."):]] = value.item() if hasattr(value, "item") else value
-        return spec
+        """The study's data set as a config section (name, split, keep_every, ...), as its runs were
+        trained on it (the run configs a store block keeps, with their types)."""
+        import json
+
+        for block in dict.fromkeys(self.points["block"]):
+            with open_h5(self.path / "store" / f"{block}.h5") as f:
+                configs = json.loads(f.attrs.get("runs", "{}"))
+            for config in configs.values():
+                if isinstance(config, dict) and isinstance(config.get("dataset"), dict):
+                    return dict(config["dataset"])
+        return {"name": self.dataset_name}
 
     def dataset(self):
         """The samples a new network must be evaluated on, in the atlas' order (:class:`inpca.data.Dataset`,
@@ -335,22 +348,22 @@ class Atlas:
 
     # ---- distances -----------------------------------------------------------------------------
 
-    def _distances(self, P: np.ndarray, read_q, n_q_chunks) -> np.ndarray:
-        from ..distances import pairwise_streamed
+    def _prepared(self, Q: np.ndarray):
+        """Reference points ready for the kernels (validated and square-rooted once)."""
+        from ..distances import ReferencePoints
 
-        return pairwise_streamed(lambda start, stop: P[:, start:stop], P.shape[1], read_q=read_q, metric=self.metric,
-                                 device=self.device, chunk_samples=CHUNK_SAMPLES)
+        return ReferencePoints(Q, metric=self.metric, device=self.device, chunk_samples=CHUNK_SAMPLES)
 
     def _reference_points(self, split: str):
-        """The reference points' probabilities (R_ref, N, C) float32 in the map's column order, kept in
-        memory when they fit; else None (they are read block by block each time)."""
+        """The reference points (in the map's column order) prepared for the kernels and kept in memory
+        when they fit; else None (they are read block by block each time)."""
         if split in self._reference_cache:
             return self._reference_cache[split]
         rows = self.reference_rows[split]
         size = len(rows) * self.n_samples[split] * self.num_classes * 4
         if size > self.memory_bytes:
             return None
-        self._reference_cache[split] = np.concatenate(list(self._read_points(split, rows)))
+        self._reference_cache[split] = self._prepared(np.concatenate(list(self._read_points(split, rows))))
         return self._reference_cache[split]
 
     def _read_points(self, split: str, rows: np.ndarray):
@@ -367,9 +380,11 @@ class Atlas:
     def _distances_to_points(self, P: np.ndarray, split: str) -> np.ndarray:
         references = self._reference_points(split)
         if references is not None:
-            return self._distances(P, lambda start, stop: references[:, start:stop], None)
-        return np.hstack([self._distances(P, lambda start, stop, Q=Q: Q[:, start:stop], None)
-                          for Q in self._read_points(split, self.reference_rows[split])])
+            d = references.distances(P)
+        else:
+            d = np.hstack([self._prepared(Q).distances(P) for Q in self._read_points(split, self.reference_rows[split])])
+        d[d < SAME_POINT] = 0.0
+        return d
 
     # ---- placing -------------------------------------------------------------------------------
 
@@ -402,8 +417,9 @@ class Atlas:
 
     # ---- following -----------------------------------------------------------------------------
 
-    def _reference_models(self, split: str, k: int) -> np.ndarray:
-        """Every reference trajectory (trajectories/index.tsv order) at t_k, (R, N, C) float32."""
+    def _reference_models(self, split: str, k: int):
+        """Every reference trajectory (trajectories/index.tsv order) at t_k, prepared for the kernels
+        (:class:`inpca.distances.ReferencePoints`); kept while they fit the memory budget."""
         from ..trajectory_files import ReindexedBlock
 
         key = (split, k)
@@ -418,10 +434,10 @@ class Atlas:
                                                               if self.device != "auto" else "cpu")
             parts.append(self._blocks[(split, block)].at(k))
         models = np.concatenate(parts)
-        cached = sum(m.nbytes for m in self._model_cache.values())
-        if cached + models.nbytes <= self.memory_bytes:
-            self._model_cache[key] = models
-        return models
+        prepared = self._prepared(models)
+        if (len(self._model_cache) + 1) * models.nbytes <= self.memory_bytes:
+            self._model_cache[key] = prepared
+        return prepared
 
     def _run_of(self, run, split: str):
         """(probs (K, N, C) float32, train_error (K,) or None, epochs (K,), steps (K,)) of a run: a run
@@ -461,7 +477,6 @@ class Atlas:
         to every reference trajectory over the reached t_k, nearest first. `exclude`: reference runs to
         leave out (e.g. a held-out configuration's seeds, for an honest benchmark), from the ranking and
         from the seed-to-seed spread."""
-        from ..distances import pairwise_streamed
         from ..geodesic import progress_many
         from ..trajectories import index_values, model_at, reindex_plan
 
@@ -471,7 +486,9 @@ class Atlas:
         if self.index == "accuracy" and train_error is None:
             train, _, _, _ = self._run_of(run, "train") if split != "train" else (P, None, None, None)
             train_error = np.mean(train.argmax(-1) != self.labels["train"][None], axis=1)
-        progress = progress_many(P, self.labels[split], self.num_classes, mode=self.progress_mode)
+        known = run.get(f"progress_{split}") if isinstance(run, dict) else None  # placed before: not again
+        progress = (np.asarray(known, dtype=float) if known is not None and len(known) == len(P) else
+                    progress_many(P, self.labels[split], self.num_classes, mode=self.progress_mode))
         values = index_values(progress, train_error if train_error is not None else np.zeros(len(P)), self.index)
         reached = np.flatnonzero(self.t <= values.max())
         references = self.trajectories.reset_index(drop=True)
@@ -480,11 +497,15 @@ class Atlas:
         if len(reached):
             lower, upper, fraction = reindex_plan(values, self.t[reached])
             for i, k in enumerate(reached):
-                model = model_at(P[lower[i]], P[upper[i]], lower[i] == upper[i], fraction[i]).astype(np.float32)[None]
-                refs = self._reference_models(split, int(k))
-                distances[i] = pairwise_streamed(lambda start, stop: model[:, start:stop], model.shape[1],
-                                                 read_q=lambda start, stop: refs[:, start:stop], metric=self.metric,
-                                                 device=self.device, chunk_samples=CHUNK_SAMPLES)[0]
+                # a run's model at t_k stays the same once a checkpoint past t_k exists: a run followed
+                # checkpoint after checkpoint computes the distances of its new t_k only
+                key = (split, int(k), _digest(P[lower[i]]), _digest(P[upper[i]]), float(fraction[i]))
+                if key not in self._followed:
+                    model = model_at(P[lower[i]], P[upper[i]], lower[i] == upper[i], fraction[i]).astype(np.float32)
+                    if len(self._followed) >= FOLLOW_MEMO:
+                        self._followed.clear()
+                    self._followed[key] = self._reference_models(split, int(k)).distances(model[None])[0]
+                distances[i] = self._followed[key]
         mean = distances.mean(axis=0) if len(reached) else np.full(len(references), np.nan)
         geodesic = float(mean[~is_run][0]) if (~is_run).any() else math.nan
         table = self.outcomes[~self.outcomes["run"].isin(set(exclude))]
@@ -584,7 +605,11 @@ class Atlas:
             row.update({f"{s}_pc{i + 1}": float(c) for i, c in enumerate(placement.coords[:3])})
             row[f"{s}_progress"] = placement.progress
             row[f"{s}_nearest_point"] = f"{placement.nearest['run'].iloc[0]}@{placement.nearest['checkpoint'].iloc[0]}"
+        history.setdefault(f"progress_{split}", [])
+        if len(history[f"progress_{split}"]) == len(history[split]) - 1 and split in probs:
+            history[f"progress_{split}"].append(row[f"{split}_progress"])  # this checkpoint's, just placed
         following = self.follow({f"{split}_probs": np.stack(history[split]),
+                                 f"progress_{split}": history[f"progress_{split}"],
                                  "train_error": np.asarray(history["train_error"], dtype=float),
                                  "epoch": np.asarray(history["epoch"], dtype=float)}, split=split)
         forecast = self.forecast(following, k=k)
@@ -606,9 +631,11 @@ class Atlas:
         checked = {s: self._run_of({**run, "attrs": run.get("attrs", {})}, s)[0] for s in self.splits}
         train_error = np.asarray(run["train_error"], dtype=float)
         rows = []
+        progress = []
         for i in range(checked[split].shape[0]):
             history = {s: list(checked[s][:i + 1]) for s in self.splits}
             history.update(train_error=train_error[:i + 1], epoch=np.asarray(run["epoch"])[:i + 1])
+            history[f"progress_{split}"] = progress
             row, _ = self.checkpoint_row({s: checked[s][i] for s in self.splits}, history, split, k,
                                          step=run["step"][i], epoch=run["epoch"][i])
             rows.append(row)

@@ -1,0 +1,190 @@
+"""The atlas (inpca.atlas) on the default study, run for real once: placing, following, forecasting, the
+live recorder, the command line, the pipeline's atlas target, and what it refuses."""
+
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from inpca.atlas import Atlas, AtlasError
+from inpca.runfile import read_run, write_run
+from inpca.testing import REPO, copy_workflow, dry_run, job_counts, snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture(scope="module")
+def default_study(tmp_path_factory):
+    """The default study (config.yaml: 32 networks on digits), every stage, as `make run` makes it."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("default"), yaml.safe_load((REPO / "config.yaml").read_text()))
+    snakemake(workdir, timeout=3600)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def atlas(default_study):
+    with Atlas.load(default_study / "results") as loaded:
+        yield loaded
+
+
+def stored_point(results, block, row):
+    with h5py.File(results / "store" / f"{block}.h5", "r", locking=False) as f:
+        return {split: f[f"{split}_probs"][row] for split in ("train", "test")}
+
+
+def test_an_atlas_point_lands_on_its_own_coordinates(default_study, atlas):
+    results = default_study / "results"
+    points = atlas.points
+    for position in (0, 7, len(points) // 2, len(points) - 1):  # P0, the geodesic, checkpoints of two blocks
+        block, row = points["block"].iloc[position], int(points["row"].iloc[position])
+        placed = atlas.place(stored_point(results, block, row))
+        for split in ("train", "test"):
+            with h5py.File(results / "embedding" / f"{split}.h5", "r", locking=False) as f:
+                own = f["coords"][position]
+            assert np.max(np.abs(placed[split].coords - own)) <= 1e-10 * max(1.0, np.abs(own).max())
+            assert placed[split].progress == pytest.approx(points[f"progress_{split}"].iloc[position], abs=1e-9)
+            assert placed[split].dist_truth == pytest.approx(points[f"dist_truth_{split}"].iloc[position], abs=1e-9)
+        if points["kind"].iloc[position] == "run":
+            nearest = placed["train"].nearest.iloc[0]
+            assert (nearest["run"], nearest["checkpoint"], nearest["distance"]) == (
+                points["run"].iloc[position], points["checkpoint"].iloc[position], 0.0)
+
+
+def cut(run, fraction):
+    keep = np.asarray(run["epoch"]) <= fraction * float(run["epoch"][-1]) + 1e-9
+    return {key: (value[keep] if isinstance(value, np.ndarray) and len(value) == len(keep) else value)
+            for key, value in run.items()}
+
+
+@pytest.mark.parametrize("fraction", [0.25, 0.5])
+def test_a_held_out_configurations_runs_find_their_own_architectures_trajectories_nearest(default_study, atlas,
+                                                                                          fraction):
+    outcomes = atlas.outcomes
+    for configuration, members in outcomes.groupby("configuration"):
+        for run_id in members["run"]:
+            run = read_run(default_study / "results" / "runs" / f"{run_id}.h5")
+            following = atlas.follow(cut(run, fraction), exclude=set(members["run"]))
+            assert len(following.t) and not following.references["run"].isin(members["run"]).any()
+            assert following.references["arch"].iloc[0] == members["arch"].iloc[0], (configuration, run_id)
+            forecast = atlas.forecast(following, k=5)
+            value, low, high = forecast.estimates["final_test_error"]
+            assert low <= value <= high and len(forecast.neighbours) == 5
+
+
+def test_a_forecast_says_when_the_run_is_below_the_first_grid_point_or_outside_the_atlas(default_study, atlas):
+    run = read_run(sorted((default_study / "results/runs").glob("*.h5"))[0])
+    start = {key: (value[:1] if isinstance(value, np.ndarray) and len(value) == len(run["step"]) else value)
+             for key, value in run.items()}
+    forecast = atlas.forecast(atlas.follow(start))  # checkpoint 0: ignorance, progress 0
+    assert not forecast.trusted and "below the atlas' first grid point" in forecast.reason
+    following = atlas.follow(run)
+    following.seed_spread = following.references["distance"].iloc[0] / 2  # as if it were far from every run
+    assert "farther than the atlas' seed-to-seed spread" in atlas.forecast(following).reason
+
+
+def record_allcnn(path, atlas, steps=40):
+    """A small All-CNN trained on the atlas' samples with a plain loop, recorded with the atlas."""
+    import torch
+
+    from inpca.models import build_model
+    from inpca.record import Recorder, log_steps
+
+    torch.manual_seed(0)
+    dataset = atlas.dataset()
+    model = build_model({"name": "allcnn", "width": 0.25}, dataset.input_shape, dataset.num_classes)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    x, y = torch.as_tensor(dataset.x_train), torch.as_tensor(dataset.y_train)
+    recorder = Recorder.for_atlas(path, atlas, config={"arch": {"name": "allcnn", "width": 0.25}, "optimizer": "adam"},
+                                  steps=log_steps(steps, 8), steps_per_epoch=10)
+    with recorder:
+        for step in range(steps + 1):
+            if recorder.due(step):
+                recorder.record(model, step=step)
+            batch = torch.randint(0, len(y), (64,))
+            loss = torch.nn.functional.cross_entropy(model(recorder.prepare(x[batch])), y[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return recorder
+
+
+def test_the_recorder_places_every_checkpoint_in_the_atlas_as_it_is_recorded(atlas, tmp_path):
+    recorder = record_allcnn(tmp_path / "allcnn.h5", atlas)
+    table = __import__("inpca.files", fromlist=["read_table"]).read_table(recorder.atlas_table)
+    assert list(table["step"]) == recorder.recorded_steps and len(table) == 8
+    for column in ("train_pc1", "test_pc3", "train_progress", "nearest_configuration", "forecast_final_test_error",
+                   "forecast_trusted", "place_seconds"):
+        assert column in table.columns, column
+    assert table["train_progress"].iloc[-1] > table["train_progress"].iloc[0]
+    print(f"placing overhead per checkpoint: median {table['place_seconds'].median() * 1000:.0f} ms")
+
+
+def test_the_command_line_places_run_files_and_draws_them_over_the_atlas(default_study, tmp_path):
+    runs = sorted((default_study / "results/runs").glob("*.h5"))[:2]
+    proc = subprocess.run([sys.executable, "-m", "inpca.atlas", "place", *map(str, runs), "--atlas",
+                           str(default_study / "results"), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert runs[0].stem[:28] in proc.stdout and "final test error" not in proc.stderr
+    for run in runs:
+        assert (tmp_path / "out" / f"{run.stem}.atlas.tsv").exists()
+    for name in ("atlas-train.png", "atlas-train.html"):
+        assert (tmp_path / "out" / name).stat().st_size > 1000
+    refused = subprocess.run([sys.executable, "-m", "inpca.atlas", "place", str(runs[0]), "--atlas",
+                              str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+
+
+def test_a_study_with_an_atlas_places_each_of_its_runs_and_the_notebook_api_opens_them(default_study, tmp_path):
+    import inpca.results
+
+    config = yaml.safe_load((REPO / "tests/workflow/config.yaml").read_text())
+    config["grid"] = config["grid"][:1]
+    config["atlas"] = {"path": str(default_study / "results")}
+    workdir = copy_workflow(tmp_path / "new", config)
+    ran = job_counts((lambda p: p.stdout + p.stderr)(snakemake(workdir, "atlas")))
+    assert ran["atlas_place"] == 4 and ran["atlas_figure"] == 1
+    assert dry_run(workdir, "atlas") == {}
+    with inpca.results.load(workdir / "results") as study:
+        run = study.runs["run"].iloc[0]
+        placement = study.atlas_placement(run)
+        assert len(placement) == len(read_run(workdir / f"results/runs/{run}.h5")["step"])
+        assert {"train_pc1", "forecast_final_test_error"} <= set(placement.columns)
+
+
+def test_an_atlas_refuses_bad_input_in_one_line_and_writes_nothing(default_study, atlas, tmp_path):
+    run = read_run(sorted((default_study / "results/runs").glob("*.h5"))[0])
+    probs = run["train_probs"][3]
+
+    def refused(action, *words):
+        with pytest.raises(AtlasError) as info:
+            action()
+        message = str(info.value)
+        assert "\n" not in message and all(word in message for word in words), message
+
+    refused(lambda: atlas.place(np.full_like(probs, np.nan), split="train"), "NaN")
+    negative = probs.copy()
+    negative[0, 0] = -0.5
+    refused(lambda: atlas.place(negative, split="train"), "negative")
+    refused(lambda: atlas.place(probs * 2, split="train"), "sum")
+    refused(lambda: atlas.place(probs[:, :5] / probs[:, :5].sum(-1, keepdims=True), split="train"), "5 classes")
+    refused(lambda: atlas.place(probs[:100] / probs[:100].sum(-1, keepdims=True)), "say which split")
+    other = tmp_path / "other.h5"
+    write_run(other, {s: run[f"{s}_probs"] for s in ("train", "test")}, run["step"], run["epoch"],
+              {m: run[m] for m in ("train_loss", "train_error", "test_loss", "test_error")},
+              {**run["attrs"], "fingerprint": "0123456789abcdef"})
+    refused(lambda: atlas.follow(other), str(other), "0123456789abcdef", atlas.fingerprint)
+    refused(lambda: atlas.follow({"train_probs": run["train_probs"][:0]}), "empty run")
+    # an unfinished or older atlas
+    copy = tmp_path / "atlas"
+    subprocess.run(["cp", "-r", str(default_study / "results"), str(copy)], check=True)
+    (copy / "analysis/train/speed_runs.tsv").rename(copy / "speed_runs.tsv")
+    refused(lambda: Atlas.load(copy), "analysis/train/speed_runs.tsv", "not made yet", "--cores all")
+    (copy / "speed_runs.tsv").rename(copy / "analysis/train/speed_runs.tsv")
+    with h5py.File(copy / "trajectories/b000.h5", "w") as f:  # the layout before plans: reindexed probabilities
+        f["train_probs"] = np.zeros((1, 2, 3, 10), np.float32)
+    refused(lambda: Atlas.load(copy), "written by an older inpca", "b000.h5")
+    assert not list(tmp_path.glob("*.atlas.tsv"))
