@@ -151,11 +151,11 @@ class Atlas:
     0.63
     """
 
-    def __init__(self, path: Path, memory_gb: float = DEFAULT_MEMORY_GB, device: str = "cpu"):
+    def __init__(self, path: Path, memory_gb: float = DEFAULT_MEMORY_GB, device: str = "cpu", follow: bool = True):
         self.path = Path(path)
         self.memory_bytes = float(memory_gb) * 2**30
         self.device = device
-        self._check_complete()
+        self._check_complete(follow)
         with open_h5(self.path / "store" / "ref.h5") as ref:
             attrs = dict(ref.attrs)
             self.labels = {split: ref[f"{split}_labels"][()] for split in SPLITS}
@@ -164,17 +164,19 @@ class Atlas:
         self.progress_mode = str(attrs.get("progress_mode", "angle"))
         self.n_samples = {split: len(self.labels[split]) for split in SPLITS}
         self.points = read_table(self.path / "store" / "index.tsv")
-        self.trajectories = read_table(self.path / "trajectories" / "index.tsv")
-        self._check_plans()
-        first_plan = self.path / "trajectories" / f"{self.trajectories['block'].iloc[0]}.h5"
-        with open_h5(first_plan) as plan:
-            self.t = plan["t"][()]
-            self.index = str(plan.attrs["index"])
         self.models = {}
         self.reference_rows = {}
         for split in self.splits:
             self._load_embedding(split)
-        self.outcomes = self._outcomes()
+        self.trajectories = self.outcomes = self.t = self.index = None
+        if follow:
+            self.trajectories = read_table(self.path / "trajectories" / "index.tsv")
+            self._check_plans()
+            first_plan = self.path / "trajectories" / f"{self.trajectories['block'].iloc[0]}.h5"
+            with open_h5(first_plan) as plan:
+                self.t = plan["t"][()]
+                self.index = str(plan.attrs["index"])
+            self.outcomes = self._outcomes()
         self._reference_cache: dict = {}
         self._model_cache: dict = {}
         self._seed_pairs: dict = {}
@@ -184,12 +186,15 @@ class Atlas:
     # ---- loading -------------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path="results", memory_gb: float = DEFAULT_MEMORY_GB, device: str = "cpu") -> "Atlas":
+    def load(cls, path="results", memory_gb: float = DEFAULT_MEMORY_GB, device: str = "cpu",
+             follow: bool = True) -> "Atlas":
         """The finished study in `path` as an atlas. Refuses (AtlasError, one line naming the missing
         file and the command that makes it) a study that is not finished, or one written by an older
         inpca. `memory_gb`: how much of the reference probabilities and reference models at equal
-        progress is kept in memory (beyond it they are read from the store on every use)."""
-        return cls(Path(path), memory_gb=memory_gb, device=device)
+        progress is kept in memory (beyond it they are read from the store on every use). `follow`
+        False: an atlas that only places checkpoints, which needs the map (store and embedding) but not
+        the trajectory stage and the analysis."""
+        return cls(Path(path), memory_gb=memory_gb, device=device, follow=follow)
 
     def _command(self, target: str = "") -> str:
         """The command that finishes this study, with its config file (from the study's folder marker)."""
@@ -198,15 +203,16 @@ class Atlas:
         configfile = "" if Path(holder).name == "config.yaml" else f" --configfile {holder}"
         return f"{snakemake_command()} --cores all{configfile}{(' ' + target) if target else ''}"
 
-    def _check_complete(self) -> None:
+    def _check_complete(self, follow: bool) -> None:
         if not self.path.is_dir():
             raise AtlasError(f"{self.path}: no such folder; an atlas is the results folder of a finished study")
         self.splits = [split for split in SPLITS if (self.path / "embedding" / f"{split}.h5").exists()]
-        needed = [self.path / "store" / "index.tsv", self.path / "store" / "ref.h5",
-                  self.path / "trajectories" / "index.tsv"]
+        needed = [self.path / "store" / "index.tsv", self.path / "store" / "ref.h5"]
         needed += [self.path / "embedding" / f"{split}.h5" for split in (self.splits or ["train"])]
-        needed += [self.path / "analysis" / split / name for split in self.splits
-                   for name in ("speed_runs.tsv", "equal_progress.h5")]
+        if follow:
+            needed += [self.path / "trajectories" / "index.tsv"]
+            needed += [self.path / "analysis" / split / name for split in self.splits
+                       for name in ("speed_runs.tsv", "equal_progress.h5")]
         for path in needed:
             if not path.exists():
                 raise AtlasError(f"{path}: not made yet, and an atlas is a finished study; make it with: "
@@ -482,6 +488,8 @@ class Atlas:
 
         if split not in self.splits:
             raise AtlasError(f"split {split!r}: the atlas {self.path} embedded {', '.join(self.splits)}")
+        if self.trajectories is None:
+            raise AtlasError(f"{self.path}: loaded to place checkpoints only (Atlas.load(..., follow=False))")
         P, train_error, _, _ = self._run_of(run, split)
         if self.index == "accuracy" and train_error is None:
             train, _, _, _ = self._run_of(run, "train") if split != "train" else (P, None, None, None)
