@@ -17,9 +17,17 @@ _DIGITS_TOTAL = 1797
 _CIFAR10 = (50_000, 10_000, 10)
 
 # Rough GPU throughput (training images per second on one H100-class GPU, fp32) per architecture,
-# for runtime estimates; CPU runs use the cpu factor below. Values err on the slow side.
+# for runtime estimates; CPU runs use the cpu factor below. Values err on the slow side. The keys are
+# exactly the schema's architectures (inpca.config.ARCHITECTURES; tests/unit/test_resources.py
+# checks it): a new architecture needs its own rate here, not a silent default.
 _GPU_IMAGES_PER_S = {"fc": 200_000, "allcnn": 40_000, "wrn": 15_000, "convmixer": 12_000, "vit": 8_000}
 _CPU_SLOWDOWN = 50
+
+# The embedding's memory thresholds, copied from inpca.embedding_file (which imports numpy, so not
+# here at parse time; tests/unit/test_resources.py keeps the copies equal): up to IN_MEMORY_POINTS
+# the exact matrix is read whole, and landmark columns up to LANDMARK_IN_MEMORY_ENTRIES entries.
+_IN_MEMORY_POINTS = 30_000
+_LANDMARK_IN_MEMORY_ENTRIES = 64 * 2**20
 
 
 def dataset_size(dataset: dict, recorded: bool = True) -> tuple[int, int, int]:
@@ -70,7 +78,7 @@ def train_runtime(run: dict, gpu: bool, attempt: int = 1) -> int:
     """Minutes for a training job: epochs x samples / throughput, plus checkpoint evaluations."""
     n_train, n_test, _ = dataset_size(run["dataset"], recorded=False)
     arch = run["arch"]
-    rate = _GPU_IMAGES_PER_S.get(arch["name"], 5_000) / (1 if gpu else _CPU_SLOWDOWN)
+    rate = _GPU_IMAGES_PER_S[arch["name"]] / (1 if gpu else _CPU_SLOWDOWN)
     if arch["name"] == "wrn":  # the table's rate holds for narrow WRNs (launch-bound); wide ones cost ~ base² x depth
         rate /= max(1.0, (arch.get("base", 8) / 16) ** 2 * arch.get("depth", 10) / 10)
     seconds = run["epochs"] * n_train / rate + checkpoints_of(run) * (n_train + n_test) / (3 * rate)
@@ -129,11 +137,25 @@ def study_points(study) -> int:
     return sum(block_points(study, b) for b in study.point_blocks)
 
 
+def landmark_points(study) -> int:
+    """Landmarks of `embedding.method: landmarks` (inpca.embedding.landmark_rows_every): every
+    reference point (blocks ref and corners), and of each run every landmark_every-th checkpoint and
+    its last."""
+    every = study.config["embedding"]["landmark_every"]
+    reference = sum(block_points(study, b) for b in study.point_blocks if b not in study.blocks)
+    return reference + sum(len(range(0, checkpoints_of(run) - 1, every)) + 1 for run in study.runs.values())
+
+
 def embed_mem_mb(study, attempt: int = 1) -> int:
-    """The dense matrix in memory up to 30,000 points (the embedding streams it from disk above),
-    plus the solver's vectors."""
+    """Exact: the dense matrix in memory up to 30,000 points (the embedding streams it from disk
+    above). Landmarks: the L x L landmark matrix, always in memory, and the M x L columns when small
+    (else row blocks). Plus the solver's vectors."""
     m = study_points(study)
-    dense = m * m * 8 if m <= 30_000 else 256 << 20
+    if study.config["embedding"]["method"] == "landmarks":
+        n = landmark_points(study)
+        dense = n * n * 8 + (m * n * 8 if m * n <= _LANDMARK_IN_MEMORY_ENTRIES else 256 << 20)
+    else:
+        dense = m * m * 8 if m <= _IN_MEMORY_POINTS else 256 << 20
     k = study.config["embedding"]["n_components"]
     return int((1500 + (1.3 * dense + 40 * k * m * 8) / 2**20) * attempt)
 

@@ -22,11 +22,11 @@ def pytest_collection_modifyitems(config, items):
     if not _cuda_available():
         skip = pytest.mark.skip(reason="no CUDA GPU visible (runs on a GPU machine)")
         for item in items:
-            if "gpu" in item.keywords:
+            if item.get_closest_marker("gpu"):  # the marker only: a test or parameter named "gpu" is no GPU test
                 item.add_marker(skip)
     # Skipped before its study is built; never in CI, which installs Chromium (.ci/run): there the test
     # fails instead, naming what is missing.
-    browser_items = [item for item in items if "browser" in item.keywords]
+    browser_items = [item for item in items if item.get_closest_marker("browser")]
     if browser_items and os.environ.get("CI") != "true":
         from inpca.testing import missing_browser
 
