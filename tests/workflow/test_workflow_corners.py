@@ -76,11 +76,15 @@ def test_a_finished_corner_study_has_nothing_to_do(study):
 
 
 def test_changing_only_the_runs_learning_rate_retrains_the_runs_not_the_corners(study, tmp_path):
-    workdir, _ = study
+    import shutil
+
+    finished, _ = study
+    workdir = tmp_path / "study"
+    shutil.copytree(finished, workdir, symlinks=True)  # the same study, its config edited (copy2 keeps mtimes)
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     config["grid"][0]["optimizer"] = {**SGDN, "lr": 0.02}
-    (workdir / "faster.yaml").write_text(yaml.safe_dump(config))
-    planned = dry_run(workdir, "train", "--configfile", "faster.yaml")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    planned = dry_run(workdir, "train")
     assert "pretrain_corner" not in planned
     assert planned["train_run"] == 6
 
