@@ -299,8 +299,15 @@ class DoubleCentredPasses:
                 if centred:  # D_ij - r_i - r_j + g
                     part = part - self.row_means[rows, None]
                     part -= shift[None, columns]
-                total += (2.0 if mirrored else 1.0) * _sum_of_squares(part)
+                total += (2.0 if mirrored else 1.0) * _squares(part)
         return product, (total if squares or centred else None)
+
+
+def _squares(part):
+    """The sum of squares of a part, without copying a strided view of an array in memory."""
+    if part.flags.c_contiguous:
+        return _sum_of_squares(part)
+    return float(np.einsum("ij,ij->", part, part))
 
 
 class DoubleCentredEigen(NamedTuple):

@@ -162,4 +162,4 @@ def embed(distances, index_path, out_path, *, split: str, n_components: int = 10
              f" ({passes} passes over the matrix)" if passes else "",
              np.array2string(model.eigenvalues_[:4], precision=4), stress, time.time() - started)
     return {"eigenvalues": model.eigenvalues_, "explained_stress": model.explained_stress_, "solver": model.solver_,
-            "n_passes": passes, "bytes_read": bytes_read}
+            "n_passes": passes, "n_matvec": model.n_matvec_, "bytes_read": bytes_read}
