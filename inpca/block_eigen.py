@@ -236,12 +236,14 @@ class DoubleCentredPasses:
     The first call also sums D 1 (the row means r, grand mean g) and D^2, from which ||W||_F follows
     (the expansion described at inpca.embedding._MAX_NORM_CANCELLATION); if that loses too many digits,
     the next pass also sums the exactly centred entries. ``finish()`` makes that pass on its own if the
-    solver stopped before it. D is read part by part (:func:`stored_parts`), an array in memory too:
-    dgemm on its upper row blocks reads half of D and ran 2-3x faster than BLAS dsymm on all of it.
+    solver stopped before it. ``check_part(part, i0, j0)``, if given, sees every part the first pass
+    reads (part = D[i0:i0 + rows, j0:j0 + columns]), e.g. to refuse bad entries as they stream past.
+    D is read part by part (:func:`stored_parts`), an array in memory too: dgemm on its upper row
+    blocks reads half of D and ran 2-3x faster than BLAS dsymm on all of it.
     """
 
-    def __init__(self, D, block_bytes):
-        self._D, self._block_bytes = D, block_bytes
+    def __init__(self, D, block_bytes, check_part=None):
+        self._D, self._block_bytes, self._check_part = D, block_bytes, check_part
         self.M = D.shape[0]
         self.n_passes = 0
         self.row_means = self.grand_mean = self.frobenius_norm = None
@@ -291,6 +293,8 @@ class DoubleCentredPasses:
         total = 0.0
         shift = None if not centred else self.row_means - self.grand_mean
         for rows, columns, part, mirrored in stored_parts(self._D, self._block_bytes):
+            if squares and self._check_part is not None:
+                self._check_part(part, rows.start, columns.start)
             if width:
                 product[rows] += part @ X[columns]
                 if mirrored:
@@ -321,13 +325,13 @@ class DoubleCentredEigen(NamedTuple):
 
 
 def double_centred_eigsh(D, k, *, block_bytes, tol, seed=0, block_size=None, max_basis=None,
-                         max_passes=MAX_PASSES):
+                         max_passes=MAX_PASSES, check_part=None):
     """Top k eigenpairs by |lambda| of W = -1/2 J D J, plus D's row means and ||W||_F, from passes
     over D (:class:`DoubleCentredPasses`); block size k + BLOCK_OVERSAMPLING and a basis of
     MAX_BLOCKS blocks unless given."""
     M = D.shape[0]
     b = block_size if block_size is not None else k + BLOCK_OVERSAMPLING
-    passes = DoubleCentredPasses(D, block_bytes)
+    passes = DoubleCentredPasses(D, block_bytes, check_part)
     result = block_eigsh(passes, M, k, block_size=b, tol=tol,
                          max_basis=max_basis if max_basis is not None else MAX_BLOCKS * b,
                          max_passes=max_passes, seed=seed, constraint=np.full((M, 1), 1.0 / np.sqrt(M)))

@@ -241,6 +241,21 @@ def test_the_block_solver_reads_each_tile_once_per_pass(tmp_path, trajectory_dis
     np.testing.assert_allclose(block.explained_stress_, lanczos.explained_stress_, atol=1e-12)
 
 
+def test_the_first_pass_shows_every_stored_number_once_to_check_part(trajectory_distances):  # noqa: F811
+    D = trajectory_distances
+    seen = np.zeros(D.shape, dtype=int)
+
+    def check_part(part, i0, j0):
+        assert np.array_equal(part, D[i0:i0 + part.shape[0], j0:j0 + part.shape[1]])
+        seen[i0:i0 + part.shape[0], j0:j0 + part.shape[1]] += 1
+
+    fitted = double_centred_eigsh(D, 5, block_bytes=8 * 600 * 50, tol=1e-12, check_part=check_part)
+    assert fitted.n_passes > 1  # and only the first pass was shown
+    # each position read at most once, and of every pair (i, j), (j, i) at least one
+    assert seen.max() == 1 and np.all(seen + seen.T >= 1)
+    assert seen.sum() < 0.6 * D.size  # about half: the upper row blocks
+
+
 def test_hdf5_and_memmap_inputs_go_through_upper_row_blocks(tmp_path, trajectory_distances):  # noqa: F811
     D = trajectory_distances
     with h5py.File(tmp_path / "d.h5", "w") as f:
