@@ -64,14 +64,22 @@ from .embedding import (
 # Block size b = k + BLOCK_OVERSAMPLING: the convergence of the k-th pair is governed by its gap to
 # lambda_(b+1), not to lambda_(k+1), so extra vectors keep it fast where |lambda_k| and
 # |lambda_(k+1)| are close. More columns cost more arithmetic per pass (M^2 b multiply-adds) but no
-# more reading. Measured for k = 10, tol 1e-12, on the scale benchmark's trajectories (M = 20,021,
-# where |lambda_9| / |lambda_10| = 1.008): 16, 13, 11 and 10 passes with 10, 20, 30 and 40 extra
-# vectors; on benchmarks/embedding.py's matrix (M = 20,000) 8, 7, 7.
+# more reading. Measured for k = 10 on the scale benchmark's trajectories (M = 20,021, where
+# |lambda_9| / |lambda_10| = 1.008): 13, 11, 9 and 8 passes with 10, 20, 30 and 40 extra vectors at
+# tol 1e-8 (16, 13, 11, 10 at 1e-12); on benchmarks/embedding.py's matrix (M = 20,000) 7, 6, 5 (8, 7, 7).
 BLOCK_OVERSAMPLING = 30
 
 # Thick restart once the basis holds this many blocks (memory M x b x MAX_BLOCKS float64: 3.8 kB
 # per point for k = 10). Runs that converge in at most this many passes never restart.
 MAX_BLOCKS = 12
+
+# Default residual tolerance (InPCA(tol=None)): every accepted pair has ||W v - theta v|| <= 1e-8 |theta|.
+# The eigenvalue error is about the square of that and the eigenvector error about it over the
+# relative gap: against the converged pairs at M = 50,021 (the scale benchmark, |lambda_7..10| within
+# 11 %), the last pass at 1e-8 had eigenvalues within 1.6e-14, the top 3 axes' coordinates within
+# 2.4e-15 and every axis within 1.2e-9 (relative RMS); ARPACK's 1e-12 took three more passes for no
+# difference above 1e-14 in eigenvalues. Float32 tiles round D itself at 6e-8.
+BLOCK_TOL = 1e-8
 
 # The solver gives up (LinAlgError) after this many passes over D.
 MAX_PASSES = 200
@@ -89,7 +97,7 @@ class BlockEigenResult(NamedTuple):
 
 
 def block_eigsh(multiply, n, k, *, block_size, tol, max_basis, max_passes=MAX_PASSES, seed=0,
-                constraint=None):
+                constraint=None, monitor=None):
     """The k eigenpairs of largest |lambda| of a symmetric operator, by block Lanczos.
 
     multiply : callable, P (n, b) -> W P (n, b); called once per pass
@@ -99,6 +107,9 @@ def block_eigsh(multiply, n, k, *, block_size, tol, max_basis, max_passes=MAX_PA
         precision, as in ARPACK)
     constraint : (n, c) orthonormal columns spanning an invariant null space of W, or None: every
         basis vector is kept orthogonal to them (for InPCA, the constant vector)
+    monitor : None or callable(passes, theta, residual_norms, vectors), called after every pass with
+        the k wanted Ritz values, their residual norms and a function that returns their Ritz vectors
+        (progress, diagnostics)
     Raises numpy.linalg.LinAlgError if the pairs have not converged after ``max_passes`` passes.
     """
     rng = np.random.default_rng(seed)
@@ -148,6 +159,8 @@ def block_eigsh(multiply, n, k, *, block_size, tol, max_basis, max_passes=MAX_PA
             wanted = order[:k]
             if used >= k:
                 residual_norms = np.linalg.norm(B @ S[used - width:, wanted], axis=0)
+                if monitor is not None:
+                    monitor(passes, theta[wanted], residual_norms, lambda: basis[:, c:c + used] @ S[:, wanted])
                 if np.all(residual_norms <= tol * np.abs(theta[wanted])) or block.shape[1] == 0:
                     return BlockEigenResult(theta[wanted], basis[:, c:c + used] @ S[:, wanted], passes, vectors)
             if used + block.shape[1] > max_basis:  # thick restart: keep the best Ritz vectors

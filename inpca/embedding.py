@@ -21,9 +21,10 @@ Three eigen-solvers (timings on a 2-core CPU machine):
   largest |lambda|, i.e. both ends of the spectrum at once. 0.13 s at 2,000 and 1.9 s at 10,000 and it
   agrees with the dense solver to machine precision.
 * ``"block"``: block Lanczos (:mod:`inpca.block_eigen`): W times a block of k + 30 vectors per pass
-  over D, with ARPACK's residual test and the same ``tol``. For k = 10 on trajectory distances it
-  makes 5-11 passes where ARPACK makes 34-76 products, and each pass reads every stored part of D
-  once (the tiles of a ``TiledMatrix`` once each) for both triangles.
+  over D, with ARPACK's residual test at tol 1e-8. For k = 10 on trajectory distances it makes 5-11
+  passes where ARPACK makes 34-76 products, and each pass reads every stored part of D once (the
+  tiles of a ``TiledMatrix`` once each) for both triangles. Its eigenvalues agree with Lanczos's to
+  ~1e-14, its coordinates to ~1e-8 or better.
 
 ``"auto"`` picks dense for M <= DENSE_MAX_POINTS = 2,000: there the dense solver still costs under a
 second and a few tens of MB, gives the exact full spectrum and is immune to what can trip a Krylov
@@ -359,9 +360,11 @@ class InPCA(TransformerMixin, BaseEstimator):
         bit-for-bit identical.
     ncv : int >= 1 or None
         Lanczos basis size; default max(2k + 1, 20) (ARPACK's own default), kept within [k + 2, M].
-    tol : float >= 0
+    tol : float >= 0 or None
         Stopping tolerance of both iterative solvers: a Ritz pair is accepted once
-        ||W v - lambda v|| <= tol |lambda| (0: machine precision).
+        ||W v - lambda v|| <= tol |lambda| (0: machine precision). None: each solver's default,
+        LANCZOS_TOL = 1e-12 for Lanczos and inpca.block_eigen.BLOCK_TOL = 1e-8 for block (each
+        extra 100x costs the block solver about one more pass over D; see there).
     block_bytes : int >= 1
         Size of a float64 row block of D read at a time by the Lanczos path and by ``transform``.
 
@@ -379,7 +382,7 @@ class InPCA(TransformerMixin, BaseEstimator):
     n_features_in_ : M, the number of fitted points (= columns ``transform`` expects)
     """
 
-    def __init__(self, n_components=10, solver="auto", random_state=0, ncv=None, tol=LANCZOS_TOL,
+    def __init__(self, n_components=10, solver="auto", random_state=0, ncv=None, tol=None,
                  block_bytes=DEFAULT_BLOCK_BYTES):
         self.n_components = n_components
         self.solver = solver
@@ -402,9 +405,9 @@ class InPCA(TransformerMixin, BaseEstimator):
             raise ValueError(f"InPCA: random_state must be an int >= 0, got {self.random_state!r}")
         if self.ncv is not None and not (_is_int(self.ncv) and self.ncv >= 1):
             raise ValueError(f"InPCA: ncv must be an int >= 1 or None, got {self.ncv!r}")
-        if not (isinstance(self.tol, numbers.Real) and not isinstance(self.tol, bool)
-                and 0.0 <= self.tol < np.inf):
-            raise ValueError(f"InPCA: tol must be a finite float >= 0, got {self.tol!r}")
+        if self.tol is not None and not (isinstance(self.tol, numbers.Real) and not isinstance(self.tol, bool)
+                                         and 0.0 <= self.tol < np.inf):
+            raise ValueError(f"InPCA: tol must be a finite float >= 0 or None, got {self.tol!r}")
         if not (_is_int(self.block_bytes) and self.block_bytes >= 1):
             raise ValueError(f"InPCA: block_bytes must be an int >= 1, got {self.block_bytes!r}")
 
@@ -478,16 +481,17 @@ class InPCA(TransformerMixin, BaseEstimator):
         ncv = self.ncv if self.ncv is not None else max(2 * k + 1, 20)
         ncv = int(min(max(ncv, k + 2), M))
         eigenvalues, eigenvectors = scipy.sparse.linalg.eigsh(
-            operator, k=k, which="LM", v0=v0, ncv=ncv, tol=self.tol)
+            operator, k=k, which="LM", v0=v0, ncv=ncv, tol=LANCZOS_TOL if self.tol is None else self.tol)
         self.n_matvec_ = operator.n_matvec
         return eigenvalues, eigenvectors
 
     def _fit_block(self, D, k):
         """Block Lanczos in a few passes over D (inpca.block_eigen)."""
-        from .block_eigen import double_centred_eigsh
+        from .block_eigen import BLOCK_TOL, double_centred_eigsh
 
         _check_symmetry_sample(D)
-        fitted = double_centred_eigsh(D, k, block_bytes=self.block_bytes, tol=self.tol, seed=self.random_state)
+        fitted = double_centred_eigsh(D, k, block_bytes=self.block_bytes, seed=self.random_state,
+                                      tol=BLOCK_TOL if self.tol is None else self.tol)
         self.column_means_ = fitted.row_means  # D symmetric: row means are the column means
         self.grand_mean_ = fitted.grand_mean
         self.frobenius_norm_ = fitted.frobenius_norm
