@@ -226,7 +226,7 @@ def main():
             peak = (peak_rss_bytes() - rss_before if resettable else peak_rss_bytes()) / D.nbytes
             fits[solver] = (seconds, model)
             compare("in memory", model, fits[solvers[0]][1], seconds, fits[solvers[0]][0],
-                    f"{'+' if resettable else ''}{peak:.3f}")
+                    f"{peak:+.3f}" if resettable else f"{peak:.3f}")
         lam = fits[solvers[0]][1].eigenvalues_
         print(f"         eigenvalues: {np.array2string(lam, precision=4, max_line_width=200)}")
         if args.tiles:
@@ -249,7 +249,7 @@ def main():
                         peak = peak_rss_bytes() - rss_before if resettable else peak_rss_bytes()
                         streamed[solver] = (seconds, model)
                         compare("from the tiles", model, streamed[solvers[0]][1], seconds, streamed[solvers[0]][0],
-                                f"{'+' if resettable else ''}{peak / 2**20:.0f}",
+                                f"{peak / 2**20:+.0f}" if resettable else f"{peak / 2**20:.0f}",
                                 f"{tiled.bytes_read / tiled.stored_bytes:10.1f} "
                                 f"{(read_syscall_bytes() - read_before) / 1e9:9.1f} ")
         else:
