@@ -3,13 +3,14 @@
 Why
 ---
 ARPACK's Lanczos (``InPCA(solver="lanczos")``) multiplies W by one vector at a time: the top 10
-eigenpairs take 34-46 products, and when D is streamed from disk (the distance tiles of a large
-split) every product is a pass over the files. Such a pass is bound by reading D, its M^2 / 2 stored
-numbers, not by the M^2 multiply-adds per vector, so multiplying a block of b vectors per pass costs
-little more than one vector while it advances b directions at once, at BLAS-3 speed. The solver here
-reaches ARPACK's accuracy in several times fewer passes, and each pass reads every stored part of D
-once and applies it to both triangles: a part D_IJ off the diagonal gives rows I the product
-D_IJ X_J and rows J the product D_IJ^T X_I (:func:`stored_parts`).
+eigenpairs of trajectory distances take 34-76 products, and when D is streamed from disk (the
+distance tiles of a large split) every product is a pass over the files. Such a pass is bound by
+reading and converting D, its M^2 / 2 stored numbers, more than by the M^2 multiply-adds per vector,
+so a pass that multiplies a block of b vectors costs far less than b single products, at BLAS-3
+speed, and advances b directions at once. The solver here needs several times fewer passes than
+ARPACK needs products, and each pass reads every stored part of D once and applies it to both
+triangles: a part D_IJ off the diagonal gives rows I the product D_IJ X_J and rows J the product
+D_IJ^T X_I (:func:`stored_parts`).
 
 Algorithm: block Lanczos, full reorthogonalisation, thick restart
 -----------------------------------------------------------------
@@ -24,8 +25,10 @@ outside the new Q, orthogonalised twice (classical Gram-Schmidt twice is enough 
 precision), factors as Y - Q Q^T Y = P' B: P' is the next block. Rayleigh-Ritz on the small H gives
 Ritz pairs (theta_i, Q s_i) with their signs, and their residuals cost no pass,
 ||W Q s_i - theta_i Q s_i|| = ||B s_i'|| (s_i' the rows of s_i on the newest block). The k pairs of
-largest |theta| are accepted once every residual is <= tol |theta_i|, ARPACK's test, so
-eigenvalues agree with ARPACK's to ~(tol |theta| / gap)^2 and eigenvectors to ~tol |theta| / gap.
+largest |theta| are accepted once every residual is <= tol |theta_i|, ARPACK's test: the error of an
+eigenvalue is then about (tol |theta|)^2 / gap, that of its eigenvector about tol |theta| / gap
+(gap: to the rest of the spectrum), which is why the default tol (BLOCK_TOL) can be looser than
+ARPACK's for the same eigenvalues.
 
 Largest |lambda| of either sign converge together: Ritz values approximate the spectrum from both
 ends, and the Krylov space of degree q holds the Chebyshev-like polynomial p_q(W) X that is small on

@@ -431,6 +431,7 @@ class InPCA(TransformerMixin, BaseEstimator):
         M = _check_square(D)
         k = M if self.n_components is None else min(self.n_components, M)
         solver = self._choose_solver(M, k, D)
+        self.n_passes_ = None  # counted by the block solver only
         if solver == "dense":
             eigenvalues, eigenvectors = self._fit_dense(D)
         elif solver == "block":
@@ -439,7 +440,6 @@ class InPCA(TransformerMixin, BaseEstimator):
             eigenvalues, eigenvectors = self._fit_lanczos(D, k)
         eigenvalues, eigenvectors = _sorted_by_magnitude(eigenvalues, eigenvectors, k)
         self.solver_ = solver
-        self.n_passes_ = self.n_passes_ if solver == "block" else None
         self.eigenvalues_ = eigenvalues
         self.components_ = eigenvectors
         self.coords_ = eigenvectors * np.sqrt(np.abs(eigenvalues))

@@ -94,9 +94,10 @@ def embed(distances, index_path, out_path, *, split: str, n_components: int = 10
     ``distances``: the split's tiles, {(block_a, block_b): path} (what the pipeline passes: no
     assembled copy of the matrix is needed), or the path of an assembled distance file. Up to
     IN_MEMORY_POINTS points the matrix is read into memory; above, the eigensolver streams it from
-    the tiles (solver "auto": the block solver, a few passes that read each tile once). ``threads`` caps the BLAS threads of the eigensolver and of the projection into
-    the train embedding (None: no cap). BLAS otherwise starts one thread per core of the machine,
-    so a job given fewer cores would oversubscribe them beside the other jobs.
+    the tiles (solver "auto": the block solver, a few passes that read each tile once). ``threads``
+    caps the BLAS threads of the eigensolver and of the projection into the train embedding (None: no
+    cap). BLAS otherwise starts one thread per core of the machine, so a job given fewer cores would
+    oversubscribe them beside the other jobs.
 
     ``method="landmarks"``: ``distances`` are landmark tiles; InPCA is fitted on the landmarks'
     own L x L distances and every point is placed by out-of-sample projection from its distances to
