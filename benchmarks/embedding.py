@@ -1,7 +1,7 @@
 """Benchmark: InPCA(n_components=10).fit(D) on a realistic non-Euclidean distance matrix.
 
-    .venv/bin/python benchmarks/embedding.py                 # M = 20,000 (Lanczos) + dense at 2,000
-    .venv/bin/python benchmarks/embedding.py --sizes 5000 20000 --dense-size 2000
+    .venv/bin/python benchmarks/embedding.py                 # M = 20,000 (Lanczos, block) + dense at 2,000
+    .venv/bin/python benchmarks/embedding.py --sizes 5000 20000 --dense-size 2000 --tiles 8
 
 D is the intensive Bhattacharyya distance matrix of synthetic training trajectories: M / 100
 trajectories of 100 checkpoints each over a small prediction tensor (N = 4 samples, C = 10 classes),
@@ -15,9 +15,14 @@ k = 10 (34-40 at M = 2,000 and 5,000) does not change between N = 2 and N = 128.
 The machine is shared: a fit is bound by memory bandwidth, so concurrent jobs slow it down. The
 1-minute load average is printed next to each timing; compare timings only within one run.
 
-Reported: fit time and Lanczos mat-vec count; peak resident memory (getrusage ru_maxrss) relative to
-D's size, both as the process high-water mark and, where the kernel allows resetting it
-(/proc/self/clear_refs), the peak during fit() alone; the dense solver's time at --dense-size.
+Reported, for each solver of --solvers (default: ARPACK's Lanczos, then the block solver) on D in
+memory: fit time, passes over D (Lanczos: one per mat-vec) and W-products, agreement with the first
+solver (eigenvalues, top-3 coordinates, S(1..3)), and the peak resident memory (getrusage ru_maxrss)
+relative to D's size, during fit() alone where the kernel allows resetting the high-water mark
+(/proc/self/clear_refs); the dense solver's time at --dense-size. With --tiles B, D is also written as
+the pipeline's float32 tiles of B blocks and each solver fits it streamed from them
+(inpca.tiles.TiledMatrix): passes, how often it read the tiles (bytes read over the tiles' size),
+the bytes read by system calls (/proc/self/io rchar), time and peak memory.
 """
 
 from __future__ import annotations
@@ -25,11 +30,13 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
-from inpca.embedding import InPCA, _DoubleCentredOperator
+from inpca.embedding import InPCA
 
 N_SAMPLES = 4
 N_CLASSES = 10
@@ -131,6 +138,51 @@ def time_fit(D, solver, repeats=1):
     return best, model
 
 
+def read_syscall_bytes():
+    with open(f"/proc/{os.getpid()}/io") as handle:
+        return int(dict(line.split(": ") for line in handle.read().splitlines())["rchar"])
+
+
+def write_tiles(D, blocks, folder):
+    """D as the tile step writes it: float32 tiles of the upper block-triangle of `blocks` blocks of
+    consecutive points, and an index.tsv; returns the {(a, b): path} a TiledMatrix takes."""
+    from inpca.files import write_h5
+
+    bounds = np.linspace(0, len(D), blocks + 1).astype(int)
+    names = [f"b{i:03d}" for i in range(blocks)]
+    tiles = {}
+    for i, a in enumerate(names):
+        for j in range(i, blocks):
+            tile = D[bounds[i]:bounds[i + 1], bounds[j]:bounds[j + 1]].astype(np.float32)
+
+            def fill(f, tile=tile):
+                f.create_dataset("D", data=tile, track_times=False)
+                f.attrs.update({"metric": "bhattacharyya", "n_samples": N_SAMPLES})
+
+            tiles[(a, names[j])] = folder / f"{a}-{names[j]}.h5"
+            write_h5(tiles[(a, names[j])], fill)
+    with open(folder / "index.tsv", "w") as handle:
+        handle.write("point\tblock\trow\trun\tkind\n")
+        for i, name in enumerate(names):
+            for row in range(bounds[i + 1] - bounds[i]):
+                handle.write(f"{bounds[i] + row}\t{name}\t{row}\trun{i}\trun\n")
+    return tiles, folder / "index.tsv"
+
+
+def relative_rms(coords, reference):
+    return float(np.sqrt(np.mean((coords - reference) ** 2)) / np.sqrt(np.mean(reference**2)))
+
+
+def compare(name, model, reference, seconds, reference_seconds, peak, extra=""):
+    """One line per fit: passes, products, time, memory, agreement with the reference fit."""
+    passes = model.n_passes_ if model.n_passes_ is not None else model.n_matvec_
+    lam, lam0 = model.eigenvalues_, reference.eigenvalues_
+    print(f"  {name:16s} {model.solver_:8s} {passes:6d} {model.n_matvec_:8d} {extra}{seconds:8.2f} "
+          f"{seconds / reference_seconds:5.2f} {peak:>9s} | {np.max(np.abs(lam - lam0) / np.abs(lam0)):8.1e} "
+          f"{relative_rms(model.coords_[:, :3], reference.coords_[:, :3]):8.1e} "
+          f"{np.array2string(model.explained_stress_[:3], precision=4)}   [load {load():.1f}]")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[20000],
@@ -138,6 +190,10 @@ def main():
     parser.add_argument("--dense-size", type=int, default=2000,
                         help="M for the dense-solver comparison (0 to skip)")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--solvers", default="lanczos,block",
+                        help="solvers compared on each size, against the first (default lanczos,block)")
+    parser.add_argument("--tiles", type=int, default=0,
+                        help="also fit D streamed from float32 tiles of this many blocks (0: not)")
     args = parser.parse_args()
 
     print(f"{os.cpu_count()} CPUs; D = Bhattacharyya distances of synthetic trajectories "
@@ -154,37 +210,50 @@ def main():
               f"max rel. diff of eigenvalues {agreement:.1e}   [load {load():.1f}]")
         del D, dense, lanczos
 
+    solvers = args.solvers.split(",")
     for M in args.sizes:
         start = time.perf_counter()
         D = bhattacharyya_matrix(synthetic_sqrt_probabilities(M))
-        t_build = time.perf_counter() - start
-        rss_before = current_rss_bytes()
-        peak_before = peak_rss_bytes()
-        resettable = reset_peak_rss()
-        t_fit, model = time_fit(D, "auto", args.repeats)
-        peak_fit = peak_rss_bytes()
-        lam = model.eigenvalues_
-        print(f"M={M:6d} D: {D.nbytes / 2**30:.2f} GiB float64, built in {t_build:.1f} s")
-        print(f"M={M:6d} {model.solver_:7s} fit {t_fit:7.3f} s   ({model.n_matvec_} mat-vecs, "
-              f"{lam.size} eigenpairs, {int((lam < 0).sum())} negative)   [load {load():.1f}]"
-              f"  goal <= 10 s: {'met' if t_fit <= 10 else 'NOT met'}")
-        operator = _DoubleCentredOperator(D, model.block_bytes)
-        probe = np.random.default_rng(0).standard_normal(M)
-        start = time.perf_counter()
-        for _ in range(3):
-            operator.matvec(probe)
-        t_matvec = (time.perf_counter() - start) / 3
-        print(f"         one W-product (one pass over D) now takes {t_matvec:.3f} s "
-              f"(x {model.n_matvec_} = {model.n_matvec_ * t_matvec:.2f} s)   [load {load():.1f}]")
+        print(f"M={M:6d} D: {D.nbytes / 2**30:.2f} GiB float64, built in {time.perf_counter() - start:.1f} s; "
+              f"top 10 eigenpairs by |lambda| with each solver, in memory:")
+        print(f"  {'':16s} {'solver':8s} {'passes':>6s} {'products':>8s} {'fit s':>8s} {'x ' + solvers[0][:3]:>5s} "
+              f"{'peak/D':>9s} | {'d(lambda)':>8s} {'coords3':>8s} S(1..3)")
+        fits = {}
+        for solver in solvers:
+            rss_before = current_rss_bytes()
+            resettable = reset_peak_rss()
+            seconds, model = time_fit(D, solver, args.repeats)
+            peak = (peak_rss_bytes() - rss_before if resettable else peak_rss_bytes()) / D.nbytes
+            fits[solver] = (seconds, model)
+            compare("in memory", model, fits[solvers[0]][1], seconds, fits[solvers[0]][0],
+                    f"{peak:+.3f}" if resettable else f"{peak:.3f}")
+        lam = fits[solvers[0]][1].eigenvalues_
         print(f"         eigenvalues: {np.array2string(lam, precision=4, max_line_width=200)}")
-        print(f"         explained stress S(1,3,10): {model.explained_stress_[0]:.4f} "
-              f"{model.explained_stress_[2]:.4f} {model.explained_stress_[-1]:.4f}")
-        print(f"         memory: process peak before fit {peak_before / D.nbytes:.3f} x D, "
-              f"RSS at fit start {rss_before / D.nbytes:.3f} x D, "
-              + (f"peak during fit {peak_fit / D.nbytes:.3f} x D "
-                 f"({(peak_fit - rss_before) / 2**20:+.0f} MiB over RSS at fit start)"
-                 if resettable else f"process peak after fit {peak_fit / D.nbytes:.3f} x D"))
-        del D, model
+        if args.tiles:
+            from inpca.tiles import TiledMatrix
+
+            with tempfile.TemporaryDirectory() as folder:
+                tiles, index = write_tiles(D, args.tiles, Path(folder))
+                del D, fits
+                print(f"  streamed from {args.tiles} x {args.tiles + 1} / 2 float32 tiles "
+                      f"({sum(p.stat().st_size for p in tiles.values()) / 2**30:.2f} GiB on disk):")
+                print(f"  {'':16s} {'solver':8s} {'passes':>6s} {'products':>8s} {'tile reads':>10s} "
+                      f"{'read() GB':>9s} {'fit s':>8s} {'x ' + solvers[0][:3]:>5s} {'peak MiB':>9s} | "
+                      f"{'d(lambda)':>8s} {'coords3':>8s} S(1..3)")
+                streamed = {}
+                for solver in solvers:
+                    with TiledMatrix(tiles, index) as tiled:
+                        rss_before, read_before = current_rss_bytes(), read_syscall_bytes()
+                        resettable = reset_peak_rss()
+                        seconds, model = time_fit(tiled, solver)
+                        peak = peak_rss_bytes() - rss_before if resettable else peak_rss_bytes()
+                        streamed[solver] = (seconds, model)
+                        compare("from the tiles", model, streamed[solvers[0]][1], seconds, streamed[solvers[0]][0],
+                                f"{peak / 2**20:+.0f}" if resettable else f"{peak / 2**20:.0f}",
+                                f"{tiled.bytes_read / tiled.stored_bytes:10.1f} "
+                                f"{(read_syscall_bytes() - read_before) / 1e9:9.1f} ")
+        else:
+            del D, fits
 
 
 if __name__ == "__main__":

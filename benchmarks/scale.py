@@ -1,7 +1,8 @@
 """Scale benchmark: the distance and embedding steps exactly as the rules run them, exact and landmarks.
 
     .venv/bin/python benchmarks/scale.py                       # M = 20,000 points, N = 1,000 samples
-    .venv/bin/python benchmarks/scale.py --points 50000 --samples 2000 --blocks 16
+    .venv/bin/python benchmarks/scale.py --points 50000 --samples 100   # the README's scale table
+    .venv/bin/python benchmarks/scale.py --points 20000 --samples 100 --stream --no-landmarks
 
 Writes a synthetic study straight in store format (no training): a reference block (P0, the geodesic,
 P*) of a synthetic data set and B blocks of trajectories of 100 checkpoints that move from ignorance
@@ -9,12 +10,18 @@ towards the labels along curved, per-"architecture" paths, and an index.tsv. The
 Python process (so its peak memory is its own), as the rules run them:
 
   exact:      every distance tile (inpca.tiles.compute_tile), then the embedding read from the tiles
-              in place (inpca.embedding_file.embed)
+              in place (inpca.embedding_file.embed), once per eigensolver of --solvers (default:
+              ARPACK's Lanczos, then the block solver), each in its own process
   landmarks:  every landmark tile (compute_landmark_tile, every --every-th checkpoint), then the
               landmark embedding (embed(method="landmarks"))
 
 and prints wall time, the peak resident memory of the step's process (ru_maxrss) and the disk its
-outputs take, and compares the two embeddings (S(1..3), top-3 coordinates after sign alignment).
+outputs take. For each exact embedding also: how often it read the tiles (the bytes TiledMatrix read,
+over the bytes the tiles hold), the bytes its process read by system calls (/proc/self/io rchar: page
+cache included, HDF5's own reading included), its passes (block solver) or W-products (Lanczos), and
+its agreement with the first solver's (eigenvalues, top-3 coordinates, S(1..3)). Up to 30,000 points
+the embedding reads the tiles into memory once; --stream streams them at any size, as above 30,000.
+Last, the landmark embedding against the first exact one (S(1..3), top-3 coordinates).
 """
 
 from __future__ import annotations
@@ -99,10 +106,17 @@ if args["step"] in ("tiles", "landmark_tiles"):
             compute_landmark_tile(blocks[a], blocks[b], "train", path, every=args["every"], device="cpu",
                                   dtype=args["dtype"])
 else:
-    from inpca.embedding_file import embed
-    embed(tiles, args["index"], args["embedding"], split="train", n_components=10, method=args["method"])
-print(json.dumps({{"seconds": time.perf_counter() - started,
-                   "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
+    import inpca.embedding_file as embedding_file
+    if args["stream"]:
+        embedding_file.IN_MEMORY_POINTS = 0
+    done = embedding_file.embed(tiles, args["index"], args["embedding"], split="train", n_components=10,
+                                method=args["method"], solver=args["solver"])
+    result = {{key: done.get(key) for key in ("solver", "n_passes", "n_matvec", "bytes_read")}}
+with open("/proc/self/io") as io:
+    counters = dict(line.split(": ") for line in io.read().splitlines())
+print(json.dumps({{"seconds": time.perf_counter() - started, "read_syscall_bytes": int(counters["rchar"]),
+                   "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                   **(result if args["step"] == "embed" else {{}})}}))
 """
 
 
@@ -125,9 +139,12 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=8)
     parser.add_argument("--every", type=int, default=4)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="tile storage")
+    parser.add_argument("--solvers", default="lanczos,block",
+                        help="eigensolvers of the exact embedding, compared with the first (default lanczos,block)")
+    parser.add_argument("--stream", action="store_true", help="stream the tiles at any M (else above 30,000 points)")
+    parser.add_argument("--no-landmarks", action="store_true", help="the exact path only")
     args = parser.parse_args()
     import h5py
-
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -138,24 +155,56 @@ def main() -> None:
               f"{disk(blocks.values()) / 2**20:.0f} MiB written in {time.perf_counter() - started:.0f} s; "
               f"load {os.getloadavg()[0]:.1f}")
         common = {"blocks": {k: str(v) for k, v in blocks.items()}, "index": str(root / "index.tsv"),
-                  "every": args.every, "dtype": args.dtype}
-        results = {}
-        for method, tile_step in (("exact", "tiles"), ("landmarks", "landmark_tiles")):
-            out = root / tile_step
-            tiles = run_step(step=tile_step, out=str(out), method=method, embedding="", **common)
-            embedding = run_step(step="embed", out=str(out), method=method,
-                                 embedding=str(root / f"{method}.h5"), **common)
-            results[method] = (tiles, embedding, disk(out.glob("*.h5")))
-            print(f"{method:9s} tiles: {tiles['seconds']:7.1f} s, peak RSS {tiles['peak_rss'] / 2**20:6.0f} MiB, "
-                  f"disk {results[method][2] / 2**20:7.0f} MiB | embed: {embedding['seconds']:6.1f} s, peak RSS "
-                  f"{embedding['peak_rss'] / 2**20:6.0f} MiB   [load {os.getloadavg()[0]:.1f}]")
-        with h5py.File(root / "exact.h5") as e, h5py.File(root / "landmarks.h5") as l:
-            exact, landmark = e["coords"][:, :3], l["coords"][:, :3]
-            signs = np.sign(np.sum(exact * landmark, axis=0))
-            error = np.sqrt(np.mean((landmark * signs - exact) ** 2)) / np.sqrt(np.mean(exact ** 2))
-            print(f"exact S(1..3) {np.round(e['explained_stress'][:3], 4)}; landmarks ({l.attrs['n_landmarks']} "
-                  f"of {m}) S(1..3) {np.round(l['explained_stress'][:3], 4)}; top-3 coordinates "
-                  f"{error:.2%} off (relative RMS)")
+                  "every": args.every, "dtype": args.dtype, "stream": args.stream}
+        solvers = args.solvers.split(",")
+        out = root / "tiles"
+        tiles = run_step(step="tiles", out=str(out), method="exact", embedding="", solver="", **common)
+        tile_bytes = disk(out.glob("*.h5"))
+        print(f"exact     tiles: {tiles['seconds']:7.1f} s, peak RSS {tiles['peak_rss'] / 2**20:6.0f} MiB, "
+              f"disk {tile_bytes / 2**20:7.0f} MiB   [load {os.getloadavg()[0]:.1f}]")
+        held = 0  # bytes of the tiles' matrices (what one read of all tiles reads)
+        for path in out.glob("*.h5"):
+            with h5py.File(path) as f:
+                held += f["D"].size * f["D"].dtype.itemsize
+        embeddings, seconds = {}, {}
+        print(f"exact embedding ({'streamed from the tiles' if args.stream or m > 30_000 else 'tiles read into memory'}):")
+        print(f"  {'solver':8s} {'passes':>6s} {'products':>8s} {'tile reads':>10s} {'read() GB':>9s} {'wall s':>7s} "
+              f"{'peak RSS':>9s} | vs {solvers[0]}: {'time':>5s} {'max rel d(lambda)':>17s} {'top-3 coords':>12s}  S(1..3)")
+        for solver in solvers:
+            path = root / f"exact-{solver}.h5"
+            step = run_step(step="embed", out=str(out), method="exact", embedding=str(path), solver=solver, **common)
+            with h5py.File(path) as f:
+                embeddings[solver] = (f["eigenvalues"][()], f["coords"][:, :3], f["explained_stress"][:3])
+            lam, coords, stress = embeddings[solver]
+            lam0, coords0, _ = embeddings[solvers[0]]
+            seconds.setdefault(solvers[0], step["seconds"])
+            reads = step["bytes_read"] / held if step.get("bytes_read") is not None else float("nan")
+            print(f"  {step['solver']:8s} {step['n_passes'] or '-':>6} {step['n_matvec']:8d} {reads:10.1f} "
+                  f"{step['read_syscall_bytes'] / 1e9:9.1f} {step['seconds']:7.1f} {step['peak_rss'] / 2**30:5.2f} GiB | "
+                  f"{' ' * (len(solvers[0]) + 4)}{step['seconds'] / seconds[solvers[0]]:5.2f} {np.max(np.abs(lam - lam0) / np.abs(lam0)):17.1e} {relative_rms(coords, coords0):12.1e}  "
+                  f"{np.array2string(stress, precision=4)}   [load {os.getloadavg()[0]:.1f}]")
+        if args.no_landmarks:
+            return
+        out = root / "landmark_tiles"
+        tiles = run_step(step="landmark_tiles", out=str(out), method="landmarks", embedding="", solver="auto",
+                         **common)
+        embedding = run_step(step="embed", out=str(out), method="landmarks", embedding=str(root / "landmarks.h5"),
+                             solver="auto", **common)
+        print(f"landmarks tiles: {tiles['seconds']:7.1f} s, peak RSS {tiles['peak_rss'] / 2**20:6.0f} MiB, "
+              f"disk {disk(out.glob('*.h5')) / 2**20:7.0f} MiB | embed: {embedding['seconds']:6.1f} s, peak RSS "
+              f"{embedding['peak_rss'] / 2**20:6.0f} MiB   [load {os.getloadavg()[0]:.1f}]")
+        with h5py.File(root / "landmarks.h5") as l:
+            _, exact, exact_stress = embeddings[solvers[0]]
+            print(f"exact S(1..3) {np.round(exact_stress, 4)}; landmarks ({l.attrs['n_landmarks']} of {m}) S(1..3) "
+                  f"{np.round(l['explained_stress'][:3], 4)}; top-3 coordinates "
+                  f"{relative_rms(l['coords'][:, :3], exact):.2%} off (relative RMS)")
+
+
+def relative_rms(coords, reference):
+    """RMS of coords - reference over the RMS of reference, each axis's sign aligned first."""
+    signs = np.sign(np.sum(coords * reference, axis=0))
+    signs[signs == 0] = 1.0
+    return float(np.sqrt(np.mean((coords * signs - reference) ** 2)) / np.sqrt(np.mean(reference**2)))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ distance, so the embedding is classical MDS on D:
 d_B is not a squared Euclidean distance, so W has negative eigenvalues too: the embedding lives in a
 Minkowski (pseudo-Euclidean) space with space-like (lambda > 0) and time-like (lambda < 0) axes.
 
-Two eigen-solvers (timings on a 2-core CPU machine):
+Three eigen-solvers (timings on a 2-core CPU machine):
 
 * ``"dense"``: ``scipy.linalg.eigh(driver="evd")`` on the explicit W, full spectrum. 0.74 s at
   M = 2,000, 10.5 s at 5,000, 89 s at 10,000 (O(M^3)); it also needs a few M x M float64 copies.
@@ -20,11 +20,18 @@ Two eigen-solvers (timings on a 2-core CPU machine):
   W v = -1/2 J D (J v) without forming W or copying D. "LM" returns the k eigenvalues of
   largest |lambda|, i.e. both ends of the spectrum at once. 0.13 s at 2,000 and 1.9 s at 10,000 and it
   agrees with the dense solver to machine precision.
+* ``"block"``: block Lanczos (:mod:`inpca.block_eigen`): W times a block of k + 30 vectors per pass
+  over D, with ARPACK's residual test at tol 1e-8. For k = 10 on trajectory distances it makes 5-11
+  passes where ARPACK makes 34-76 products, and each pass reads every stored part of D once (the
+  tiles of a ``TiledMatrix`` once each) for both triangles. Its eigenvalues agree with Lanczos's to
+  ~1e-14, its coordinates to ~1e-8 or better.
 
 ``"auto"`` picks dense for M <= DENSE_MAX_POINTS = 2,000: there the dense solver still costs under a
 second and a few tens of MB, gives the exact full spectrum and is immune to what can trip a Krylov
 solver (tiny M, k close to M, degenerate eigenvalues such as the equidistant simplex). Beyond 2,000
-its cubic cost takes over (10x slower than Lanczos at 5,000, 50x at 10,000), so auto uses Lanczos.
+its cubic cost takes over (10x slower than Lanczos at 5,000, 50x at 10,000), so auto uses Lanczos
+for a D in memory, where a product is one sweep of memory, and the block solver for a D read from
+disk (a memmap, an h5py Dataset, the tiles), where every product is a pass over the files.
 
 D may be an in-memory array, a ``numpy.memmap``, an ``h5py.Dataset`` or any object with
 ``.shape == (M, M)`` whose ``D[i0:i1, j0:]`` returns that block as an array (and which numpy cannot
@@ -88,7 +95,7 @@ __all__ = [
 # "auto" uses the dense solver up to this many points (see the module docstring for why).
 DENSE_MAX_POINTS = 2000
 
-_SOLVERS = ("auto", "dense", "lanczos")
+_SOLVERS = ("auto", "dense", "lanczos", "block")
 
 # Row blocks are sized by bytes so that memory stays bounded for any M: a block of float64 rows
 # at most this large is read (or cast) at a time. 64 MB keeps the overhead of the Python loop
@@ -450,8 +457,8 @@ _PARAMETERS = {
     "solver": (lambda v: isinstance(v, str) and v in _SOLVERS, f"one of {', '.join(map(repr, _SOLVERS))}"),
     "random_state": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
     "ncv": (lambda v: v is None or (_is_int(v) and v >= 1), "an int >= 1 or None"),
-    "tol": (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and 0.0 <= v < np.inf,
-            "a finite float >= 0"),
+    "tol": (lambda v: v is None or (isinstance(v, numbers.Real) and not isinstance(v, bool) and 0.0 <= v < np.inf),
+            "a finite float >= 0 or None"),
     "block_bytes": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
 }
 
@@ -493,16 +500,19 @@ class InPCA(_DistanceTransformer):
     ----------
     n_components : int >= 1 or None
         Number k of eigenpairs kept (largest |lambda|), at most M. None keeps all M (dense solver).
-    solver : {"auto", "dense", "lanczos"}
-        See the module docstring. "lanczos" with k >= M - 1 (where ARPACK cannot run) falls back to
-        dense; ``solver_`` records the solver actually used.
+    solver : {"auto", "dense", "lanczos", "block"}
+        See the module docstring. "lanczos" or "block" with k >= M - 1 (where ARPACK cannot run)
+        falls back to dense; ``solver_`` records the solver actually used.
     random_state : int >= 0
-        Seeds the Lanczos start vector v0 so that repeated fits are bit-for-bit identical.
+        Seeds the Lanczos start vector v0 (the block solver's start block) so that repeated fits are
+        bit-for-bit identical.
     ncv : int >= 1 or None
         Lanczos basis size; default max(2k + 1, 20) (ARPACK's own default), kept within [k + 2, M].
-    tol : float >= 0
-        ARPACK stopping tolerance: a Ritz pair is accepted once ||W v - lambda v|| <= tol |lambda|
-        (0: machine precision).
+    tol : float >= 0 or None
+        Stopping tolerance of both iterative solvers: a Ritz pair is accepted once
+        ||W v - lambda v|| <= tol |lambda| (0: machine precision). None: each solver's default,
+        LANCZOS_TOL = 1e-12 for Lanczos and inpca.block_eigen.BLOCK_TOL = 1e-8 for block (each
+        extra 100x costs the block solver about one more pass over D; see there).
     block_bytes : int >= 1
         Size of a float64 row block of D read at a time by the Lanczos path and by ``transform``.
 
@@ -514,11 +524,13 @@ class InPCA(_DistanceTransformer):
     frobenius_norm_ : ||W||_F, computed from D (not from the eigenvalues)
     explained_stress_ : (k,) S(j) = 1 - sqrt(1 - sum_{i<=j} lambda_i^2 / ||W||_F^2)
     column_means_ : (M,) D_bar_j = mean_i D_ij;  grand_mean_ : mean_j D_bar_j
-    solver_ : "dense" or "lanczos";  n_matvec_ : number of W-products (0 for dense)
+    solver_ : "dense", "lanczos" or "block";  n_matvec_ : number of W-products (vectors; 0 for dense)
+    n_passes_ : passes over D of the block solver (its first also gives the row means and ||W||_F);
+        None for the others
     n_features_in_ : M, the number of fitted points (= columns ``transform`` expects)
     """
 
-    def __init__(self, n_components=10, solver="auto", random_state=0, ncv=None, tol=LANCZOS_TOL,
+    def __init__(self, n_components=10, solver="auto", random_state=0, ncv=None, tol=None,
                  block_bytes=DEFAULT_BLOCK_BYTES):
         self.n_components = n_components
         self.solver = solver
@@ -529,13 +541,19 @@ class InPCA(_DistanceTransformer):
 
     # -- fitting ------------------------------------------------------------------------------
 
-    def _choose_solver(self, M, k):
+    def _choose_solver(self, M, k, D=None):
         lanczos_possible = k < M - 1  # ARPACK needs k < M and a basis ncv > k with ncv <= M
         if self.solver == "dense" or not lanczos_possible:
             return "dense"
-        if self.solver == "lanczos":
-            return "lanczos"
-        return "dense" if M <= DENSE_MAX_POINTS else "lanczos"
+        if self.solver in ("lanczos", "block"):
+            return self.solver
+        if M <= DENSE_MAX_POINTS:
+            return "dense"
+        # In memory a Lanczos product is one sweep of D at memory speed (dsymv), cheaper than the
+        # block solver's BLAS-3 arithmetic; read from disk every product is a pass over the file,
+        # and the block solver makes several times fewer (see the module docstring).
+        in_memory = isinstance(D, np.ndarray) and not isinstance(D, np.memmap)
+        return "lanczos" if in_memory else "block"
 
     def fit(self, D, y=None):
         """Embed D (see the class docstring); returns self. ``y`` is ignored (scikit-learn API)."""
@@ -545,10 +563,13 @@ class InPCA(_DistanceTransformer):
         if M != columns:
             raise ValueError(f"InPCA.fit: D must be a square (M, M) matrix of distances, got shape {D.shape}")
         k = M if self.n_components is None else min(self.n_components, M)
-        solver = self._choose_solver(M, k)
+        solver = self._choose_solver(M, k, D)
         streamed = _is_streamed(D)  # an array's entries are checked already; a streamed one's as read
+        self.n_passes_ = None  # counted by the block solver only
         if solver == "dense":
             eigenvalues, eigenvectors = self._fit_dense(D, check_entries=streamed)
+        elif solver == "block":
+            eigenvalues, eigenvectors = self._fit_block(D, k, check_entries=streamed)
         else:
             eigenvalues, eigenvectors = self._fit_lanczos(D, k, check_entries=streamed)
         eigenvalues, eigenvectors = _sorted_by_magnitude(eigenvalues, eigenvectors, k)
@@ -592,9 +613,29 @@ class InPCA(_DistanceTransformer):
         ncv = self.ncv if self.ncv is not None else max(2 * k + 1, 20)
         ncv = int(min(max(ncv, k + 2), M))
         eigenvalues, eigenvectors = scipy.sparse.linalg.eigsh(
-            operator, k=k, which="LM", v0=v0, ncv=ncv, tol=self.tol)
+            operator, k=k, which="LM", v0=v0, ncv=ncv, tol=LANCZOS_TOL if self.tol is None else self.tol)
         self.n_matvec_ = operator.n_matvec
         return eigenvalues, eigenvectors
+
+    def _fit_block(self, D, k, check_entries=False):
+        """Block Lanczos in a few passes over D (inpca.block_eigen); a streamed D's entries are checked
+        as the first pass reads them."""
+        from .block_eigen import BLOCK_TOL, double_centred_eigsh
+
+        _check_symmetry_sample(D)
+
+        def check_part(part, i0, j0):
+            _check_block(part, "InPCA.fit", "D", (i0, j0))
+
+        fitted = double_centred_eigsh(D, k, block_bytes=self.block_bytes, seed=self.random_state,
+                                      tol=BLOCK_TOL if self.tol is None else self.tol,
+                                      check_part=check_part if check_entries else None)
+        self.column_means_ = fitted.row_means  # D symmetric: row means are the column means
+        self.grand_mean_ = fitted.grand_mean
+        self.frobenius_norm_ = fitted.frobenius_norm
+        self.n_matvec_ = fitted.n_vectors
+        self.n_passes_ = fitted.n_passes
+        return fitted.eigenvalues, fitted.eigenvectors
 
     # -- out-of-sample projection -------------------------------------------------------------
 

@@ -31,7 +31,9 @@ from .files import open_h5, write_h5
 
 log = logging.getLogger("inpca.embedding")
 
-# Below this many points the matrix is read into memory; above it the Lanczos solver streams row blocks.
+# Below this many points the matrix is read into memory (where a Lanczos product is one sweep of
+# memory); above it the eigensolver streams the tiles (solver auto: the block solver, which reads them
+# a few times instead of once per product).
 IN_MEMORY_POINTS = 30_000
 # Landmark columns (M x L) are read into memory only up to this many entries (512 MB in float64).
 LANDMARK_IN_MEMORY_ENTRIES = 64 * 2**20
@@ -91,10 +93,11 @@ def embed(distances, index_path, out_path, *, split: str, n_components: int = 10
 
     ``distances``: the split's tiles, {(block_a, block_b): path} (what the pipeline passes: no
     assembled copy of the matrix is needed), or the path of an assembled distance file. Up to
-    IN_MEMORY_POINTS points the matrix is read into memory; above, the Lanczos solver streams row
-    blocks of it. ``threads`` caps the BLAS threads of the eigensolver and of the projection into
-    the train embedding (None: no cap). BLAS otherwise starts one thread per core of the machine,
-    so a job given fewer cores would oversubscribe them beside the other jobs.
+    IN_MEMORY_POINTS points the matrix is read into memory; above, the eigensolver streams it from
+    the tiles (solver "auto": the block solver, a few passes that read each tile once). ``threads``
+    caps the BLAS threads of the eigensolver and of the projection into the train embedding (None: no
+    cap). BLAS otherwise starts one thread per core of the machine, so a job given fewer cores would
+    oversubscribe them beside the other jobs.
 
     ``method="landmarks"``: ``distances`` are landmark tiles; InPCA is fitted on the landmarks'
     own L x L distances and every point is placed by out-of-sample projection from its distances to
@@ -120,6 +123,8 @@ def embed(distances, index_path, out_path, *, split: str, n_components: int = 10
             fitted = landmark_inpca(D, landmarks, n_components=min(n_components, max(len(landmarks) - 1, 1)),
                                     solver=solver, weights=dset.weights)
             model, coords = fitted.model, fitted.coords
+        # what the fit read of the tiles (in memory: one read of the whole matrix)
+        bytes_read = getattr(dset, "bytes_read", None)
         coords_in_train = None
         if train_embedding is not None:
             train = load_fitted(train_embedding)
@@ -151,8 +156,11 @@ def embed(distances, index_path, out_path, *, split: str, n_components: int = 10
                           "n_landmarks": len(landmarks) if landmarks is not None else m})
 
     write_h5(out_path, fill)
+    passes = getattr(model, "n_passes_", None)
     stress = ", ".join(f"S({i + 1})={s:.4f}" for i, s in enumerate(model.explained_stress_[:3]))
-    log.info("embedded %s: %d points (%s, %d landmarks), %s solver, eigenvalues %s, %s, in %.2f s", split, m,
+    log.info("embedded %s: %d points (%s, %d landmarks), %s solver%s, eigenvalues %s, %s, in %.2f s", split, m,
              "landmarks" if landmarks is not None else "exact", columns, model.solver_,
+             f" ({passes} passes over the matrix)" if passes else "",
              np.array2string(model.eigenvalues_[:4], precision=4), stress, time.time() - started)
-    return {"eigenvalues": model.eigenvalues_, "explained_stress": model.explained_stress_}
+    return {"eigenvalues": model.eigenvalues_, "explained_stress": model.explained_stress_, "solver": model.solver_,
+            "n_passes": passes, "n_matvec": model.n_matvec_, "bytes_read": bytes_read}

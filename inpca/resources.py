@@ -149,7 +149,8 @@ def landmark_points(study) -> int:
 def embed_mem_mb(study, attempt: int = 1) -> int:
     """Exact: the dense matrix in memory up to 30,000 points (the embedding streams it from disk
     above). Landmarks: the L x L landmark matrix, always in memory, and the M x L columns when small
-    (else row blocks). Plus the solver's vectors."""
+    (else row blocks). Plus the solver's vectors: ARPACK's, or the block solver's basis of MAX_BLOCKS
+    blocks of k + 30 and three more blocks (inpca.block_eigen)."""
     m = study_points(study)
     if study.config["embedding"]["method"] == "landmarks":
         n = landmark_points(study)
@@ -157,7 +158,8 @@ def embed_mem_mb(study, attempt: int = 1) -> int:
     else:
         dense = m * m * 8 if m <= _IN_MEMORY_POINTS else 256 << 20
     k = study.config["embedding"]["n_components"]
-    return int((1500 + (1.3 * dense + 40 * k * m * 8) / 2**20) * attempt)
+    vectors = max(40 * k, 15 * (k + 30))
+    return int((1500 + (1.3 * dense + vectors * m * 8) / 2**20) * attempt)
 
 
 def block_trajectories(study, block: str) -> int:

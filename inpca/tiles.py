@@ -203,12 +203,14 @@ class TiledMatrix(_TileFiles):
 
     Slicing `D[i0:i1]`, `D[i0:i1, j0:j1]` or `D[()]` returns that block as float64, reading only
     the tiles it touches (a tile below the diagonal is the transpose of the one above it). `InPCA`
-    and the out-of-sample projection take it like any matrix.
+    and the out-of-sample projection take it like any matrix; `tiles()` reads every tile once (what a
+    pass of the block eigensolver needs), and `bytes_read` / `stored_bytes` counts the reads.
     """
 
     def __init__(self, tile_paths: dict, index_path):
         super().__init__(tile_paths, index_path, "tile")
         self.shape = (len(self.run), len(self.run))
+        self.bytes_read = 0  # bytes read from the tile files (as stored), by slices and by tiles()
         for (a, b) in self._paths:
             expected = (self.ranges[a][1] - self.ranges[a][0], self.ranges[b][1] - self.ranges[b][0])
             if self._tile(a, b).shape != expected:
@@ -218,6 +220,41 @@ class TiledMatrix(_TileFiles):
 
     def _tile(self, a: str, b: str):
         return self._file(a, b)["D"]
+
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes of the stored tiles (as stored, e.g. float32): one read of the tiles."""
+        return sum(self._tile(a, b).size * self._tile(a, b).dtype.itemsize for a, b in self._paths)
+
+    def tiles(self, block_bytes: int = 64 << 20):
+        """Every stored number once, for a pass over the matrix: yield (rows, columns, part, mirrored)
+        with part = self[rows, columns] as float64 (at most ~block_bytes) and ``mirrored`` when the part
+        also stands for its transpose self[columns, rows] (inpca.block_eigen.stored_parts).
+
+        A tile off the diagonal is read whole, in row slabs, once; a diagonal tile only on and right of
+        its diagonal (it is stored whole, but symmetric). HDF5 converts straight into one reused
+        float64 buffer, so ``part`` is valid only until the next one is yielded.
+        """
+        from .block_eigen import upper_parts
+
+        widest = max(stop - start for start, stop in self.ranges.values())
+        rows_per_slab = max(1, int(block_bytes) // (8 * widest))
+        buffer = np.empty(rows_per_slab * widest)
+        for i, a in enumerate(self.order):
+            a0, a1 = self.ranges[a]
+            for b in self.order[i:]:
+                b0, b1 = self.ranges[b]
+                dset = self._tile(a, b)
+                for r0 in range(0, a1 - a0, rows_per_slab):
+                    r1 = min(a1 - a0, r0 + rows_per_slab)
+                    c0 = r0 if a == b else 0  # a diagonal tile from its diagonal on
+                    slab = buffer[:(r1 - r0) * (b1 - b0 - c0)].reshape(r1 - r0, b1 - b0 - c0)
+                    dset.read_direct(slab, np.s_[r0:r1, c0:b1 - b0])
+                    self.bytes_read += slab.size * dset.dtype.itemsize
+                    if a == b:
+                        yield from upper_parts(a0 + r0, a0 + r1, a1, slab)
+                    else:
+                        yield slice(a0 + r0, a0 + r1), slice(b0, b1), slab, True
 
     def __getitem__(self, key) -> np.ndarray:
         rows, columns = (key if isinstance(key, tuple) and len(key) == 2 else (key, slice(None)))
@@ -242,6 +279,7 @@ class TiledMatrix(_TileFiles):
                     block = self._tile(a, b)[r0 - a0:r1 - a0, c0 - b0:c1 - b0]
                 else:
                     block = self._tile(b, a)[c0 - b0:c1 - b0, r0 - a0:r1 - a0].T
+                self.bytes_read += block.nbytes
                 out[r0 - i0:r1 - i0, c0 - j0:c1 - j0] = block
         return out
 

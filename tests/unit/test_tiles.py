@@ -11,7 +11,8 @@ from inpca.distances import pairwise
 from inpca.embedding import InPCA
 from inpca.embedding_file import embed, load_fitted
 from inpca.store import build_block, write_index, write_reference
-from inpca.tiles import assemble, compute_tile
+from inpca.tiles import TiledMatrix, assemble, compute_tile
+from unit.test_block_eigen import bytes_of_one_pass
 from unit.test_store import DIGITS, fake_run
 
 
@@ -117,7 +118,6 @@ def test_a_block_the_store_accepted_under_its_tolerance_is_accepted_by_the_tiles
 
 def test_the_tiles_read_in_place_slice_like_the_assembled_matrix(study):
     root, _, tiles = study
-    from inpca.tiles import TiledMatrix
 
     with h5py.File(root / "train.h5") as f:
         D = f["D"][()]
@@ -136,6 +136,29 @@ def test_embedding_from_the_tiles_equals_embedding_from_the_assembled_matrix(stu
     with h5py.File(tmp_path / "assembled.h5") as a, h5py.File(tmp_path / "tiled.h5") as t:
         for name in ("coords", "eigenvalues", "explained_stress", "run", "kind"):
             assert np.array_equal(a[name][()], t[name][()]), name
+
+
+def test_embedding_streamed_from_the_tiles_by_the_block_solver(study, tmp_path, monkeypatch):
+    """Above IN_MEMORY_POINTS the tiles stay on disk and the block solver ("auto" above 2,000 points)
+    reads each tile once per pass (IN_MEMORY_POINTS = 0 here, so that this small study is streamed)."""
+    import inpca.embedding_file as embedding_file
+
+    root, _, tiles = study
+    embed(root / "train.h5", root / "index.tsv", tmp_path / "assembled.h5", split="train", n_components=4)
+    monkeypatch.setattr(embedding_file, "IN_MEMORY_POINTS", 0)
+    done = embed(tiles, root / "index.tsv", tmp_path / "streamed.h5", split="train", n_components=4, solver="block")
+    assert done["solver"] == "block" and done["n_passes"] >= 1
+    with h5py.File(tmp_path / "assembled.h5") as a, h5py.File(tmp_path / "streamed.h5") as t:
+        assert t.attrs["solver"] == "block"
+        np.testing.assert_allclose(t["eigenvalues"][()], a["eigenvalues"][()], rtol=1e-10)
+        np.testing.assert_allclose(t["coords"][()], a["coords"][()], atol=1e-10)
+        np.testing.assert_allclose(t["explained_stress"][()], a["explained_stress"][()], atol=1e-12)
+        m = t["coords"].shape[0]
+    # every tile once per pass (each in one slab here, so a diagonal tile is read whole)
+    with TiledMatrix(tiles, root / "index.tsv") as tiled:
+        sizes = [stop - start for start, stop in tiled.ranges.values()]
+        assert done["bytes_read"] == done["n_passes"] * tiled.stored_bytes and sum(sizes) == m
+    assert done["bytes_read"] == done["n_passes"] * bytes_of_one_pass(sizes, max(sizes), itemsize=8)
 
 
 def test_float32_tiles_halve_the_size_and_round_at_6e_8(study, tmp_path):
