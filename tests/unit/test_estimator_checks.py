@@ -1,6 +1,6 @@
 """scikit-learn's own conformance suite on every estimator the package exposes: InPCA (dense solver,
-and the Lanczos solver with row blocks of a few entries, so the block-by-block path is checked too)
-and WeightedLandmarkInPCA. Each check is its own test.
+and the Lanczos and block solvers with row blocks of a few entries, so the block-by-block path is
+checked too) and WeightedLandmarkInPCA. Each check is its own test.
 
 No check is marked as an expected failure: with the tags that say the input is a pairwise,
 non-negative distance matrix (the suite then feeds the estimators square kernel matrices), every
@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 ESTIMATORS = [
     InPCA(n_components=2),
     InPCA(n_components=2, solver="lanczos", block_bytes=64),
+    InPCA(n_components=2, solver="block", block_bytes=64),
     WeightedLandmarkInPCA(n_components=2),
 ]
 
