@@ -13,7 +13,7 @@ Python process (so its peak memory is its own), as the rules run them:
               in place (inpca.embedding_file.embed), once per eigensolver of --solvers (default:
               ARPACK's Lanczos, then the block solver), each in its own process
   landmarks:  every landmark tile (compute_landmark_tile, every --every-th checkpoint), then the
-              landmark embedding (embed(method="landmarks"))
+              landmark embedding (embed of the landmark tiles)
 
 and prints wall time, the peak resident memory of the step's process (ru_maxrss) and the disk its
 outputs take. For each exact embedding also: how often it read the tiles (the bytes TiledMatrix read,
@@ -110,7 +110,7 @@ else:
     if args["stream"]:
         embedding_file.IN_MEMORY_POINTS = 0
     done = embedding_file.embed(tiles, args["index"], args["embedding"], split="train", n_components=10,
-                                method=args["method"], solver=args["solver"])
+                                solver=args["solver"])
     result = {{key: done.get(key) for key in ("solver", "n_passes", "n_matvec", "bytes_read")}}
 with open("/proc/self/io") as io:
     counters = dict(line.split(": ") for line in io.read().splitlines())

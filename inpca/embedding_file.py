@@ -73,14 +73,14 @@ def load_fitted(path):
 
 
 @contextlib.contextmanager
-def _distance_matrix(distances, index_path, method: str = "exact"):
-    """(D, run, kind, metric, name) from a split's tiles ({(a, b): path}, read in place), or its
-    landmark tiles (D is then the (M, L) matrix of distances to the landmarks), or from an assembled
-    distance file."""
-    from .tiles import LandmarkColumns, TiledMatrix
+def _distance_matrix(distances, index_path):
+    """(D, run, kind, metric, name) from a split's tiles ({(a, b): path}, read in place: distance tiles,
+    or landmark tiles, where D is the (M, L) matrix of distances to the landmarks, a LandmarkColumns),
+    or from an assembled distance file."""
+    from .tiles import open_tiles
 
     if isinstance(distances, dict):
-        with (LandmarkColumns if method == "landmarks" else TiledMatrix)(distances, index_path) as D:
+        with open_tiles(distances, index_path) as D:
             yield D, np.array(D.run, dtype="S"), np.array(D.kind, dtype="S"), D.metric, f"the tiles of {index_path}"
     else:
         with open_h5(distances) as f:
@@ -88,7 +88,7 @@ def _distance_matrix(distances, index_path, method: str = "exact"):
 
 
 def embed(distances, index_path, out_path, *, split: str, n_components: int = 10, solver: str = "auto",
-          train_embedding=None, threads: int | None = None, method: str = "exact") -> dict:
+          train_embedding=None, threads: int | None = None) -> dict:
     """Embed one split's distance matrix and write `out_path` (layout: module docstring).
 
     ``distances``: the split's tiles, {(block_a, block_b): path} (what the pipeline passes: no
@@ -99,23 +99,23 @@ def embed(distances, index_path, out_path, *, split: str, n_components: int = 10
     cap). BLAS otherwise starts one thread per core of the machine, so a job given fewer cores would
     oversubscribe them beside the other jobs.
 
-    ``method="landmarks"``: ``distances`` are landmark tiles; InPCA is fitted on the landmarks'
+    Landmark tiles (``embedding.method: landmarks``; the tiles say so): InPCA is fitted on the landmarks'
     own L x L distances and every point is placed by out-of-sample projection from its distances to
     the landmarks (:func:`inpca.embedding.landmark_inpca`). The file then also holds `landmarks`
     (their rows), and eigenvalues, explained stress and components are the landmark fit's.
     """
     from .embedding import InPCA, landmark_inpca
+    from .tiles import LandmarkColumns
 
     started = time.time()
-    with threadpool_limits(limits=threads, user_api="blas"), \
-            _distance_matrix(distances, index_path, method) as source:
+    with threadpool_limits(limits=threads, user_api="blas"), _distance_matrix(distances, index_path) as source:
         dset, runs, kinds, metric, name = source
         m, columns = dset.shape
+        landmarks = dset.landmarks if isinstance(dset, LandmarkColumns) else None
         # an exact matrix is read whole up to IN_MEMORY_POINTS; landmark columns stay on disk unless
         # small (landmark_inpca reads them in two passes of row blocks, so memory stays ~ L x L)
-        in_memory = m * columns <= (IN_MEMORY_POINTS ** 2 if method != "landmarks" else LANDMARK_IN_MEMORY_ENTRIES)
+        in_memory = m * columns <= (IN_MEMORY_POINTS ** 2 if landmarks is None else LANDMARK_IN_MEMORY_ENTRIES)
         D = dset[()] if in_memory else dset
-        landmarks = getattr(dset, "landmarks", None) if method == "landmarks" else None
         if landmarks is None:
             model = InPCA(n_components=min(n_components, max(m - 1, 1)), solver=solver).fit(D)
             coords = model.coords_

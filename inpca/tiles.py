@@ -13,6 +13,7 @@ and `kind` (M,) to label the rows; attributes: split, metric, n_samples.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import time
@@ -37,6 +38,25 @@ def job_device(device: str) -> str:
     return device
 
 
+@contextlib.contextmanager
+def _block_pair(block_a, block_b, split: str):
+    """(probabilities of a, of b, samples, a is b) of two store blocks on one split, checked to match:
+    what every tile of the pair reads."""
+    with open_block(block_a) as fa, open_block(block_b) as fb:
+        pa, pb = fa[f"{split}_probs"], fb[f"{split}_probs"]
+        if pa.shape[1:] != pb.shape[1:]:
+            raise ResultsError(f"{block_a} and {block_b}: {split}_probs have shapes {pa.shape} and {pb.shape}; "
+                               "blocks of one study must match but for their first axis")
+        yield pa, pb, pa.shape[1], Path(block_a) == Path(block_b)
+
+
+def _reader(dset, rows=None):
+    """A tile's sample reader: (start, stop) -> the points' (or `rows`') float32 probabilities."""
+    if rows is None:
+        return lambda start, stop: dset[:, start:stop].astype(np.float32, copy=False)
+    return lambda start, stop: dset[rows, start:stop].astype(np.float32, copy=False)
+
+
 def compute_tile(block_a, block_b, split: str, out_path, *, metric: str = "bhattacharyya", device: str = "auto",
                  chunk_samples: int = 4096, threads: int | None = None, sum_tolerance: float = 1e-3,
                  dtype: str = "float64") -> dict:
@@ -50,18 +70,8 @@ def compute_tile(block_a, block_b, split: str, out_path, *, metric: str = "bhatt
 
     started = time.time()
     device = job_device(device)
-    same = Path(block_a) == Path(block_b)
-    with open_block(block_a) as fa, open_block(block_b) as fb:
-        pa, pb = fa[f"{split}_probs"], fb[f"{split}_probs"]
-        if pa.shape[1:] != pb.shape[1:]:
-            raise ResultsError(f"{block_a} and {block_b}: {split}_probs have shapes {pa.shape} and {pb.shape}; "
-                               "blocks of one study must match but for their first axis")
-        n = pa.shape[-2]
-
-        def reader(dset):
-            return lambda start, stop: dset[:, start:stop].astype(np.float32, copy=False)
-
-        D = pairwise_streamed(reader(pa), n, read_q=None if same else reader(pb), metric=metric, device=device,
+    with _block_pair(block_a, block_b, split) as (pa, pb, n, same):
+        D = pairwise_streamed(_reader(pa), n, read_q=None if same else _reader(pb), metric=metric, device=device,
                               chunk_samples=chunk_samples, threads=threads, sum_tolerance=sum_tolerance)
 
     def fill(f):
@@ -284,6 +294,16 @@ class TiledMatrix(_TileFiles):
         return out
 
 
+def open_tiles(tile_paths: dict, index_path):
+    """The matrix a split's tiles hold, read in place: :class:`TiledMatrix` for distance tiles,
+    :class:`LandmarkColumns` for landmark tiles (their files say which: `D`, or `D_ab` and the
+    landmarks). Everything downstream (the embedding) decides by the reader's type."""
+    first = next(iter(tile_paths.values()))
+    with open_h5(first) as f:
+        landmark = "D_ab" in f
+    return (LandmarkColumns if landmark else TiledMatrix)(tile_paths, index_path)
+
+
 def named_tiles(inputs) -> dict:
     """{(a, b): path} from a rule's named inputs, whose tiles are named "a-b" (rules/common.smk)."""
     return {tuple(name.split("-")): path for name, path in inputs.items()
@@ -314,22 +334,11 @@ def compute_landmark_tile(block_a, block_b, split: str, out_path, *, every: int,
 
     started = time.time()
     device = job_device(device)
-    same = Path(block_a) == Path(block_b)
     (la, weights_a), (lb, weights_b) = landmark_rows(block_a, every), landmark_rows(block_b, every)
-    with open_block(block_a) as fa, open_block(block_b) as fb:
-        pa, pb = fa[f"{split}_probs"], fb[f"{split}_probs"]
-        if pa.shape[1:] != pb.shape[1:]:
-            raise ResultsError(f"{block_a} and {block_b}: {split}_probs have shapes {pa.shape} and {pb.shape}; "
-                               "blocks of one study must match but for their first axis")
-        n = pa.shape[1]
-
-        def reader(dset, rows=None):
-            if rows is None:
-                return lambda start, stop: dset[:, start:stop].astype(np.float32, copy=False)
-            return lambda start, stop: dset[rows, start:stop].astype(np.float32, copy=False)
+    with _block_pair(block_a, block_b, split) as (pa, pb, n, same):
 
         def columns(points, landmarks_of, landmarks):
-            return pairwise_streamed(reader(points), n, read_q=reader(landmarks_of, landmarks), metric=metric,
+            return pairwise_streamed(_reader(points), n, read_q=_reader(landmarks_of, landmarks), metric=metric,
                                      device=device, chunk_samples=chunk_samples, threads=threads,
                                      sum_tolerance=sum_tolerance)
 

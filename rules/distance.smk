@@ -52,7 +52,7 @@ rule landmark_tile:
     conda:
         "../envs/inpca.yaml"
     script:
-        "../scripts/distance_tile.py"
+        "../scripts/landmark_tile.py"
 
 
 rule assemble_distances:

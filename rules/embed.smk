@@ -16,7 +16,6 @@ rule embed:
     params:
         n_components=config["embedding"]["n_components"],
         solver=config["embedding"]["solver"],
-        method=config["embedding"]["method"],
         version=RESULTS_VERSION["embedding"],
     # BLAS threads for the eigensolver; local runs scale this down to --cores
     threads: 4

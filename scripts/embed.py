@@ -1,7 +1,8 @@
 """Rule embed: InPCA of one split's distance tiles, read in place -> results/embedding/{split}.h5.
 
-Settings it reads: as params (a change reruns the job) embedding.n_components, embedding.solver,
-embedding.method; from the config (how, not what: a change reruns nothing) threads: (BLAS threads).
+Settings it reads: as params (a change reruns the job) embedding.n_components, embedding.solver (which tiles
+it reads, distances or landmark columns, the rule's inputs decide: embedding.method); from the config
+(how, not what: a change reruns nothing) threads: (BLAS threads).
 """
 
 from inpca.logs import run_script
@@ -18,7 +19,6 @@ def main(smk):
         split=smk.wildcards.split,
         n_components=smk.params.n_components,
         solver=smk.params.solver,
-        method=smk.params.method,
         train_embedding=smk.input.get("train_embedding"),
         threads=smk.threads,
     )

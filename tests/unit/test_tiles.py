@@ -191,8 +191,7 @@ def test_landmark_tiles_with_every_point_a_landmark_embed_exactly(study, tmp_pat
         np.testing.assert_allclose(columns[()], D[()], atol=1e-7, rtol=0)
         np.testing.assert_allclose(columns[np.array([7, 2, 5])], D[()][[7, 2, 5]], atol=1e-7, rtol=0)
     embed(tiles, root / "index.tsv", tmp_path / "exact.h5", split="train", n_components=3)
-    embed(landmark_tiles, root / "index.tsv", tmp_path / "landmarks.h5", split="train", n_components=3,
-          method="landmarks")
+    embed(landmark_tiles, root / "index.tsv", tmp_path / "landmarks.h5", split="train", n_components=3)
     with h5py.File(tmp_path / "exact.h5") as e, h5py.File(tmp_path / "landmarks.h5") as l:
         np.testing.assert_allclose(l["eigenvalues"][()], e["eigenvalues"][()], rtol=1e-6)
         np.testing.assert_allclose(np.abs(l["coords"][()]), np.abs(e["coords"][()]), atol=1e-6)
@@ -212,8 +211,7 @@ def test_fewer_landmarks_place_every_point_and_keep_the_landmarks_own_rows(study
         L = columns[columns.landmarks]
         np.testing.assert_allclose(L, L.T, atol=1e-7)
         assert columns.weights.sum() == columns.shape[0]  # the landmarks stand for every point
-    embed(landmark_tiles, root / "index.tsv", tmp_path / "landmarks.h5", split="train", n_components=3,
-          method="landmarks")
+    embed(landmark_tiles, root / "index.tsv", tmp_path / "landmarks.h5", split="train", n_components=3)
     with h5py.File(tmp_path / "landmarks.h5") as f:
         assert f["coords"].shape[0] == columns.shape[0] and np.isfinite(f["coords"][()]).all()
         assert f["landmarks"].shape == (columns.shape[1],)

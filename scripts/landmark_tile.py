@@ -1,0 +1,22 @@
+"""Rule landmark_tile (embedding.method landmarks): the distances of the points of each of two store
+blocks to the landmarks of the other, one split -> results/distances/{split}/landmark_tiles/{a}-{b}.h5.
+
+Settings it reads: as params (a change reruns the job) distance.metric, distance.dtype, store.sum_tolerance,
+embedding.landmark_every; from the config (how, not what: a change reruns nothing) device,
+distance.chunk_samples, distance.threads (threads:).
+"""
+
+from inpca.logs import run_script
+
+
+def main(smk):
+    from inpca.tiles import compute_landmark_tile
+
+    compute_landmark_tile(smk.input.a, smk.input.b, smk.wildcards.split, smk.output[0], every=smk.params.every,
+                          metric=smk.params.metric, device=smk.config["device"],
+                          chunk_samples=smk.config["distance"]["chunk_samples"], threads=smk.threads,
+                          sum_tolerance=smk.params.sum_tolerance, dtype=smk.params.dtype)
+
+
+if __name__ == "__main__":
+    run_script(main, snakemake)  # noqa: F821 (injected by Snakemake)
