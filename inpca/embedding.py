@@ -12,26 +12,26 @@ distance, so the embedding is classical MDS on D:
 d_B is not a squared Euclidean distance, so W has negative eigenvalues too: the embedding lives in a
 Minkowski (pseudo-Euclidean) space with space-like (lambda > 0) and time-like (lambda < 0) axes.
 
-Three eigen-solvers (timings on a 2-core CPU machine):
+Three eigen-solvers (their measured times: the README, ``benchmarks/embedding.py`` and
+``benchmarks/scale.py``):
 
-* ``"dense"``: ``scipy.linalg.eigh(driver="evd")`` on the explicit W, full spectrum. 0.74 s at
-  M = 2,000, 10.5 s at 5,000, 89 s at 10,000 (O(M^3)); it also needs a few M x M float64 copies.
+* ``"dense"``: ``scipy.linalg.eigh(driver="evd")`` on the explicit W, full spectrum; O(M^3) time and a
+  few M x M float64 copies.
 * ``"lanczos"``: ``scipy.sparse.linalg.eigsh(which="LM")`` on a LinearOperator that applies
-  W v = -1/2 J D (J v) without forming W or copying D. "LM" returns the k eigenvalues of
-  largest |lambda|, i.e. both ends of the spectrum at once. 0.13 s at 2,000 and 1.9 s at 10,000 and it
-  agrees with the dense solver to machine precision.
+  W v = -1/2 J D (J v) without forming W or copying D. "LM" returns the k eigenvalues of largest
+  |lambda|, i.e. both ends of the spectrum at once; it agrees with the dense solver to machine
+  precision. For k = 10 ARPACK makes a few tens of products, each a sweep over D.
 * ``"block"``: block Lanczos (:mod:`inpca.block_eigen`): W times a block of k + 30 vectors per pass
-  over D, with ARPACK's residual test at tol 1e-8. For k = 10 on trajectory distances it makes 5-11
-  passes where ARPACK makes 34-76 products, and each pass reads every stored part of D once (the
-  tiles of a ``TiledMatrix`` once each) for both triangles. Its eigenvalues agree with Lanczos's to
-  ~1e-14, its coordinates to ~1e-8 or better.
+  over D, with ARPACK's residual test at tol 1e-8. For k = 10 on trajectory distances it makes about
+  ten passes, and each pass reads every stored part of D once (the tiles of a ``TiledMatrix`` once
+  each) for both triangles. Its eigenvalues agree with Lanczos's to ~1e-14, its coordinates to ~1e-8
+  or better.
 
-``"auto"`` picks dense for M <= DENSE_MAX_POINTS = 2,000: there the dense solver still costs under a
-second and a few tens of MB, gives the exact full spectrum and is immune to what can trip a Krylov
-solver (tiny M, k close to M, degenerate eigenvalues such as the equidistant simplex). Beyond 2,000
-its cubic cost takes over (10x slower than Lanczos at 5,000, 50x at 10,000), so auto uses Lanczos
-for a D in memory, where a product is one sweep of memory, and the block solver for a D read from
-disk (a memmap, an h5py Dataset, the tiles), where every product is a pass over the files.
+``"auto"`` picks dense for M <= DENSE_MAX_POINTS = 2,000: there the dense solver is cheap, gives the
+exact full spectrum and is immune to what can trip a Krylov solver (tiny M, k close to M, degenerate
+eigenvalues such as the equidistant simplex). Beyond it the cubic cost takes over, so auto uses
+Lanczos for a D in memory, where a product is one sweep of memory, and the block solver for a D read
+from disk (a memmap, an h5py Dataset, the tiles), where every product is a pass over the files.
 
 D may be an in-memory array, a ``numpy.memmap``, an ``h5py.Dataset`` or any object with
 ``.shape == (M, M)`` whose ``D[i0:i1, j0:]`` returns that block as an array (and which numpy cannot
@@ -41,9 +41,7 @@ included) goes to BLAS ``dsymv`` whole, anything else is read and cast to float6
 blocks (DEFAULT_BLOCK_BYTES), so an on-disk matrix larger than memory works. Besides D, the Lanczos
 path allocates O(M * ncv) memory. All arithmetic is float64 whatever D's dtype.
 
-Each W-product reads half of D once and is bound by memory bandwidth: ~0.1 s for a 3 GB float64 D at
-M = 20,000 on the 2-core machine (more when other jobs compete for memory bandwidth); k = 10 takes
-34-46 products.
+Each W-product reads half of D once and is bound by memory bandwidth.
 
 Both estimators, ``InPCA`` and ``WeightedLandmarkInPCA``, pass scikit-learn's ``check_estimator`` and
 declare what they take in its tags: pairwise input (a square matrix over the points; ``transform``
@@ -59,11 +57,9 @@ so is a 1-D row (one point's distances are a (1, M) matrix). ``n_features_in_`` 
 Landmark InPCA (``landmark_inpca``) avoids the M^2 distances altogether: InPCA is fitted on the L x L
 distances among L landmark points and every point is placed by ``transform`` from its L distances to
 the landmarks, so only M x L distances are needed. ``landmark_rows_every`` picks the landmarks the
-pipeline uses (every reference point, every k-th and the last checkpoint of each run). Against the
-exact embedding of M = 20,000 synthetic trajectory points (benchmarks/landmarks.py, 100 checkpoints
-per run), every = 2 (L = 0.51 M) gives S(3) 0.004 above exact and top-3 coordinates within 3.0 % RMS,
-every = 4 (L = 0.26 M) 0.011 and 8.3 %, every = 16 (L = 0.08 M) 0.057 and 26 %: the landmark fit
-over-states how much the first axes explain, increasingly so as landmarks get sparser.
+pipeline uses (every reference point, every k-th and the last checkpoint of each run), and
+``landmark_weights`` how many points each stands for (``WeightedLandmarkInPCA``): unweighted, sparse
+landmarks over-state how much the first axes explain (measured in ``benchmarks/landmarks.py``, README).
 """
 
 from __future__ import annotations
