@@ -101,4 +101,5 @@ rule analysis:
 rule atlas:
     localrule: True
     input:
+        "<results>/runs.tsv",
         get_atlas_outputs(),

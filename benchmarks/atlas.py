@@ -1,6 +1,6 @@
 """What the atlas costs: placing one checkpoint, and a training that places every checkpoint as it goes.
 
-    python benchmarks/atlas.py --atlas results [--epochs 12]
+    python benchmarks/atlas.py --atlas results [--epochs 12] [--scale-study DIR]
 
 1. Placing: checkpoints of the atlas' own runs placed again (both splits: distances to every reference
    point or landmark, the out-of-sample projection, progress) and one run followed and forecast
@@ -9,6 +9,10 @@
 2. Live: a small All-CNN trained on the atlas' samples with a plain PyTorch loop, recorded with
    :class:`inpca.record.Recorder` twice in one run, without and with the atlas; the wall time of each,
    and the atlas' time per checkpoint against the time per training step.
+
+3. With ``--scale-study DIR`` (the study ``benchmarks/scale.py --keep DIR`` wrote: M = 50,000
+   synthetic points, landmark InPCA): placing a checkpoint in its landmark map (distances to the L
+   landmarks, the weighted fit's projection), the study's files seen in a results layout.
 
 Times are on this machine as it is (say how loaded it was when you quote them).
 """
@@ -64,11 +68,59 @@ def train(path, atlas, dataset, epochs: int, use_atlas: bool) -> tuple[float, in
     return seconds, steps, placing
 
 
+def scale_atlas(folder: Path) -> Path:
+    """The scale benchmark's study (flat files) seen as a results folder an atlas that places can load:
+    store/ (links to its blocks, its index with checkpoint and epoch columns), embedding/train.h5."""
+    import pandas as pd
+
+    results = folder / "atlas-results"
+    (results / "store").mkdir(parents=True, exist_ok=True)
+    (results / "embedding").mkdir(exist_ok=True)
+    for block in folder.glob("*.h5"):
+        if block.stem == "ref" or block.stem.startswith("b"):
+            link = results / "store" / block.name
+            if not link.exists():
+                link.symlink_to(block.resolve())
+    link = results / "embedding" / "train.h5"
+    if not link.exists():
+        link.symlink_to((folder / "landmarks.h5").resolve())
+    index = pd.read_csv(folder / "index.tsv", sep="\t", dtype={"block": str, "run": str})
+    index["checkpoint"] = index.groupby(["block", "run"]).cumcount()
+    index["epoch"] = index["checkpoint"].astype(float)
+    index.to_csv(results / "store" / "index.tsv", sep="\t", index=False)
+    return results
+
+
+def place_in_scale_study(folder: Path, placements: int) -> None:
+    import h5py
+
+    from inpca.atlas import Atlas
+
+    t0 = time.perf_counter()
+    atlas = Atlas.load(scale_atlas(folder), follow=False, memory_gb=4.0)
+    loaded = time.perf_counter() - t0
+    rng = np.random.default_rng(1)
+    positions = rng.choice(np.flatnonzero(atlas.points["kind"] == "run"), size=placements, replace=False)
+    times = []
+    for position in positions:
+        block, row = atlas.points["block"].iloc[position], int(atlas.points["row"].iloc[position])
+        with h5py.File(folder / f"{block}.h5", "r", locking=False) as f:
+            probs = f["train_probs"][row]
+        t = time.perf_counter()
+        atlas.place(probs, split="train")
+        times.append(time.perf_counter() - t)
+    print(f"scale study {folder}: M = {len(atlas.points)} points, {len(atlas.reference_rows['train'])} landmarks "
+          f"({atlas.method}), N = {atlas.n_samples['train']}; loaded in {loaded:.1f} s; placing one checkpoint: "
+          f"median {np.median(times) * 1000:.0f} ms (first, with the landmarks read and prepared: "
+          f"{times[0] * 1000:.0f} ms)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--atlas", required=True)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--placements", type=int, default=20)
+    parser.add_argument("--scale-study", default=None, help="the folder of benchmarks/scale.py --keep")
     args = parser.parse_args()
     import h5py
 
@@ -102,6 +154,8 @@ def main() -> None:
     print(f"  recorded with the atlas:    {live_seconds:.1f} s; placing, following and forecasting took a median "
           f"{np.median(placing) * 1000:.0f} ms per checkpoint (max {np.max(placing) * 1000:.0f} ms), "
           f"{np.sum(placing):.1f} s in all: {np.sum(placing) / seconds:.0%} of the training's time")
+    if args.scale_study:
+        place_in_scale_study(Path(args.scale_study), args.placements)
 
 
 if __name__ == "__main__":

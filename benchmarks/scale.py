@@ -27,6 +27,7 @@ Last, the landmark embedding against the first exact one (S(1..3), top-3 coordin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -143,11 +144,14 @@ def main() -> None:
                         help="eigensolvers of the exact embedding, compared with the first (default lanczos,block)")
     parser.add_argument("--stream", action="store_true", help="stream the tiles at any M (else above 30,000 points)")
     parser.add_argument("--no-landmarks", action="store_true", help="the exact path only")
+    parser.add_argument("--keep", default=None, help="write the study here and keep it (else a temporary folder); "
+                        "benchmarks/atlas.py --scale-study places checkpoints in its landmark embedding")
     args = parser.parse_args()
     import h5py
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with (contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory()) as tmp:
         root = Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         blocks = write_study(root, args.points, args.samples, args.blocks)
         m = sum(1 for _ in open(root / "index.tsv")) - 1

@@ -146,7 +146,7 @@ def test_a_study_with_an_atlas_places_each_of_its_runs_and_the_notebook_api_open
     config["atlas"] = {"path": str(default_study / "results")}
     workdir = copy_workflow(tmp_path / "new", config)
     ran = job_counts((lambda p: p.stdout + p.stderr)(snakemake(workdir, "atlas")))
-    assert ran["atlas_place"] == 4 and ran["atlas_figure"] == 1
+    assert ran["atlas_place"] == 4 and ran["atlas_figure"] == 1 and ran["runs_table"] == 1
     assert dry_run(workdir, "atlas") == {}
     with inpca.results.load(workdir / "results") as study:
         run = study.runs["run"].iloc[0]
