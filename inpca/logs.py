@@ -95,15 +95,17 @@ def _log_written(log_path: str | None) -> bool:
     return not _log_file.failed
 
 
-def _refused_path(exc: OSError, outputs) -> str | None:
-    """The file whose write failed: the exception's own, h5py's from its message, else the job's
-    first output."""
+def _refused_path(exc: OSError, outputs) -> tuple[str | None, str]:
+    """(the file whose write failed, how to say it): the exception's own, h5py's from its message,
+    else the job's first output, said as one of the job's outputs."""
     if exc.filename:
-        return os.fspath(exc.filename)
+        return os.fspath(exc.filename), f" writing {os.fspath(exc.filename)}"
     match = _H5_FILENAME.search(str(exc))
     if match:
-        return match.group(1)
-    return str(outputs[0]) if outputs else None
+        return match.group(1), f" writing {match.group(1)}"
+    if outputs:
+        return str(outputs[0]), f" writing the outputs of this job ({outputs[0]}{', ...' if len(outputs) > 1 else ''})"
+    return None, ""
 
 
 def _mb(n_bytes: float) -> str:
@@ -131,8 +133,7 @@ def os_refusal(exc: OSError, outputs=()) -> str | None:
     temporary name that is removed when the write fails."""
     if exc.errno not in _OS_REFUSALS:
         return None
-    path = _refused_path(exc, outputs)
-    where = f" writing {path}" if path else ""
+    path, where = _refused_path(exc, outputs)
     rerun = f"{snakemake_command()} --cores all"
     if exc.errno in _OUT_OF_SPACE:
         folder = Path(path).parent if path else Path.cwd()
