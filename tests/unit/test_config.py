@@ -4,30 +4,18 @@ import copy
 
 import pytest
 
-from inpca.testing import REPO
 from inpca.config import load_schema, validate_config
 from inpca.errors import ConfigError
 from inpca.study import load_study
+from inpca.testing import REPO
 
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
 
-BASE = {
-    "grid": [
-        {
-            "arch": [{"name": "fc", "width": 8, "depth": 1}, {"name": "allcnn", "width": 0.25}],
-            "optimizer": [{"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True}, {"name": "adam", "lr": 1e-3}],
-            "seed": [0, 1],
-        }
-    ]
-}
 
 
-def study(cfg=None):
-    return load_study(copy.deepcopy(cfg or BASE), SCHEMA)
 
-
-def test_defaults_are_filled_in_nested_and_in_grid_items():
-    s = study()
+def test_defaults_are_filled_in_nested_and_in_grid_items(plan):
+    s = plan()
     assert s.config["dataset"] == {**s.config["dataset"], "name": "digits", "test_fraction": 0.25}
     assert s.config["store"]["blocks"] == 4
     entry = s.config["grid"][0]
@@ -64,8 +52,8 @@ def test_defaults_are_filled_in_nested_and_in_grid_items():
         ({"grid": [{"optimizer": {"name": "adam", "lr": 0.1}}]}, r"'arch' is a required property"),
     ],
 )
-def test_bad_configs_fail_with_one_line_naming_the_key(patch, message):
-    cfg = {**copy.deepcopy(BASE), **patch}
+def test_bad_configs_fail_with_one_line_naming_the_key(patch, message, base_config):
+    cfg = {**copy.deepcopy(base_config), **patch}
     with pytest.raises(ConfigError, match=message) as info:
         validate_config(cfg, load_schema(SCHEMA))
     assert "\n" not in str(info.value)
@@ -78,7 +66,7 @@ def test_shipped_configs_are_valid():
         load_study(yaml.safe_load(path.read_text()), SCHEMA, check_data=False)
 
 
-def test_values_given_as_text_are_converted_to_the_schema_types():
+def test_values_given_as_text_are_converted_to_the_schema_types(plan):
     """Snakemake's --config passes nested values as text ("8", "0.1", "true")."""
     text = {"grid": [{"arch": {"name": "fc", "width": "8", "depth": "1"},
                       "optimizer": {"name": "sgd", "lr": "0.1", "momentum": "0.9", "nesterov": "true"},
@@ -88,21 +76,21 @@ def test_values_given_as_text_are_converted_to_the_schema_types():
                        "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True},
                        "seed": [0, 1], "weight_decay": 0.0, "augment": False}],
              "store": {"blocks": 3}}
-    assert study(text).runs == study(typed).runs
-    assert study(text).config["store"]["blocks"] == 3
+    assert plan(text).runs == plan(typed).runs
+    assert plan(text).config["store"]["blocks"] == 3
     with pytest.raises(ConfigError, match=r"grid\[0\]\.epochs: 'ten' is not valid.*--configfile|epochs.*--configfile"):
-        study({"grid": [{"arch": {"name": "fc"}, "optimizer": {"name": "sgd", "lr": 0.1}, "epochs": "ten"}]})
+        plan({"grid": [{"arch": {"name": "fc"}, "optimizer": {"name": "sgd", "lr": 0.1}, "epochs": "ten"}]})
 
 
-def test_missing_cifar10_data_is_found_at_parse_time_with_both_remedies(tmp_path, monkeypatch):
+def test_missing_cifar10_data_is_found_at_parse_time_with_both_remedies(tmp_path, monkeypatch, plan, base_config):
     monkeypatch.chdir(tmp_path)
-    cfg = {"dataset": {"name": "cifar10", "data_dir": "nowhere"}, "grid": BASE["grid"]}
+    cfg = {"dataset": {"name": "cifar10", "data_dir": "nowhere"}, "grid": base_config["grid"]}
     with pytest.raises(ConfigError) as info:
-        study(cfg)
+        plan(cfg)
     message = str(info.value)
     assert str(tmp_path / "nowhere" / "cifar-10-batches-py") in message
     assert "put the extracted CIFAR-10" in message and "dataset.download: true" in message and "\n" not in message
-    study({**cfg, "dataset": {**cfg["dataset"], "download": True}})  # downloading is the job's business
+    plan({**cfg, "dataset": {**cfg["dataset"], "download": True}})  # downloading is the job's business
 
 
 # --- NaN and infinities: refused at parse, wherever they stand (they once hung the default filler) ----------
@@ -158,17 +146,17 @@ def test_filling_defaults_settles_in_a_bounded_number_of_rounds_on_any_input():
     assert filled["grid"][0]["optimizer"]["momentum"] == 0.0 and filled["store"]["blocks"] == 4
 
 
-def test_a_typo_in_plots_color_by_stops_the_parse_naming_the_columns():
-    cfg = copy.deepcopy(BASE)
+def test_a_typo_in_plots_color_by_stops_the_parse_naming_the_columns(plan, base_config):
+    cfg = copy.deepcopy(base_config)
     cfg["plots"] = {"color_by": "archh"}
     with pytest.raises(ConfigError, match=r"^plots.color_by: 'archh' is not a column of index.tsv; available "
                                           r"columns: point, block, .*optimizer.lr"):
-        study(cfg)
+        plan(cfg)
     cfg["plots"] = {"color_by": "lr"}  # the one column ending in .lr
-    assert study(cfg).config["plots"]["color_by"] == "lr"
+    assert plan(cfg).config["plots"]["color_by"] == "lr"
     cfg["plots"] = {"color_by": "name"}  # arch.name or optimizer.name
     with pytest.raises(ConfigError, match=r"ambiguous: arch.name, .*optimizer.name"):
-        study(cfg)
+        plan(cfg)
 
 
 @pytest.mark.parametrize("dataset, message", [
@@ -179,12 +167,12 @@ def test_a_typo_in_plots_color_by_stops_the_parse_naming_the_columns():
     ({"name": "synthetic", "n_test": 20, "num_classes": 4}, "dataset: synthetic has 20 test samples; each split must "
                                                             "keep at least 40 (10 per class"),
 ])
-def test_a_data_set_or_keep_every_that_leaves_too_few_samples_is_refused(dataset, message):
-    cfg = {**copy.deepcopy(BASE), "dataset": dataset}
+def test_a_data_set_or_keep_every_that_leaves_too_few_samples_is_refused(dataset, message, plan, base_config):
+    cfg = {**copy.deepcopy(base_config), "dataset": dataset}
     with pytest.raises(ConfigError) as info:
-        study(cfg)
+        plan(cfg)
     assert str(info.value).startswith(message)
 
 
-def test_the_largest_keep_every_the_refusal_suggests_is_accepted():
-    assert len(study({**copy.deepcopy(BASE), "dataset": {"name": "digits", "keep_every": 4}}).runs) == 8
+def test_the_largest_keep_every_the_refusal_suggests_is_accepted(plan, base_config):
+    assert len(plan({**copy.deepcopy(base_config), "dataset": {"name": "digits", "keep_every": 4}}).runs) == 8
