@@ -6,9 +6,7 @@ import pytest
 
 from inpca.errors import ConfigError
 from inpca.study import block_of
-from inpca.testing import REPO
 
-SCHEMA = REPO / "schemas" / "config.schema.yaml"
 
 
 
