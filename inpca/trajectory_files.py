@@ -172,9 +172,14 @@ class ReindexedBlock:
         """The store's rows, each read once while it is needed (a plan's rows only go up with k)."""
         wanted = sorted(set(int(r) for r in rows))
         missing = [r for r in wanted if r not in self._cache]
-        if missing:  # one read of increasing rows
-            for row, values in zip(missing, self._probs[missing]):
+        start = 0
+        while start < len(missing):  # each run of consecutive rows in one slice (h5py's row lists are slow)
+            stop = start + 1
+            while stop < len(missing) and missing[stop] == missing[stop - 1] + 1:
+                stop += 1
+            for row, values in zip(missing[start:stop], self._probs[missing[start]:missing[stop - 1] + 1]):
                 self._cache[row] = values
+            start = stop
         self._cache = {row: self._cache[row] for row in wanted}
         return self._cache
 
