@@ -249,7 +249,7 @@ def _streamed(read_p: Callable, n_samples: int, read_q: Callable | None, metric:
 
 def pairwise_streamed(read_p: Callable, n_samples: int, read_q: Callable | None = None,
                       metric: str = "bhattacharyya", device: str = "auto", chunk_samples: int = 2048,
-                      threads: int | None = None, sum_tolerance: float = 1e-3) -> np.ndarray:
+                      threads: int | None = None, sum_tolerance: float = 1e-3, validate: bool = True) -> np.ndarray:
     """Distance matrix (M1, M2) float64 from samples read in chunks.
 
     read_p(start, stop) returns the (M1, stop - start, C) float32 probabilities of samples [start, stop)
@@ -258,14 +258,15 @@ def pairwise_streamed(read_p: Callable, n_samples: int, read_q: Callable | None 
     once, and its per-pair sums of per-sample terms are added in float64; the sum is divided by
     n_samples at the end. Memory is bounded by points x chunk_samples x C, not by n_samples.
     sum_tolerance: how far a row may sum from 1 (the pipeline passes the store's own tolerance, so
-    what the store accepted is accepted here too).
+    what the store accepted is accepted here too). validate=False skips the check, for points made
+    from checked ones (the equal-progress tiles' interpolated models, renormalised by construction).
     """
     _check_metric(metric)
     device = resolve_device(device)
     name = default_kernel_name("cpu" if device == "cpu" else "cuda")
     with _thread_limit(threads, name):
         return _streamed(read_p, n_samples, read_q, metric, get_kernel(name, device), chunk_samples,
-                         atol=sum_tolerance)
+                         validate=validate, atol=sum_tolerance)
 
 
 class ReferencePoints:

@@ -168,8 +168,8 @@ def block_trajectories(study, block: str) -> int:
 
 
 def reindex_mem_mb(study, block: str, attempt: int = 1) -> int:
-    """A planning job (rule reindex) holds one run's checkpoints (float32) and a few models of it
-    (float64, one t_k at a time)."""
+    """A planning job (rule reindex) holds one run's checkpoints (float32) and 8 models of it at a time
+    (float64)."""
     n_train, _, c = dataset_size(study.config["dataset"])
     runs = study.blocks.get(block, [])
     k = max((checkpoints_of(study.runs[r]) for r in runs), default=1)
@@ -178,13 +178,13 @@ def reindex_mem_mb(study, block: str, attempt: int = 1) -> int:
 
 def trajectory_tile_mem_mb(study, a: str, b: str, attempt: int = 1) -> int:
     """An equal-progress tile (inpca.trajectory_files.equal_progress_tile) holds, per trajectory, one t_k
-    at a time: its two checkpoints (float32), its model there (float64, then float32) and their stacked
-    copies, about 32 bytes per sample and class; plus the kernel's chunks and the (T, R_a, R_b) result.
-    Never a whole trajectory: at the paper's scale (blocks of 36 runs, N = 25,000) about 0.6 GB."""
+    at a time: its two checkpoints (float32) and its model there (float32), 12 bytes per sample and
+    class (16 counted); plus the kernel's chunks and the (T, R_a, R_b) result. Never a whole
+    trajectory: at the paper's scale (blocks of 36 runs, N = 25,000) about 0.3 GB."""
     ra, rb = block_trajectories(study, a), block_trajectories(study, b)
     n_train, _, c = dataset_size(study.config["dataset"])
     chunk, t = study.config["distance"]["chunk_samples"], study.config["analysis"]["points"]
-    mb_used = ((ra + rb) * (32 * n_train * c + chunk * c * 4 * 3) + t * ra * rb * 8 * 2) / 2**20
+    mb_used = ((ra + rb) * (16 * n_train * c + chunk * c * 4 * 3) + t * ra * rb * 8 * 2) / 2**20
     return int((1500 + mb_used) * attempt)
 
 

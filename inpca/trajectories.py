@@ -54,6 +54,7 @@ __all__ = [
     "geodesic_trajectory",
     "index_grid",
     "index_values",
+    "interpolate_rows",
     "model_at",
     "models_at",
     "reindex",
@@ -127,11 +128,45 @@ def model_at(p_lower, p_upper, same: bool, fraction: float) -> np.ndarray:
 
 def models_at(p_lower, p_upper, same, fraction, device: str = "cpu"):
     """:func:`model_at` for a batch of runs at once: p_lower, p_upper (R, N, C), same (R,) bool,
-    fraction (R,). Returns (R, N, C) float64 (numpy on "cpu"; on "cuda" the same arithmetic in torch
-    float64 on the GPU, returned as a numpy array), so a tile job on a GPU does not wait for the CPU."""
-    if device == "cpu":
-        return np.stack([model_at(a, b, bool(s), float(f)) for a, b, s, f in zip(p_lower, p_upper, same, fraction)])
-    return _models_at_torch(p_lower, p_upper, same, fraction, device)
+    fraction (R,). Returns (R, N, C) float64 (computed by :func:`interpolate_rows`)."""
+    p_lower, p_upper = np.asarray(p_lower), np.asarray(p_upper)
+    runs = np.arange(len(p_lower))
+    upper = np.where(np.asarray(same, dtype=bool), runs, runs + len(p_lower))
+    return interpolate_rows(np.concatenate([p_lower, p_upper]), runs, upper, fraction, dtype=np.float64, device=device)
+
+
+def interpolate_rows(pool, lower, upper, fraction, *, dtype=np.float32, device: str = "cpu") -> np.ndarray:
+    """The models of a batch of plans from one array of checkpoints: row r of the result is
+    ``model_at(pool[lower[r]], pool[upper[r]], lower[r] == upper[r], fraction[r])`` cast to `dtype`.
+
+    pool (P, N, C) float32 or float64; lower, upper (R,) indices into pool; fraction (R,). Returns
+    (R, N, C) numpy. On "cpu" a fused numba kernel (:mod:`inpca.kernels.geodesic_cpu`; numpy's
+    :func:`inpca.geodesic.geodesic` where numba is missing), on "cuda" the same arithmetic in torch
+    float64 on the GPU, so a tile job on a GPU does not wait for the CPU.
+    """
+    pool = np.asarray(pool)
+    lower = np.asarray(lower, dtype=np.int64).reshape(-1)
+    upper = np.asarray(upper, dtype=np.int64).reshape(-1)
+    fraction = np.asarray(fraction, dtype=np.float64).reshape(-1)
+    if pool.ndim != 3 or not lower.size == upper.size == fraction.size:
+        raise ValueError(f"pool must be (P, N, C) and lower, upper, fraction of one length; got {pool.shape}, "
+                         f"{lower.size}, {upper.size}, {fraction.size}")
+    if lower.size and (min(lower.min(), upper.min()) < 0 or max(lower.max(), upper.max()) >= len(pool)):
+        raise ValueError(f"lower and upper must index the {len(pool)} rows of pool")
+    if device != "cpu":
+        same = lower == upper
+        return _models_at_torch(pool[lower], pool[upper], same, fraction, device).astype(dtype, copy=False)
+    out = np.empty((lower.size,) + pool.shape[1:], dtype=dtype)
+    if pool.dtype not in (np.float32, np.float64):
+        pool = pool.astype(np.float32)
+    try:
+        from .kernels.geodesic_cpu import interpolate
+    except ImportError:  # numba is missing: numpy, one model at a time
+        for r, (lo, up, f) in enumerate(zip(lower, upper, fraction)):
+            out[r] = model_at(pool[lo], pool[up], bool(lo == up), float(f))
+        return out
+    interpolate(pool, lower, upper, fraction, out)
+    return out
 
 
 def _models_at_torch(p_lower, p_upper, same, fraction, device: str):

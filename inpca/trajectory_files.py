@@ -53,6 +53,10 @@ log = logging.getLogger("inpca.trajectories")
 _RUN_COLUMNS_SKIPPED = {"point", "block", "row", "run", "kind", *POINT_FIELDS}
 
 
+# A planning job computes this many models of a run at once (float64, for their loss and error).
+_MODELS_AT_ONCE = 8
+
+
 def _run_rows(runs: list[str]) -> dict[str, slice]:
     """Each run's contiguous rows in a store block (the store writes a run's checkpoints in order)."""
     rows: dict[str, slice] = {}
@@ -68,7 +72,8 @@ def plan_block(block_path, reference_path, out_path, *, index: str = "progress",
     """Plan the reindexing of every run of a store block (or, for the reference block, of the geodesic)
     and the loss and error of each model at equal progress (layout: module docstring)."""
     from .store import open_block, read_reference
-    from .trajectories import geodesic_trajectory, index_grid, index_values, model_at, reindex_metrics, reindex_plan
+    from .trajectories import (geodesic_trajectory, index_grid, index_values, interpolate_rows, reindex_metrics,
+                               reindex_plan)
 
     started = time.time()
     ts = index_grid(points)
@@ -96,10 +101,11 @@ def plan_block(block_path, reference_path, out_path, *, index: str = "progress",
                 lower, upper, fraction[i] = reindex_plan(values, ts)
                 plan_rows[i, :, 0], plan_rows[i, :, 1] = where.start + lower, where.start + upper
                 final[i] = values[-1]
-                probs = block[f"{split}_probs"][where]  # one run's checkpoints; its models one t_k at a time
-                models = (model_at(probs[lo], probs[up], lo == up, f)[None] for lo, up, f in zip(lower, upper, fraction[i]))
-                for k, model in enumerate(models):
-                    (loss[i, k],), (error[i, k],) = reindex_metrics(model, labels[split])
+                probs = block[f"{split}_probs"][where]  # one run's checkpoints; its models a few t_k at a time
+                for k in range(0, t, _MODELS_AT_ONCE):
+                    ks = slice(k, k + _MODELS_AT_ONCE)
+                    models = interpolate_rows(probs, lower[ks], upper[ks], fraction[i, ks], dtype=np.float64)
+                    loss[i, ks], error[i, ks] = reindex_metrics(models, labels[split])
             plan[split] = {"rows": plan_rows, "fraction": fraction, "loss": loss, "error": error, "final": final}
 
     def fill(f):
@@ -151,7 +157,9 @@ class ReindexedBlock:
         else:
             self._block = open_block(block_path)
             self._probs = self._block[f"{split}_probs"]
-        self._cache: dict[int, np.ndarray] = {}
+            self._row_shape = tuple(self._probs.shape[1:])
+        self._pool: np.ndarray | None = None  # the checkpoints the runs need at the current t_k
+        self._in_pool: dict[int, int] = {}  # store row -> slot of the pool
 
     def __len__(self) -> int:
         return len(self.run)
@@ -166,22 +174,29 @@ class ReindexedBlock:
         if self._block is not None:
             self._block.close()
             self._block = None
-        self._cache.clear()
+        self._pool, self._in_pool = None, {}
 
-    def _checkpoints(self, rows) -> dict[int, np.ndarray]:
-        """The store's rows, each read once while it is needed (a plan's rows only go up with k)."""
-        wanted = sorted(set(int(r) for r in rows))
-        missing = [r for r in wanted if r not in self._cache]
+    def _slots(self, rows) -> dict[int, int]:
+        """Where each of these store rows lies in the pool (row -> slot), reading the rows not there yet
+        into slots that rows no longer needed give up: each row is read once while it is needed (a
+        plan's rows only go up with k), and the pool holds at most two rows per run."""
+        wanted = set(int(r) for r in rows)
+        if self._pool is None:
+            self._pool = np.empty((2 * len(self),) + self._row_shape, dtype=np.float32)
+        kept = {row: slot for row, slot in self._in_pool.items() if row in wanted}
+        free = sorted(set(range(len(self._pool))) - set(kept.values()))
+        missing = sorted(wanted - set(kept))
         start = 0
         while start < len(missing):  # each run of consecutive rows in one slice (h5py's row lists are slow)
             stop = start + 1
             while stop < len(missing) and missing[stop] == missing[stop - 1] + 1:
                 stop += 1
             for row, values in zip(missing[start:stop], self._probs[missing[start]:missing[stop - 1] + 1]):
-                self._cache[row] = values
+                kept[row] = slot = free.pop(0)
+                self._pool[slot] = values
             start = stop
-        self._cache = {row: self._cache[row] for row in wanted}
-        return self._cache
+        self._in_pool = kept
+        return kept
 
     def at(self, k: int) -> np.ndarray:
         """Every trajectory of the block at t_k, (R, N, C) float32."""
@@ -189,13 +204,12 @@ class ReindexedBlock:
             from .trajectories import geodesic_trajectory
 
             return geodesic_trajectory(self.labels, self.num_classes, self.t[k:k + 1]).astype(np.float32)
-        from .trajectories import models_at
+        from .trajectories import interpolate_rows
 
         lower, upper = self.rows[:, k, 0], self.rows[:, k, 1]
-        cached = self._checkpoints(np.concatenate([lower, upper]))
-        models = models_at(np.stack([cached[r] for r in lower]), np.stack([cached[r] for r in upper]), lower == upper,
-                           self.fraction[:, k], device=self.device)
-        return models.astype(np.float32)
+        slot = self._slots(np.concatenate([lower, upper]))
+        return interpolate_rows(self._pool, [slot[r] for r in lower], [slot[r] for r in upper], self.fraction[:, k],
+                                device=self.device)
 
     def trajectory(self, r: int) -> np.ndarray:
         """Trajectory r of the block at every t_k, (T, N, C) float32."""
@@ -203,13 +217,12 @@ class ReindexedBlock:
             from .trajectories import geodesic_trajectory
 
             return geodesic_trajectory(self.labels, self.num_classes, self.t).astype(np.float32)
-        from .trajectories import model_at
+        from .trajectories import interpolate_rows
 
         start, stop = int(self.rows[r].min()), int(self.rows[r].max()) + 1
         probs = self._probs[start:stop]  # the run's checkpoints it uses, in one read
-        lower, upper = self.rows[r, :, 0] - start, self.rows[r, :, 1] - start
-        return np.stack([model_at(probs[lo], probs[up], lo == up, f).astype(np.float32)
-                         for lo, up, f in zip(lower, upper, self.fraction[r])])
+        return interpolate_rows(probs, self.rows[r, :, 0] - start, self.rows[r, :, 1] - start, self.fraction[r],
+                                device=self.device)
 
 
 def equal_progress_tile(block_a, plan_a, block_b, plan_b, reference_path, split: str, out_path, *,
@@ -239,7 +252,7 @@ def equal_progress_tile(block_a, plan_a, block_b, plan_b, reference_path, split:
             D[k] = pairwise_streamed(lambda start, stop: pa[:, start:stop], n,
                                      read_q=None if same else (lambda start, stop: pb[:, start:stop]), metric=metric,
                                      device=device, chunk_samples=chunk_samples, threads=threads,
-                                     sum_tolerance=sum_tolerance)
+                                     sum_tolerance=sum_tolerance, validate=False)  # the store checked them
         t_values = a.t
 
     def fill(f):

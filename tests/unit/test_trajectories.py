@@ -5,6 +5,7 @@ float32 kernels of inpca.distances, which resolve a distance to ~1e-7.
 """
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -18,6 +19,9 @@ from inpca.trajectories import (
     geodesic_trajectory,
     index_grid,
     index_values,
+    interpolate_rows,
+    model_at,
+    models_at,
     reindex,
     reindex_metrics,
 )
@@ -310,3 +314,33 @@ def test_first_crossing():
     assert first_crossing([0.0, 0.5, 0.3, 0.7], [0, 1, 2, 3], 0.4) == pytest.approx(0.8, abs=1e-12)
     with pytest.raises(ValueError, match="values"):
         first_crossing([0.1, 0.2], [0.0], 0.1)
+
+
+@pytest.mark.parametrize("kernel", ["numba", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_interpolate_rows_is_model_at_for_every_row(dtype, kernel, monkeypatch):
+    if kernel == "numpy":  # what runs where numba is not installed
+        monkeypatch.setitem(sys.modules, "inpca.kernels.geodesic_cpu", None)
+    rng = np.random.default_rng(3)
+    pool = rng.dirichlet(np.full(10, 0.3), size=(6, 700)).astype(np.float32)
+    pool[1, :5] = np.eye(10, dtype=np.float32)[:5]  # one-hot samples: disjoint supports, theta = pi / 2
+    pool[2] = pool[3]  # checkpoints that do not move: theta = 0 on every sample
+    lower = np.array([0, 1, 2, 4, 5, 0])
+    upper = np.array([1, 0, 3, 4, 4, 5])  # row 3 is held (lower == upper)
+    fraction = np.array([0.3, 0.999, 0.5, 0.7, 0.0, 1.0])
+    got = interpolate_rows(pool, lower, upper, fraction, dtype=dtype)
+    assert got.dtype == dtype and got.shape == (6, 700, 10)
+    for r, (lo, up, f) in enumerate(zip(lower, upper, fraction)):
+        expected = model_at(pool[lo], pool[up], lo == up, f).astype(dtype)
+        np.testing.assert_allclose(got[r], expected, rtol=1e-12 if dtype == np.float64 else 0, atol=1e-15)
+    assert np.array_equal(got[3], pool[4].astype(dtype))  # held exactly as stored
+    assert np.array_equal(models_at(pool[lower], pool[upper], lower == upper, fraction),
+                          interpolate_rows(pool, lower, upper, fraction, dtype=np.float64))
+
+
+def test_interpolate_rows_refuses_rows_outside_the_pool():
+    pool = np.full((2, 3, 4), 0.25, dtype=np.float32)
+    with pytest.raises(ValueError, match="index the 2 rows"):
+        interpolate_rows(pool, [0], [2], [0.5])
+    with pytest.raises(ValueError, match="one length"):
+        interpolate_rows(pool, [0, 1], [1], [0.5])

@@ -77,7 +77,8 @@ def test_the_models_from_the_store_are_the_reindexed_trajectories_bit_for_bit(st
                 assert np.array_equal(now.at(k), before[:, k].astype(np.float32))
         with h5py.File(stage / f"plan-{block}.h5", "r", locking=False) as plan:
             loss, error = zip(*(reindex_metrics(t, plan_labels(stage, split)) for t in before))
-            assert np.array_equal(plan[f"{split}_loss"][()], np.stack(loss))
+            # the float64 models' class sums may round in another order than numpy's: the last bit or two
+            np.testing.assert_allclose(plan[f"{split}_loss"][()], np.stack(loss), rtol=1e-13, atol=0)
             assert np.array_equal(plan[f"{split}_error"][()], np.stack(error))
 
 
@@ -129,7 +130,7 @@ def test_walking_up_t_reads_each_checkpoint_once_and_holds_two_per_run(stage):
         block._probs = Counting()
         for k in range(POINTS):
             block.at(k)
-            assert len(block._cache) <= 2 * len(block)
+            assert len(block._in_pool) <= 2 * len(block)
     assert len(reads) == len(set(reads))
 
 
