@@ -20,6 +20,7 @@ Times are on this machine as it is (say how loaded it was when you quote them).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 import time
@@ -28,6 +29,20 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+class _LastLines(logging.Handler):
+    """Keeps the log lines of the recorder (the benchmark quotes what a live training prints)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+    def last(self, prefix: str) -> str:
+        return next((line for line in reversed(self.lines) if line.startswith(prefix)), "(none)")
 
 
 def train(path, atlas, dataset, epochs: int, use_atlas: bool) -> tuple[float, int, list]:
@@ -143,6 +158,9 @@ def main() -> None:
         times.append(time.perf_counter() - t)
     print(f"placing one checkpoint (both splits): median {np.median(times) * 1000:.0f} ms "
           f"(first, with the reference points prepared: {times[0] * 1000:.0f} ms)")
+    live_lines = _LastLines()
+    logging.getLogger("inpca.record").addHandler(live_lines)
+    logging.getLogger("inpca.record").setLevel(logging.INFO)
     with tempfile.TemporaryDirectory() as tmp:
         dataset = atlas.dataset()
         plain = train(Path(tmp) / "plain.h5", atlas, dataset, args.epochs, use_atlas=False)
@@ -154,6 +172,7 @@ def main() -> None:
     print(f"  recorded with the atlas:    {live_seconds:.1f} s; placing, following and forecasting took a median "
           f"{np.median(placing) * 1000:.0f} ms per checkpoint (max {np.max(placing) * 1000:.0f} ms), "
           f"{np.sum(placing):.1f} s in all: {np.sum(placing) / seconds:.0%} of the training's time")
+    print(f"  the recorder's last atlas line: {live_lines.last('atlas:')}")
     if args.scale_study:
         place_in_scale_study(Path(args.scale_study), args.placements)
 

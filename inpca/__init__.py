@@ -10,10 +10,14 @@ The package by stage of the pipeline (each rule's script in ``scripts/`` calls o
 - files: :mod:`.files` (HDF5, TSV, atomic writes), :mod:`.runfile` (run files), :mod:`.store`
   (blocks of points, the reference points, index.tsv);
 - distances: :mod:`.distances` and :mod:`.kernels` (CPU and GPU), :mod:`.tiles` (per pair of blocks);
-- the map: :mod:`.embedding` (InPCA, landmarks), :mod:`.embedding_file` (the embed step),
+- the map: :mod:`.embedding` (InPCA, landmarks), :mod:`.block_eigen` (its eigensolver for distances
+  on disk), :mod:`.embedding_file` (the embed step),
   :mod:`.geodesic` (P0 -> P*, progress), :mod:`.plots` and :mod:`.figures` (the figures);
 - whole trajectories: :mod:`.trajectories` (reindexing at equal progress), :mod:`.trajectory_files`
-  (the trajectory stage), :mod:`.analysis` (the paper's claims, summary.md);
+  (the trajectory stage; the interpolation kernel is in :mod:`.kernels`), :mod:`.analysis` (the paper's
+  claims, summary.md);
+- a finished study as a reference map for new trainings: :mod:`.atlas` (place, follow, forecast; its
+  command line);
 - for one's own analysis: :mod:`.results` (a finished study in one line).
 
 Errors the project refuses are :mod:`.errors`; rule scripts log through :mod:`.logs`.
