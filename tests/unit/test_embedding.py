@@ -38,17 +38,23 @@ def geodesic_distances(ts, labels=(3,)):
     return bhattacharyya_matrix(points)
 
 
-@pytest.fixture(scope="module")
-def trajectory_distances():
-    """A non-Euclidean D with both signs among its top eigenvalues: 600 points on six geodesics from
-    ignorance to random models (N = 6 samples, C = 5), in random order."""
-    rng = np.random.default_rng(1)
+def fan_of_geodesics(seed: int, curves: int, points_per_curve: int):
+    """A non-Euclidean D with both signs among its top eigenvalues: `curves` geodesics from ignorance
+    to random models (N = 6 samples, C = 5), `points_per_curve` points each, in random order;
+    Bhattacharyya distances computed here in float64, independently of inpca.distances."""
+    rng = np.random.default_rng(seed)
     n_samples, n_classes = 6, 5
     start = ignorance(n_samples, n_classes, np.float64)
     points = np.concatenate([
-        geodesic(start, rng.dirichlet(np.full(n_classes, 0.2), size=n_samples), np.linspace(0, 1, 100))
-        for _ in range(6)])
+        geodesic(start, rng.dirichlet(np.full(n_classes, 0.2), size=n_samples), np.linspace(0, 1, points_per_curve))
+        for _ in range(curves)])
     return bhattacharyya_matrix(points[rng.permutation(len(points))])
+
+
+@pytest.fixture(scope="module")
+def trajectory_distances():
+    """600 points on six geodesics (fan_of_geodesics)."""
+    return fan_of_geodesics(1, 6, 100)
 
 
 # -- the P0 -> P* geodesic -----------------------------------------------------------------------

@@ -8,24 +8,15 @@ import pytest
 
 from inpca.embedding import (InPCA, LandmarkEmbedding, embedded_distances, landmark_inpca,
                              landmark_rows_every)
-from inpca.geodesic import geodesic, ignorance
-from unit.test_embedding import bhattacharyya_matrix
+from unit.test_embedding import fan_of_geodesics
 
 pytestmark = pytest.mark.usefixtures("single_threaded_blas")
 
 
 @pytest.fixture(scope="module")
 def trajectory_distances():
-    """A non-Euclidean D (both signs among the top eigenvalues): 240 points on four geodesics from
-    ignorance to random models (N = 6 samples, C = 5), in random order; Bhattacharyya distances
-    computed here in float64, independently of inpca.distances."""
-    rng = np.random.default_rng(2)
-    n_samples, n_classes = 6, 5
-    start = ignorance(n_samples, n_classes, np.float64)
-    points = np.concatenate([
-        geodesic(start, rng.dirichlet(np.full(n_classes, 0.2), size=n_samples), np.linspace(0, 1, 60))
-        for _ in range(4)])
-    return bhattacharyya_matrix(points[rng.permutation(len(points))])
+    """240 points on four geodesics (fan_of_geodesics)."""
+    return fan_of_geodesics(2, 4, 60)
 
 
 @pytest.fixture(scope="module")
