@@ -4,8 +4,8 @@
 reindexed at the T index values t_k = k/T (:func:`inpca.trajectories.reindex_plan`), and the loss and
 error of the model there. No probabilities: the models at equal progress are computed from the store
 where they are used (:class:`ReindexedBlock`), since storing them would take R x T x N x C floats
-(about 230 GB per split at the paper's scale) to save an interpolation that costs 1/R of the distances
-computed from it. The reference block `ref` plans the geodesic gamma(t_k) as one more trajectory,
+(about 230 GB per split at the paper's scale) to save an interpolation whose work grows with the
+trajectories, not with their pairs (a fused kernel, :func:`inpca.trajectories.interpolate_rows`). The reference block `ref` plans the geodesic gamma(t_k) as one more trajectory,
 named `geodesic`, computed from the labels. Layout:
 
   {split}_rows       (R, T, 2) int64    rows of the store block: the lower and upper checkpoint of each
