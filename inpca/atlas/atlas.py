@@ -414,7 +414,8 @@ class Atlas:
         coords = self.models[split].transform(d[None])[0]
         rows = self.reference_rows[split]
         is_run = (self.points["kind"].to_numpy()[rows] == "run")
-        order = [i for i in np.argsort(d, kind="stable") if is_run[i]][:nearest]
+        order = np.argsort(d, kind="stable")
+        order = order[is_run[order]][:nearest]
         table = self.points.iloc[rows[order]]
         near = pd.DataFrame({"run": table["run"].to_numpy(), "checkpoint": table["checkpoint"].to_numpy(),
                              "epoch": table["epoch"].to_numpy(), "distance": d[order]})
@@ -504,10 +505,11 @@ class Atlas:
         distances = np.empty((len(reached), len(references)))
         if len(reached):
             lower, upper, fraction = reindex_plan(values, self.t[reached])
+            digests = {row: _digest(P[row]) for row in set(lower.tolist()) | set(upper.tolist())}  # each row once
             for i, k in enumerate(reached):
                 # a run's model at t_k stays the same once a checkpoint past t_k exists: a run followed
                 # checkpoint after checkpoint computes the distances of its new t_k only
-                key = (split, int(k), _digest(P[lower[i]]), _digest(P[upper[i]]), float(fraction[i]))
+                key = (split, int(k), digests[lower[i]], digests[upper[i]], float(fraction[i]))
                 if key not in self._followed:
                     model = model_at(P[lower[i]], P[upper[i]], lower[i] == upper[i], fraction[i]).astype(np.float32)
                     if len(self._followed) >= FOLLOW_MEMO:
