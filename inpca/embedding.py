@@ -524,6 +524,26 @@ class InPCA(_DistanceTransformer):
     n_passes_ : passes over D of the block solver (its first also gives the row means and ||W||_F);
         None for the others
     n_features_in_ : M, the number of fitted points (= columns ``transform`` expects)
+
+    Examples
+    --------
+    Points on the geodesic from ignorance to truth lie on one curve; InPCA puts most of the stress in
+    its first component, and a point of the curve placed again lands on its own coordinates:
+
+    >>> import numpy as np
+    >>> from inpca.distances import pairwise
+    >>> from inpca.embedding import InPCA
+    >>> from inpca.geodesic import geodesic, ignorance, truth
+    >>> labels = np.arange(50) % 10
+    >>> P = geodesic(ignorance(50, 10), truth(labels, 10), np.linspace(0, 0.9, 30))   # (30, 50, 10)
+    >>> D = pairwise(P, device="cpu")
+    >>> inpca = InPCA(n_components=3).fit(D)
+    >>> inpca.coords_.shape, inpca.solver_
+    ((30, 3), 'dense')
+    >>> bool(inpca.explained_stress_[0] > 0.9)
+    True
+    >>> np.allclose(inpca.transform(D[[7]]), inpca.coords_[[7]], atol=1e-6)
+    True
     """
 
     def __init__(self, n_components=10, solver="auto", random_state=0, ncv=None, tol=None,

@@ -31,7 +31,37 @@ __all__ = ["Results", "load"]
 
 
 def load(path="results") -> "Results":
-    """The study whose outputs are under `path` (the `results/` folder of a workflow)."""
+    """A finished (or partly finished) study, for one's own analysis.
+
+    Parameters
+    ----------
+    path : str or Path
+        The study's results folder (``results`` for ``config.yaml``, ``results-<config stem>`` for a
+        ``--configfile``, or its ``results:`` key).
+
+    Returns
+    -------
+    Results
+        Tables as pandas DataFrames (``index``, ``runs``, ``trajectories``), matrices left on disk until
+        sliced (``distances``, ``equal_progress``, ``embedding``), the reindexed trajectories computed
+        from the store (``reindexed``), any analysis table (``analysis``) and a run's atlas placement
+        (``atlas_placement``). A context manager: ``close()`` closes the files it opened.
+
+    Raises
+    ------
+    ResultsError
+        One line: the folder does not exist, or a product asked for is not made yet (naming the
+        command that makes it).
+
+    Examples
+    --------
+    >>> import inpca.results
+    >>> study = inpca.results.load("results")                  # doctest: +SKIP
+    >>> study.embedding("train")["coords"].shape               # doctest: +SKIP
+    (1077, 10)
+    >>> study.equal_progress("test").shape                     # doctest: +SKIP
+    (50, 33, 33)
+    """
     return Results(path)
 
 

@@ -188,12 +188,31 @@ class Atlas:
     @classmethod
     def load(cls, path="results", memory_gb: float = DEFAULT_MEMORY_GB, device: str = "cpu",
              follow: bool = True) -> "Atlas":
-        """The finished study in `path` as an atlas. Refuses (AtlasError, one line naming the missing
-        file and the command that makes it) a study that is not finished, or one written by an older
-        inpca. `memory_gb`: how much of the reference probabilities and reference models at equal
-        progress is kept in memory (beyond it they are read from the store on every use). `follow`
-        False: an atlas that only places checkpoints, which needs the map (store and embedding) but not
-        the trajectory stage and the analysis."""
+        """The finished study in `path` as an atlas.
+
+        Parameters
+        ----------
+        path : str or Path
+            The study's results folder.
+        memory_gb : float
+            How much of the reference probabilities and reference models at equal progress is kept in
+            memory; beyond it they are read from the store on every use.
+        device : {"cpu", "cuda", "auto"}
+            Where the distances to the references are computed.
+        follow : bool
+            False: an atlas that only places checkpoints, which needs the map (store and embedding)
+            but not the trajectory stage and the analysis.
+
+        Returns
+        -------
+        Atlas
+
+        Raises
+        ------
+        AtlasError
+            One line naming the missing file and the command that makes it, for a study that is not
+            finished, or one written by an older inpca.
+        """
         return cls(Path(path), memory_gb=memory_gb, device=device, follow=follow)
 
     def _command(self, target: str = "") -> str:

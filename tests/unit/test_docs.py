@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-PUBLIC_API = ["inpca.record"]
+PUBLIC_API = ["inpca.record", "inpca.embedding", "inpca.results", "inpca.atlas.atlas"]
 
 
 @pytest.mark.parametrize("module", PUBLIC_API)
