@@ -16,7 +16,8 @@ final test error is forecast four ways, on the same cuts:
 For each cut it prints, across the held-out runs, the Spearman correlation of the forecast with the true
 final test error, the mean absolute error, and the selection regret (the true error of the configuration
 a method ranks best, by its seeds' mean forecast, minus the best true configuration error); for the
-atlas also how many forecasts it trusts and the same numbers on those. Diverged runs are not targets.
+atlas also how many forecasts it trusts and the same numbers on those, and how often its range (the
+neighbours' lowest and highest final error) holds the true one. Diverged runs are not targets.
 
     python benchmarks/forecast.py --study results-digits-zoo [--k 5] [--split train] [--out forecast.tsv]
 """
@@ -148,6 +149,8 @@ def main() -> None:
                 failed_fits += not fitted
                 rows.append({"run": run_id, "configuration": configuration, "arch": members["arch"].iloc[0],
                              "cut": cut, "true": true, "atlas": forecast.estimates["final_test_error"][0],
+                             "atlas_low": forecast.estimates["final_test_error"][1],
+                             "atlas_high": forecast.estimates["final_test_error"][2],
                              "trusted": forecast.trusted, "current": float(part["test_error"][-1]),
                              "power_law": law, "hyperparameters": hyper,
                              "nearest_same_arch": bool(len(following.references) and
@@ -177,6 +180,10 @@ def main() -> None:
             print(f"| {cut:.0%} | all {len(part)} ({declined} declined by the atlas) | {method} | "
                   f"{spearman(part[method], part['true']):.2f} | {np.mean(np.abs(part[method] - part['true'])):.4f} | "
                   f"{regret(part, method):.4f} |")
+        inside = (forecast["atlas_low"] <= forecast["true"]) & (forecast["true"] <= forecast["atlas_high"])
+        print(f"| {cut:.0%} | {len(forecast)} the atlas forecasts | atlas range [low, high] (the neighbours') | "
+              f"holds the true final error in {inside.mean():.0%} | median width "
+              f"{np.median(forecast['atlas_high'] - forecast['atlas_low']):.4f} | |")
         untrusted = forecast[~forecast["trusted"].astype(bool)]
         print(f"| {cut:.0%} | {len(untrusted)} forecast but untrusted (farther than two seeds) | atlas | "
               f"{spearman(untrusted['atlas'], untrusted['true']):.2f} | "
