@@ -68,9 +68,19 @@ def _run_rows(runs: list[str]) -> dict[str, slice]:
     return rows
 
 
-def plan_block(block_path, reference_path, out_path, *, index: str = "progress", points: int = 50) -> None:
+def plan_block(block_path, reference_path, out_path, *, index: str = "progress", points: int = 50,
+               threads: int | None = None) -> None:
     """Plan the reindexing of every run of a store block (or, for the reference block, of the geodesic)
-    and the loss and error of each model at equal progress (layout: module docstring)."""
+    and the loss and error of each model at equal progress (layout: module docstring). `threads`: at
+    most this many for the interpolation kernel (None: numba's default, every core)."""
+    from .distances import _thread_limit
+    from .kernels import default_kernel_name
+
+    with _thread_limit(threads, default_kernel_name("cpu")):
+        _plan_block(block_path, reference_path, out_path, index=index, points=points)
+
+
+def _plan_block(block_path, reference_path, out_path, *, index: str, points: int) -> None:
     from .store import open_block, read_reference
     from .trajectories import (geodesic_trajectory, index_grid, index_values, interpolate_rows, reindex_metrics,
                                reindex_plan)
@@ -231,13 +241,16 @@ def equal_progress_tile(block_a, plan_a, block_b, plan_b, reference_path, split:
     """Distances between the trajectories of two store blocks at each t_k of their plans, `D` (T, R_a,
     R_b), computed from the store one t_k at a time with the kernels of the point tiles (layout: module
     docstring). A diagonal tile (a == b) is symmetric with a zero diagonal."""
-    from .distances import pairwise_streamed
+    from .distances import _thread_limit, pairwise_streamed
+    from .kernels import default_kernel_name
     from .tiles import job_device
 
     started = time.time()
     device = job_device(device)
     same = Path(plan_a) == Path(plan_b)
     with contextlib.ExitStack() as stack:
+        if device == "cpu":  # the interpolation kernel within the job's threads too, not only the distances
+            stack.enter_context(_thread_limit(threads, default_kernel_name("cpu")))
         a = stack.enter_context(ReindexedBlock(block_a, plan_a, reference_path, split, device))
         b = a if same else stack.enter_context(ReindexedBlock(block_b, plan_b, reference_path, split, device))
         if len(a.t) != len(b.t) or not np.array_equal(a.t, b.t):

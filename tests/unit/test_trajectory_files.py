@@ -181,3 +181,14 @@ def test_the_trajectory_index_lists_every_trajectory_in_matrix_order(stage, tmp_
     assert [r["run"] for r in rows][0] == "geodesic" and len(rows) == 6
     assert [r["point"] for r in rows] == [str(i) for i in range(6)]
     assert all(0 <= float(r["final_index_train"]) <= 1 for r in rows)
+
+
+def test_a_job_keeps_the_interpolation_within_its_threads_and_gets_the_same_plan(stage, tmp_path):
+    import numba
+
+    before = numba.get_num_threads()
+    plan_block(stage / "b000.h5", stage / "ref.h5", tmp_path / "plan.h5", points=POINTS, threads=1)
+    assert numba.get_num_threads() == before  # restored for whatever the process does next
+    with h5py.File(tmp_path / "plan.h5", "r") as one, h5py.File(stage / "plan-b000.h5", "r") as every:
+        for name in ("train_rows", "train_fraction", "train_loss", "test_error"):
+            assert np.array_equal(one[name][()], every[name][()])
