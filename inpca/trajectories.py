@@ -33,7 +33,7 @@ interpolated rows are renormalised to sum 1 (`geodesic` does that after squaring
 
 The rules depend on the index values alone, so they are computed once as a *plan*
 (:func:`reindex_plan`: for each t_k the two checkpoints and the fraction) and applied wherever the
-models at equal progress are needed (:func:`model_at`, :func:`models_at`): the pipeline stores the
+models at equal progress are needed (:func:`model_at`, :func:`interpolate_rows`): the pipeline stores the
 plan, a few numbers per trajectory and t_k, and computes the models from the store when it compares
 trajectories, instead of storing R x T x N x C probabilities.
 """
@@ -56,7 +56,6 @@ __all__ = [
     "index_values",
     "interpolate_rows",
     "model_at",
-    "models_at",
     "reindex",
     "reindex_metrics",
     "reindex_plan",
@@ -124,15 +123,6 @@ def model_at(p_lower, p_upper, same: bool, fraction: float) -> np.ndarray:
     if same:
         return np.asarray(p_lower, dtype=np.float64)
     return geodesic(p_lower, p_upper, [fraction], dtype=np.float64)[0]
-
-
-def models_at(p_lower, p_upper, same, fraction, device: str = "cpu"):
-    """:func:`model_at` for a batch of runs at once: p_lower, p_upper (R, N, C), same (R,) bool,
-    fraction (R,). Returns (R, N, C) float64 (computed by :func:`interpolate_rows`)."""
-    p_lower, p_upper = np.asarray(p_lower), np.asarray(p_upper)
-    runs = np.arange(len(p_lower))
-    upper = np.where(np.asarray(same, dtype=bool), runs, runs + len(p_lower))
-    return interpolate_rows(np.concatenate([p_lower, p_upper]), runs, upper, fraction, dtype=np.float64, device=device)
 
 
 def interpolate_rows(pool, lower, upper, fraction, *, dtype=np.float32, device: str = "cpu") -> np.ndarray:

@@ -21,7 +21,6 @@ from inpca.trajectories import (
     index_values,
     interpolate_rows,
     model_at,
-    models_at,
     reindex,
     reindex_metrics,
 )
@@ -334,8 +333,6 @@ def test_interpolate_rows_is_model_at_for_every_row(dtype, kernel, monkeypatch):
         expected = model_at(pool[lo], pool[up], lo == up, f).astype(dtype)
         np.testing.assert_allclose(got[r], expected, rtol=1e-12 if dtype == np.float64 else 0, atol=1e-15)
     assert np.array_equal(got[3], pool[4].astype(dtype))  # held exactly as stored
-    assert np.array_equal(models_at(pool[lower], pool[upper], lower == upper, fraction),
-                          interpolate_rows(pool, lower, upper, fraction, dtype=np.float64))
 
 
 def test_interpolate_rows_refuses_rows_outside_the_pool():

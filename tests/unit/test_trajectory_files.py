@@ -9,7 +9,8 @@ from inpca.distances import pairwise
 from inpca.files import open_h5
 from inpca.runfile import write_run
 from inpca.store import build_block, write_reference
-from inpca.trajectories import geodesic_trajectory, index_grid, index_values, models_at, reindex, reindex_metrics
+from inpca.trajectories import (geodesic_trajectory, index_grid, index_values, interpolate_rows, reindex,
+                                reindex_metrics)
 from inpca.trajectory_files import ReindexedBlock, equal_progress_tile, plan_block, write_trajectory_index
 
 DIGITS = {"name": "digits", "test_fraction": 0.25, "split_seed": 0, "keep_every": 4}
@@ -158,14 +159,16 @@ def test_equal_progress_tiles_are_the_distances_between_the_reindexed_trajectori
 
 
 def test_the_gpu_interpolation_is_the_cpu_one(stage):
-    """models_at's torch path (what a GPU job runs), here on torch's CPU device, against numpy."""
+    """interpolate_rows's torch path (what a GPU job runs), here on torch's CPU device, against the CPU
+    kernel."""
     from inpca.trajectories import _models_at_torch
 
     with open_h5(stage / "b000.h5") as f:
         lower, upper = f["train_probs"][[0, 6, 13]], f["train_probs"][[1, 7, 14]]
     same, fraction = np.array([False, True, False]), np.array([0.3, 0.0, 1.0])
     np.testing.assert_allclose(_models_at_torch(lower, upper, same, fraction, "cpu"),
-                               models_at(lower, upper, same, fraction), rtol=0, atol=1e-12)
+                               interpolate_rows(np.concatenate([lower, upper]), [0, 1, 2], [3, 1, 5], fraction,
+                                                dtype=np.float64), rtol=0, atol=1e-12)
 
 
 def test_the_trajectory_index_lists_every_trajectory_in_matrix_order(stage, tmp_path):
