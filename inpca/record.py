@@ -493,7 +493,7 @@ class Recorder:
         forecast its end; append a row to `atlas_table` (rewritten atomically) and log one line."""
         import time
 
-        from .files import atomic_path
+        from .files import write_table
 
         started = time.perf_counter()
         history = self._checkpoints_so_far()
@@ -509,8 +509,7 @@ class Recorder:
         self._atlas_rows.append(row)
         import pandas as pd
 
-        with atomic_path(self.atlas_table) as tmp:
-            pd.DataFrame(self._atlas_rows).to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+        write_table(pd.DataFrame(self._atlas_rows), self.atlas_table)
         log.info("atlas: step %d, progress %.3f, nearest %s; %s", step, row[f"{self.atlas_split}_progress"],
                  forecast.nearest_configuration or "-", forecast.line())
 

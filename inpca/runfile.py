@@ -30,10 +30,13 @@ import numpy as np
 
 from .errors import RunFileError, rebuild_hint
 from .files import create, h5_reason, open_h5, write_h5
+from .config import SPLITS
 from .study import METRICS
 
 FORMAT_VERSION = 1
-PROBS = {"train": "train_probs", "test": "test_probs"}
+PROBS = {split: f"{split}_probs" for split in SPLITS}
+# Every per-checkpoint dataset of a run file.
+CHECKPOINT_DATASETS = (*PROBS.values(), "step", "epoch", *METRICS)
 
 
 def write_run(path, probs: dict, steps, epochs, metrics: dict, attrs: dict, labels: dict | None = None) -> None:
@@ -61,7 +64,7 @@ def read_checkpoints(path) -> dict:
     ``{split}_probs`` (N, C) arrays, ``step``, ``epoch`` and the metrics; and ``attrs``. For the files
     of unfinished trainings, which carry only the attributes their writer needs."""
     with open_h5(path) as f:
-        out = {name: list(f[name][()]) for name in (*PROBS.values(), "step", "epoch", *METRICS)}
+        out = {name: list(f[name][()]) for name in CHECKPOINT_DATASETS}
         out["attrs"] = dict(f.attrs)
     return out
 
@@ -72,7 +75,7 @@ def read_run(path: str | Path) -> dict:
     f = open_h5(path)
     try:
         with f:
-            missing = [n for n in (*PROBS.values(), "step", "epoch", *METRICS) if n not in f]
+            missing = [n for n in CHECKPOINT_DATASETS if n not in f]
             if missing:
                 raise RunFileError(f"{path}: missing dataset(s) {', '.join(missing)}; not a complete run file; "
                                    + rebuild_hint(path))

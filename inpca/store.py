@@ -263,9 +263,9 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
                 raise StoreError(str(exc)) from None
             for split in SPLITS:
                 check_probabilities(path, f"{split}_probs", run[f"{split}_probs"], sum_tolerance)
+                run[f"{split}_probs"] = run[f"{split}_probs"].astype(np.float32, copy=False)  # once, for both uses
             probs.add(path, run)
-            points.add(rid, run, _point_metrics({s: run[f"{s}_probs"].astype(np.float32) for s in SPLITS}, labels, C,
-                                                progress_mode))
+            points.add(rid, run, _point_metrics({s: run[f"{s}_probs"] for s in SPLITS}, labels, C, progress_mode))
             log.info("%s: %d checkpoints", rid, k)
         probs.close()
         for key, values in points.columns().items():
@@ -310,7 +310,7 @@ class _CopiedProbs:
     def add(self, path: Path, run: dict) -> None:
         k = len(run["step"])
         for split in SPLITS:
-            self.dsets[split][self.offset:self.offset + k] = run[f"{split}_probs"].astype(np.float32)
+            self.dsets[split][self.offset:self.offset + k] = run[f"{split}_probs"]
         self.offset += k
 
     def close(self) -> None:

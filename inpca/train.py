@@ -36,7 +36,7 @@ from .data import load_dataset, subsample
 from .devices import resolve_device
 from .errors import ConfigError, InpcaError, RunFileError, first_line, rebuild_hint
 from .files import atomic_path
-from .runfile import METRICS, read_checkpoints, write_run
+from .runfile import CHECKPOINT_DATASETS, METRICS, read_checkpoints, write_run
 from .schedule import checkpoint_steps
 from .study import corner_config, corner_id
 
@@ -185,7 +185,7 @@ class CheckpointCache:
 
     @staticmethod
     def empty() -> dict:
-        return {f"{split}_probs": [] for split in SPLITS} | {"step": [], "epoch": [], **{m: [] for m in METRICS}}
+        return {name: [] for name in CHECKPOINT_DATASETS}
 
     def load(self) -> dict:
         if not self.path.exists():
