@@ -1,7 +1,7 @@
 # inpca: train a grid of networks, record their predictions, and map all training trajectories into
 # one picture with InPCA (Mao et al., PNAS 2024). This file is the table of contents; each stage
 # lives in rules/<stage>.smk, and each rule runs a thin script of scripts/ that turns the job into a
-# call of the `inpca` package (a script may serve several rules of one kind, e.g. the three tile rules).
+# call of the `inpca` package (a script may serve several rules of one kind, e.g. assemble_distances.py).
 
 from snakemake.utils import min_version
 

@@ -38,7 +38,8 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
 
 
 @functools.lru_cache(maxsize=4)
-def _schema_at(path: str) -> dict:
+def cached_schema(path: str) -> dict:
+    """The schema at `path`, parsed once per process (read only: validation copies what it fills)."""
     return load_schema(path)
 
 
@@ -143,8 +144,7 @@ def _coerce(instance, schema: dict, root: dict, floats: bool = False):
         # a word the schema names (a const or enum beside a number: "authors") stays text; free text
         # ("type: string") stays text; anything else is parsed as the number or boolean it asks for
         words = {str(w) for b in alternatives for w in b.get("enum", [b["const"]] if "const" in b else [])}
-        free_text = any("string" in set(b.get("type", []) if isinstance(b.get("type"), list) else [b.get("type")])
-                        for b in alternatives)
+        free_text = any("type" in b and "string" in _declared_types(b) for b in alternatives)
         if instance not in words and not free_text and types & {"integer", "number", "boolean"}:
             value = _parse_text(instance, types)
             return instance if value is instance else _coerce(value, schema, root, floats)
@@ -289,7 +289,7 @@ def _validate(instance, schema: dict, root: dict, prefix: str = "") -> None:
 def validate_config(config: dict, schema: dict | None = None) -> dict:
     """The config with text converted, defaults filled in and every rule checked; ConfigError (one
     line naming the key and what is allowed) if it is invalid."""
-    schema = schema if schema is not None else _schema_at(str(SCHEMA_PATH))
+    schema = schema if schema is not None else cached_schema(str(SCHEMA_PATH))
     config = _coerce(copy.deepcopy(dict(config)), schema, schema)
     _check_finite(config)
     _validate(config, schema, schema)
@@ -318,7 +318,7 @@ def _widths_of_fc(arch):
 def complete_section(name: str, value: dict, schema: dict | None = None) -> dict:
     """One $defs entry (e.g. "arch", "optimizer") validated and with its defaults, as the study
     does for every grid entry; for callers of the package that build a network by hand."""
-    root = schema if schema is not None else _schema_at(str(SCHEMA_PATH))
+    root = schema if schema is not None else cached_schema(str(SCHEMA_PATH))
     sub = {"$ref": f"#/$defs/{name}"}
     value = _coerce(copy.deepcopy(value), sub, root)
     _check_finite(value, (name,))
@@ -465,6 +465,12 @@ def _own_folder(config_file: Path) -> str:
     return DEFAULT_RESULTS if config_file.name == "config.yaml" else f"{DEFAULT_RESULTS}-{config_file.stem}"
 
 
+def study_config_file(owner: str) -> str:
+    """The config file that is the study, from an owner string of :func:`results_folder` (the last of
+    the config files it names)."""
+    return owner.split(", ")[-1]
+
+
 def results_folder(config: dict, configfiles) -> tuple[str, str]:
     """(folder, owner): where the study writes, and the config file(s) it comes from as the user named
     them. The config's `results` key decides; else the folder of the last config file (the default
@@ -505,9 +511,10 @@ def claim_results_folder(folder: str, owner: str, write: bool) -> None:
     if marker.exists():
         holder = marker.read_text().strip()
         if holder != owner:
+            config_file = study_config_file(owner)
             raise ConfigError(f"results: {folder} holds the study of {holder}, and {owner} would overwrite it; give "
-                              f"this study a folder of its own (results: <folder> in {owner.split(', ')[-1]}; "
-                              f"left out, it is {_own_folder(Path(owner.split(', ')[-1]))}), or delete {marker} if "
+                              f"this study a folder of its own (results: <folder> in {config_file}; "
+                              f"left out, it is {_own_folder(Path(config_file))}), or delete {marker} if "
                               f"{owner} is that study moved or renamed")
     elif write:
         marker.parent.mkdir(parents=True, exist_ok=True)
@@ -532,7 +539,7 @@ def resolve_column(columns, name: str, key: str = "plots.color_by") -> str:
 
 
 def _schema_enum(*keys) -> tuple[str, ...]:
-    node = _schema_at(str(SCHEMA_PATH))
+    node = cached_schema(str(SCHEMA_PATH))
     for key in keys:
         node = node[key]
     return tuple(node["enum"])

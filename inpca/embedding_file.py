@@ -28,15 +28,9 @@ from threadpoolctl import threadpool_limits
 
 from .errors import ResultsError
 from .files import open_h5, write_h5
+from .resources import IN_MEMORY_POINTS, LANDMARK_IN_MEMORY_ENTRIES
 
 log = logging.getLogger("inpca.embedding")
-
-# Below this many points the matrix is read into memory (where a Lanczos product is one sweep of
-# memory); above it the eigensolver streams the tiles (solver auto: the block solver, which reads them
-# a few times instead of once per product).
-IN_MEMORY_POINTS = 30_000
-# Landmark columns (M x L) are read into memory only up to this many entries (512 MB in float64).
-LANDMARK_IN_MEMORY_ENTRIES = 64 * 2**20
 
 
 def _index_columns(index_path, split: str):

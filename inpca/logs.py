@@ -162,7 +162,7 @@ def run_script(main, smk) -> None:
             log.error("%s", refusal)
             sys.exit(f"error in rule {smk.rule}: {refusal}")
         # a bug: keep the evidence
-        summary = f"{type(exc).__name__}: {first_line(exc)}"
+        summary = first_line(exc, typed=True)
         log.error("unexpected error (a bug, please report it with the log): %s", summary, exc_info=True)
         if _log_written(log_path):
             sys.exit(f"error in rule {smk.rule}: {summary}; traceback in {log_path}")

@@ -23,11 +23,12 @@ _CIFAR10 = (50_000, 10_000, 10)
 _GPU_IMAGES_PER_S = {"fc": 200_000, "allcnn": 40_000, "wrn": 15_000, "convmixer": 12_000, "vit": 8_000}
 _CPU_SLOWDOWN = 50
 
-# The embedding's memory thresholds, copied from inpca.embedding_file (which imports numpy, so not
-# here at parse time; tests/unit/test_resources.py keeps the copies equal): up to IN_MEMORY_POINTS
-# the exact matrix is read whole, and landmark columns up to LANDMARK_IN_MEMORY_ENTRIES entries.
-_IN_MEMORY_POINTS = 30_000
-_LANDMARK_IN_MEMORY_ENTRIES = 64 * 2**20
+# The embedding's memory thresholds (here, not in inpca.embedding_file, which imports numpy: this
+# module is read at parse time): up to IN_MEMORY_POINTS the exact matrix is read whole (above it the
+# eigensolver streams the tiles), and landmark columns (M x L) up to LANDMARK_IN_MEMORY_ENTRIES entries
+# (512 MB in float64).
+IN_MEMORY_POINTS = 30_000
+LANDMARK_IN_MEMORY_ENTRIES = 64 * 2**20
 
 
 def dataset_size(dataset: dict, recorded: bool = True) -> tuple[int, int, int]:
@@ -154,9 +155,9 @@ def embed_mem_mb(study, attempt: int = 1) -> int:
     m = study_points(study)
     if study.config["embedding"]["method"] == "landmarks":
         n = landmark_points(study)
-        dense = n * n * 8 + (m * n * 8 if m * n <= _LANDMARK_IN_MEMORY_ENTRIES else 256 << 20)
+        dense = n * n * 8 + (m * n * 8 if m * n <= LANDMARK_IN_MEMORY_ENTRIES else 256 << 20)
     else:
-        dense = m * m * 8 if m <= _IN_MEMORY_POINTS else 256 << 20
+        dense = m * m * 8 if m <= IN_MEMORY_POINTS else 256 << 20
     k = study.config["embedding"]["n_components"]
     vectors = max(40 * k, 15 * (k + 30))
     return int((1500 + (1.3 * dense + vectors * m * 8) / 2**20) * attempt)

@@ -29,7 +29,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import (ARCHITECTURES, SCHEMA_PATH, SPLITS, as_list, check_data_present, load_schema, resolve_column,
+from .config import (ARCHITECTURES, SCHEMA_PATH, SPLITS, as_list, cached_schema, check_data_present, resolve_column,
                      validate_config)
 from .errors import ConfigError
 
@@ -220,7 +220,7 @@ def expand_grid(config: dict) -> dict[str, dict]:
 
 def load_study(config: dict, schema_path: str | Path = SCHEMA_PATH, check_data: bool = True) -> Study:
     """The validated study; `check_data` also refuses a data set that must be on disk and is not."""
-    config = validate_config(config, load_schema(schema_path))
+    config = validate_config(config, cached_schema(str(schema_path)))  # parsed once per process
     if check_data:
         check_data_present(config["dataset"])
     runs = expand_grid(config)

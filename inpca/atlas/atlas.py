@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import SPLITS, STUDY_MARKER
+from ..config import SPLITS, STUDY_MARKER, study_config_file
 from ..errors import ResultsError, snakemake_command
 from ..files import open_h5, read_table, text
 
@@ -218,7 +218,7 @@ class Atlas:
     def _command(self, target: str = "") -> str:
         """The command that finishes this study, with its config file (from the study's folder marker)."""
         marker = self.path / STUDY_MARKER
-        holder = marker.read_text().strip().split(", ")[-1] if marker.exists() else "config.yaml"
+        holder = study_config_file(marker.read_text().strip()) if marker.exists() else "config.yaml"
         configfile = "" if Path(holder).name == "config.yaml" else f" --configfile {holder}"
         return f"{snakemake_command()} --cores all{configfile}{(' ' + target) if target else ''}"
 

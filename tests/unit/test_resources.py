@@ -266,13 +266,6 @@ def test_landmark_points_are_those_the_embedding_picks(with_corners):
         assert resources.landmark_points(study) == len(landmark_rows_every(runs, np.array(index), kinds, every))
 
 
-def test_embed_thresholds_are_those_of_the_embedding():
-    from inpca import embedding_file
-
-    assert resources._IN_MEMORY_POINTS == embedding_file.IN_MEMORY_POINTS
-    assert resources._LANDMARK_IN_MEMORY_ENTRIES == embedding_file.LANDMARK_IN_MEMORY_ENTRIES
-
-
 # --------------------------------------------------------------------------------------------
 # orders of magnitude at paper scale (presets/cifar10-paper.yaml)
 
