@@ -471,6 +471,24 @@ def study_config_file(owner: str) -> str:
     return owner.split(", ")[-1]
 
 
+def study_command(path=None, target: str = "") -> str:
+    """The Snakemake command that makes `target` (default: everything) of the study holding `path` (a
+    file or folder under a study's results folder): with ``--configfile`` when the folder's marker names
+    another config file than config.yaml, so that a printed remedy reruns that study, not the default
+    one. The target goes before --configfile, which takes every word after it as a config file."""
+    from .errors import snakemake_command
+
+    configfile = ""
+    here = Path(path) if path is not None else None
+    for folder in ([here, *here.parents] if here is not None else []):
+        marker = folder / STUDY_MARKER
+        if marker.is_file():
+            config_file = study_config_file(marker.read_text().strip())
+            configfile = "" if Path(config_file).name == "config.yaml" else f" --configfile {config_file}"
+            break
+    return f"{snakemake_command()} --cores all{' ' + target if target else ''}{configfile}"
+
+
 def results_folder(config: dict, configfiles) -> tuple[str, str]:
     """(folder, owner): where the study writes, and the config file(s) it comes from as the user named
     them. The config's `results` key decides; else the folder of the last config file (the default
@@ -485,6 +503,11 @@ ATLAS_FILES = ("store/index.tsv", "store/ref.h5", "trajectories/index.tsv", "emb
                "analysis/{split}/speed_runs.tsv", "analysis/{split}/equal_progress.h5")
 
 
+def atlas_files(folder, splits) -> list[Path]:
+    """The files of ATLAS_FILES in an atlas folder, for the given splits, each once."""
+    return list(dict.fromkeys(Path(folder) / name.format(split=split) for split in splits for name in ATLAS_FILES))
+
+
 def check_atlas(atlas: dict, results: str) -> None:
     """The config's `atlas` (if any): a finished study's folder, not this study's own."""
     if not atlas:
@@ -496,8 +519,7 @@ def check_atlas(atlas: dict, results: str) -> None:
     if not folder.is_dir():
         raise ConfigError(f"atlas.path: {str(folder.resolve())!r} does not exist; give the results folder of a finished "
                           "study")
-    for name in ATLAS_FILES:
-        path = folder / name.format(split=atlas["split"])
+    for path in atlas_files(folder, [atlas["split"]]):
         if not path.exists():
             raise ConfigError(f"atlas.path: {path} is missing; the atlas must be a finished study (run its analysis "
                               "target first)")

@@ -74,4 +74,6 @@ def snakemake_command() -> str:
 def rebuild_hint(path) -> str:
     """The remedy for a damaged file of a study: every file a study keeps is a target of the default
     rule (rules/common.smk), so deleting it and rerunning rebuilds it and what depends on it."""
-    return f"delete it and rerun Snakemake, which rebuilds it: rm {path} && {snakemake_command()} --cores all"
+    from .config import study_command
+
+    return f"delete it and rerun Snakemake, which rebuilds it: rm {path} && {study_command(path)}"

@@ -20,7 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .errors import InpcaError, first_line, snakemake_command
+from .errors import InpcaError, first_line
 
 log = logging.getLogger("inpca")
 
@@ -133,8 +133,10 @@ def os_refusal(exc: OSError, outputs=()) -> str | None:
     temporary name that is removed when the write fails."""
     if exc.errno not in _OS_REFUSALS:
         return None
+    from .config import study_command
+
     path, where = _refused_path(exc, outputs)
-    rerun = f"{snakemake_command()} --cores all"
+    rerun = study_command(path)
     if exc.errno in _OUT_OF_SPACE:
         folder = Path(path).parent if path else Path.cwd()
         while not folder.exists() and folder != folder.parent:

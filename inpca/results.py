@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import study_command
 from .errors import ResultsError, snakemake_command
 from .files import open_h5, read_table, text
 
@@ -87,8 +88,7 @@ class Reindexed:
             for needed, target in ((path / "store" / f"{block}.h5", "store"),
                                    (path / "trajectories" / f"{block}.h5", "trajectories")):
                 if not needed.exists():
-                    raise ResultsError(f"{needed}: not made yet; make it with: {snakemake_command()} --cores all "
-                                       f"{target}")
+                    raise ResultsError(f"{needed}: not made yet; make it with: {study_command(path, target)}")
             self._results._open[key] = ReindexedBlock(path / "store" / f"{block}.h5", path / "trajectories" / f"{block}.h5",
                                                       path / "store" / "ref.h5", self._split)
         return self._results._open[key]
@@ -129,7 +129,7 @@ class Results:
     def _table(self, relative: str, target: str):
         path = self.path / relative
         if not path.exists():
-            raise ResultsError(f"{path}: not made yet; make it with: {snakemake_command()} --cores all {target}")
+            raise ResultsError(f"{path}: not made yet; make it with: {study_command(self.path, target)}")
         return read_table(path)
 
     @functools.cached_property
@@ -163,12 +163,12 @@ class Results:
         if key not in self._open:
             index = self.path / "store" / "index.tsv"
             if not index.exists():
-                raise ResultsError(f"{index}: not made yet; make it with: {snakemake_command()} --cores all store")
+                raise ResultsError(f"{index}: not made yet; make it with: {study_command(self.path, 'store')}")
             tiles = study_tile_paths(key, index)  # the study's own tiles: a stale one beside them is not read
             missing = [path for path in tiles.values() if not path.exists()]
             if missing:
                 raise ResultsError(f"{missing[0]}: not made yet ({len(missing)} of the study's {len(tiles)} tiles "
-                                   f"missing); make them with: {snakemake_command()} --cores all distances")
+                                   f"missing); make them with: {study_command(self.path, 'distances')}")
             self._open[key] = TiledMatrix(tiles, index)
         return self._open[key]
 

@@ -13,9 +13,9 @@ rule atlas_place:
     benchmark:
         "<logs>/benchmarks/atlas_place/{run}.tsv"
     params:
-        atlas=config["atlas"]["path"] if config.get("atlas") else None,
-        split=config["atlas"]["split"] if config.get("atlas") else None,
-        k=config["atlas"]["k"] if config.get("atlas") else None,
+        atlas=ATLAS.get("path"),
+        split=ATLAS.get("split"),
+        k=ATLAS.get("k"),
         version=RESULTS_VERSION["atlas"],
     conda:
         "../envs/inpca.yaml"
@@ -25,7 +25,7 @@ rule atlas_place:
 
 rule atlas_figure:
     input:
-        placements=[f"<results>/atlas/{run}.atlas.tsv" for run in STUDY.runs],
+        placements=get_atlas_placements(),
         atlas=get_atlas_files(),
     output:
         png=report(
@@ -43,7 +43,7 @@ rule atlas_figure:
     log:
         "<logs>/atlas_figure/{split}.log",
     params:
-        atlas=config["atlas"]["path"] if config.get("atlas") else None,
+        atlas=ATLAS.get("path"),
         version=RESULTS_VERSION["atlas"],
     conda:
         "../envs/inpca.yaml"

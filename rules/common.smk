@@ -17,7 +17,7 @@ from inpca.study import (
     load_study,
     runs_table_rows,
 )
-from inpca.config import ATLAS_FILES, check_atlas, claim_results_folder, results_folder
+from inpca.config import SPLITS, atlas_files, check_atlas, claim_results_folder, results_folder
 from inpca.imports import RUN_ID_PATTERN as IMPORTED_RUN_PATTERN
 from inpca import resources as estimate
 from inpca.devices import gpus_for_device
@@ -39,6 +39,8 @@ workflow.register_pathvars(results=RESULTS, logs=f"{RESULTS}/logs")
 
 # Scripts read the config too: give them the validated one, defaults filled in.
 config.update(STUDY.config)
+# The atlas the study's runs are placed in ({} without one: no atlas rules run).
+ATLAS = config.get("atlas") or {}
 
 
 onstart:
@@ -244,19 +246,21 @@ def trajectory_tile_runtime(wildcards, attempt):
 
 
 def get_atlas_files():
-    """The files of the atlas a study's runs are placed in (config `atlas`): a new atlas reruns them."""
-    atlas = config.get("atlas")
-    if not atlas:
+    """The files of the atlas a study's runs are placed in (config `atlas`), of the splits it has: a new
+    atlas reruns the placements."""
+    if not ATLAS:
         return []
-    return [os.path.join(atlas["path"], name.format(split=split)) for name in ATLAS_FILES for split in ("train", "test")
-            if os.path.exists(os.path.join(atlas["path"], name.format(split=split)))]
+    return [str(path) for path in atlas_files(ATLAS["path"], SPLITS) if path.exists()]
+
+
+def get_atlas_placements():
+    """Every run's placement in the atlas (config `atlas`)."""
+    return [f"<results>/atlas/{run}.atlas.tsv" for run in STUDY.runs] if ATLAS else []
 
 
 def get_atlas_outputs():
     """The placements of every run and the figures, in a study with an atlas."""
-    atlas = config.get("atlas")
-    if not atlas:
+    if not ATLAS:
         return []
-    split = atlas["split"]
-    return [*(f"<results>/atlas/{run}.atlas.tsv" for run in STUDY.runs),
-            f"<results>/atlas/atlas-{split}.png", f"<results>/atlas/atlas-{split}.html"]
+    split = ATLAS["split"]
+    return [*get_atlas_placements(), f"<results>/atlas/atlas-{split}.png", f"<results>/atlas/atlas-{split}.html"]

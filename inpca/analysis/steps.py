@@ -23,7 +23,8 @@ import logging
 
 import numpy as np
 
-from ..errors import ResultsError, snakemake_command
+from ..config import study_command
+from ..errors import ResultsError
 from ..files import atomic_path, create, open_h5, read_table, text, write_h5, write_table
 from .claims import configuration_distances, corner_distances, factor_effects, run_pairs, tube_widths
 from .claims import distance_to_geodesic as table_of
@@ -50,7 +51,7 @@ def load_equal_progress(equal_progress_path, trajectories_path):
     trajectories = load_trajectories(trajectories_path)
     if runs != trajectories["run"].tolist():
         raise ResultsError(f"{equal_progress_path} and {trajectories_path} list different trajectories; rerun the "
-                           f"trajectory stage ({snakemake_command()} --cores all trajectories)")
+                           f"trajectory stage ({study_command(equal_progress_path, 'trajectories')})")
     return dists, ts, trajectories
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import SPLITS, STUDY_MARKER, study_config_file
-from ..errors import ResultsError, snakemake_command
+from ..config import SPLITS, study_command
+from ..errors import ResultsError
 from ..files import open_h5, read_table, text
 
 log = logging.getLogger("inpca.atlas")
@@ -216,11 +216,8 @@ class Atlas:
         return cls(Path(path), memory_gb=memory_gb, device=device, follow=follow)
 
     def _command(self, target: str = "") -> str:
-        """The command that finishes this study, with its config file (from the study's folder marker)."""
-        marker = self.path / STUDY_MARKER
-        holder = study_config_file(marker.read_text().strip()) if marker.exists() else "config.yaml"
-        configfile = "" if Path(holder).name == "config.yaml" else f" --configfile {holder}"
-        return f"{snakemake_command()} --cores all{configfile}{(' ' + target) if target else ''}"
+        """The command that finishes this study (config.study_command)."""
+        return study_command(self.path, target)
 
     def _check_complete(self, follow: bool) -> None:
         if not self.path.is_dir():

@@ -176,3 +176,16 @@ def test_a_data_set_or_keep_every_that_leaves_too_few_samples_is_refused(dataset
 
 def test_the_largest_keep_every_the_refusal_suggests_is_accepted(plan, base_config):
     assert len(plan({**copy.deepcopy(base_config), "dataset": {"name": "digits", "keep_every": 4}}).runs) == 8
+
+
+def test_a_printed_remedy_reruns_the_study_that_holds_the_file(tmp_path):
+    from inpca.config import STUDY_MARKER, study_command
+
+    (tmp_path / "results-zoo" / "store").mkdir(parents=True)
+    (tmp_path / "results-zoo" / STUDY_MARKER).write_text("presets/digits-zoo.yaml\n")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / STUDY_MARKER).write_text("config.yaml\n")
+    command = study_command(tmp_path / "results-zoo" / "store" / "b000.h5", "store")
+    assert command.endswith("--cores all store --configfile presets/digits-zoo.yaml")  # the target before it
+    assert study_command(tmp_path / "results" / "x.h5").endswith("--cores all")
+    assert study_command(tmp_path / "elsewhere.h5", "distances").endswith("--cores all distances")
