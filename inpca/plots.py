@@ -168,6 +168,22 @@ def _corner_direction(run: str) -> str | None:
     return None
 
 
+def _gapped(xyz, run_list, hover=None):
+    """Runs concatenated into one plotly trace, separated by None so that lines do not join runs:
+    (xs, ys, zs, text), text the rows' `hover` (empty without it)."""
+    xs, ys, zs, text = [], [], [], []
+    for _, rows in run_list:
+        if xs:
+            for seq in (xs, ys, zs, text):
+                seq.append(None)
+        p = xyz[rows]
+        xs.extend(p[:, 0].tolist())
+        ys.extend(p[:, 1].tolist())
+        zs.extend(p[:, 2].tolist())
+        text.extend(hover[r] if hover is not None else None for r in rows)
+    return xs, ys, zs, (text if hover is not None else [])
+
+
 def _run_mask(index) -> np.ndarray:
     if "kind" in index.columns:
         return (index["kind"].astype(str) == "run").to_numpy()
@@ -544,20 +560,6 @@ def plot_trajectories_html(emb: dict, index, out_path, color_by: str = "arch", t
     hover_all = _hover(index, range(len(index)), progress)
     fig = go.Figure()
 
-    def gapped(run_list):
-        """Concatenate runs into one trace, separated by None so that lines do not join runs."""
-        xs, ys, zs, text = [], [], [], []
-        for _, rows in run_list:
-            if xs:
-                for seq in (xs, ys, zs, text):
-                    seq.append(None)
-            p = xyz[rows]
-            xs.extend(p[:, 0].tolist())
-            ys.extend(p[:, 1].tolist())
-            zs.extend(p[:, 2].tolist())
-            text.extend(hover_all[r] for r in rows)
-        return xs, ys, zs, text
-
     if colors.continuous:
         # one trace per run keeps None gaps out of the colour array; one shared colorbar
         cvals = np.log10(colors.values) if colors.log else colors.values
@@ -577,7 +579,7 @@ def plot_trajectories_html(emb: dict, index, out_path, color_by: str = "arch", t
     else:
         for category in colors.categories:
             members = [run for i, run in enumerate(runs) if colors.run_label[i] == category]
-            xs, ys, zs, text = gapped(members)
+            xs, ys, zs, text = _gapped(xyz, members, hover_all)
             fig.add_trace(go.Scatter3d(
                 x=xs, y=ys, z=zs, mode="lines+markers", name=category, legendgroup=category,
                 line=dict(color=colors.category_color[category], width=3),
@@ -727,9 +729,8 @@ def _map_colour_column(table, color_by: str) -> str:
 
 
 def _map_points(table):
-    runs = [(str(run), [i]) for i, run in enumerate(table["run"]) if str(table["kind"].iloc[i]) == "run"]
-    geodesic = [i for i, kind in enumerate(table["kind"]) if str(kind) != "run"]
-    return runs, geodesic
+    """(runs, geodesic rows) of the map's table, one row per trajectory."""
+    return _runs(table), np.flatnonzero(~_run_mask(table))
 
 
 def plot_trajectory_map_png(trajectory_map: dict, table, out_path, color_by: str = "arch") -> None:
@@ -801,9 +802,6 @@ def plot_trajectory_map_html(trajectory_map: dict, table, out_path, color_by: st
 # --------------------------------------------------------------------------------------------------
 # runs placed in an atlas
 
-PLACED_COLOR = "#d62728"
-
-
 def _placed_xyz(rows, split: str) -> np.ndarray:
     return np.column_stack([rows.get(f"{split}_pc{i}", np.zeros(len(rows))) for i in (1, 2, 3)]).astype(float)
 
@@ -858,14 +856,7 @@ def plot_atlas_html(emb: dict, index, placed: dict, out_path, split: str = "trai
     colors = _Colors(index, runs, "arch")
     fig = go.Figure()
     for category in colors.categories:
-        xs, ys, zs = [], [], []
-        for i, (_, rows) in enumerate(runs):
-            if colors.run_label[i] != category:
-                continue
-            p = xyz[rows]
-            xs += p[:, 0].tolist() + [None]
-            ys += p[:, 1].tolist() + [None]
-            zs += p[:, 2].tolist() + [None]
+        xs, ys, zs, _ = _gapped(xyz, [run for i, run in enumerate(runs) if colors.run_label[i] == category])
         fig.add_trace(go.Scatter3d(x=xs, y=ys, z=zs, mode="lines", name=f"atlas: {category}", opacity=0.45,
                                    line=dict(color=colors.category_color[category], width=2), hoverinfo="skip"))
     refs, _, _ = _references(index)
