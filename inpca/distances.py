@@ -203,30 +203,39 @@ def _read_checked(read: Callable, start: int, stop: int, name: str, expect: tupl
 
 
 def _streamed(read_p: Callable, n_samples: int, read_q: Callable | None, metric: str, kernel,
-              chunk_samples: int, validate: bool = True, atol: float = 1e-3) -> np.ndarray:
-    """The distance matrix from chunks of samples, with an explicit kernel object (see inpca.kernels)."""
+              chunk_samples: int, validate: bool = True, atol: float = 1e-3, prepared_q=None) -> np.ndarray:
+    """The distance matrix from chunks of samples, with an explicit kernel object (see inpca.kernels).
+    `prepared_q`: (Q's shape (M2, N, C), [(start, stop, chunk prepared by the kernel), ...]) of column
+    points prepared once (:class:`ReferencePoints`), in place of read_q; its chunks are used as they are."""
     _check_metric(metric)
     if int(n_samples) != n_samples or n_samples < 1:
         raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
     if int(chunk_samples) != chunk_samples or chunk_samples < 1:
         raise ValueError(f"chunk_samples must be a positive integer, got {chunk_samples!r}")
-    symmetric = read_q is None
+    symmetric = read_q is None and prepared_q is None
     p_shape = q_shape = None
     sums = None
     # Kernels that can write a chunk's prepared input over the previous chunk's get it back; others
     # drop it first, so that at most one chunk's prepared input is alive at a time.
     reuse = getattr(kernel, "reuses_buffers", False)
     left = right = None
-    for start in range(0, n_samples, chunk_samples):
-        stop = min(start + chunk_samples, n_samples)
-        old_left, old_right = (left, right) if reuse else (None, None)
+    bounds = ([(start, stop) for start, stop, _ in prepared_q[1]] if prepared_q is not None else
+              [(start, min(start + chunk_samples, n_samples)) for start in range(0, n_samples, chunk_samples)])
+    for i, (start, stop) in enumerate(bounds):
+        old_left = left if reuse else None
+        old_right = right if reuse and prepared_q is None else None  # a prepared reference is never written over
         left = right = None
         p = _read_checked(read_p, start, stop, "read_p", p_shape, validate, atol)
         p_shape = (p.shape[0], p.shape[2])
+        if prepared_q is not None and p_shape[1] != prepared_q[0][2]:
+            raise ValueError(f"read_p({start}, {stop}) has {p_shape[1]} classes but the reference points have "
+                             f"{prepared_q[0][2]}")
         left = kernel.prepare(p, reuse=old_left)
         del p, old_left
         if symmetric:
             right, q_shape = left, p_shape
+        elif prepared_q is not None:
+            right, q_shape = prepared_q[1][i][2], (prepared_q[0][0], prepared_q[0][2])
         else:
             q = _read_checked(read_q, start, stop, "read_q", q_shape, validate, atol)
             if q.shape[2] != p_shape[1]:
@@ -296,14 +305,8 @@ class ReferencePoints:
     def distances(self, P) -> np.ndarray:
         """(m, M) distances of the new points P (m, N, C) to the reference points."""
         P = _as_array(P)
-        m = P.shape[0]
-        sums = self.kernel.new_sums(m, self.shape[0])
-        for start, stop, right in self.chunks:
-            p = _read_checked(lambda a, b: P[:, a:b], start, stop, "read_p", (m, self.shape[2]), True, self.atol)
-            self.kernel.accumulate(self.kernel.prepare(p), right, False, self.metric, sums)
-        D = np.array(self.kernel.to_numpy(sums, m, self.shape[0]), dtype=np.float64) / self.n_samples
-        np.clip(D, 0.0, METRIC_MAX[self.metric], out=D)
-        return D
+        return _streamed(lambda start, stop: P[:, start:stop], self.n_samples, None, self.metric, self.kernel,
+                         self.chunk_samples, atol=self.atol, prepared_q=(self.shape, self.chunks))
 
 
 def pairwise(P, Q=None, metric: str = "bhattacharyya", device: str = "auto", threads: int | None = None) -> np.ndarray:

@@ -380,3 +380,17 @@ def test_streamed_validates_every_chunk():
                    pairwise_streamed, lambda a, b: good, 10, chunk_samples=4, device="cpu")
     one_line_error(r"^read_q\(0, 4\) has 3 classes", pairwise_streamed, lambda a, b: good[:, a:b], 10,
                    read_q=lambda a, b: np.full((2, b - a, 3), 1 / 3, np.float32), chunk_samples=4, device="cpu")
+
+
+def test_reference_points_give_the_streamed_distances_to_the_last_bit():
+    from inpca.distances import ReferencePoints, pairwise_streamed
+
+    rng = np.random.default_rng(7)
+    Q = rng.dirichlet(np.full(10, 0.5), size=(9, 700)).astype(np.float32)
+    P = rng.dirichlet(np.full(10, 0.5), size=(3, 700)).astype(np.float32)
+    references = ReferencePoints(Q, device="cpu", chunk_samples=256)
+    expected = pairwise_streamed(lambda a, b: P[:, a:b], 700, lambda a, b: Q[:, a:b], device="cpu", chunk_samples=256)
+    for _ in range(2):  # the prepared reference is reused, never written over
+        assert np.array_equal(references.distances(P), expected)
+    with pytest.raises(ValueError, match="classes"):
+        references.distances(P[:, :, :5] / P[:, :, :5].sum(-1, keepdims=True))
