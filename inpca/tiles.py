@@ -112,12 +112,29 @@ def index_blocks(index_path) -> list[str]:
     return _index_blocks(index_path)[0]
 
 
+def _block_pairs(order) -> list[tuple[str, str]]:
+    """Every pair of blocks (a, b) with a at or before b in matrix order: the tiles of a matrix."""
+    return [(a, b) for i, a in enumerate(order) for b in order[i:]]
+
+
+def _check_tile_pairs(order, tile_paths: dict, index_path, kind: str) -> None:
+    """A tile for every pair of the index's blocks and none for another (a stale file), or one line."""
+    needed = set(_block_pairs(order))
+    missing = needed - set(tile_paths)
+    if missing:
+        raise ResultsError(f"{index_path}: no {kind} for block pair(s) {sorted(missing)[:3]}")
+    foreign = sorted(set(tile_paths) - needed)
+    if foreign:
+        raise ResultsError(f"{tile_paths[foreign[0]]}: a {kind} of blocks {foreign[0][0]} x {foreign[0][1]}, but "
+                           f"{index_path} lists the blocks {', '.join(order)}; a stale file of an earlier study?")
+
+
 def study_tile_paths(folder, index_path) -> dict:
     """{(a, b): path} of the tiles a study has in `folder`, for every pair of the blocks its index lists
     (a at or before b): what the study says it has, not what a glob finds (a tile of a block that a
     smaller `store.blocks` no longer has may still lie there, and is not the study's)."""
     order = index_blocks(index_path)
-    return {(a, b): Path(folder) / f"{a}-{b}.h5" for i, a in enumerate(order) for b in order[i:]}
+    return {(a, b): Path(folder) / f"{a}-{b}.h5" for a, b in _block_pairs(order)}
 
 
 def assemble(tile_paths: dict, index_path, out_path, split: str) -> None:
@@ -128,10 +145,7 @@ def assemble(tile_paths: dict, index_path, out_path, split: str) -> None:
     """
     order, ranges, runs, kinds = _index_blocks(index_path)
     m = len(runs)
-    needed = {(a, b) for i, a in enumerate(order) for b in order[i:]}
-    missing = needed - set(tile_paths)
-    if missing:
-        raise ResultsError(f"{index_path}: no tile for block pair(s) {sorted(missing)[:3]}")
+    _check_tile_pairs(order, tile_paths, index_path, "tile")
     metric, n_samples = None, None
 
     def fill(f):
@@ -176,14 +190,7 @@ class _TileFiles:
 
     def __init__(self, tile_paths: dict, index_path, kind: str):
         order, ranges, runs, kinds = _index_blocks(index_path)
-        needed = {(a, b) for i, a in enumerate(order) for b in order[i:]}
-        missing = needed - set(tile_paths)
-        if missing:
-            raise ResultsError(f"{index_path}: no {kind} for block pair(s) {sorted(missing)[:3]}")
-        foreign = sorted(set(tile_paths) - needed)
-        if foreign:
-            raise ResultsError(f"{tile_paths[foreign[0]]}: a {kind} of blocks {foreign[0][0]} x {foreign[0][1]}, but "
-                               f"{index_path} lists the blocks {', '.join(order)}; a stale file of an earlier study?")
+        _check_tile_pairs(order, tile_paths, index_path, kind)
         self.order, self.ranges, self.run, self.kind = order, ranges, runs, kinds
         self._position = {block: n for n, block in enumerate(order)}
         self._paths = {pair: Path(path) for pair, path in tile_paths.items()}
