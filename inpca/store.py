@@ -56,7 +56,7 @@ from .errors import RunFileError, StoreError
 from .files import atomic_path, create, open_h5, text_of, write_h5
 from .runfile import check_probabilities, read_run
 from .config import SPLITS
-from .study import INDEX_COLUMNS, METRICS, POINT_FIELDS, flatten
+from .study import METRICS, POINT_FIELDS, flatten, index_columns
 
 log = logging.getLogger("inpca.store")
 
@@ -450,13 +450,11 @@ def read_points(path) -> tuple[list[dict], dict, dict]:
 
 def write_index(out_path, block_paths: dict) -> None:
     """index.tsv: one row per point in matrix order (blocks in the given order, rows in block order)."""
-    rows, config_keys = [], []
+    rows, all_configs = [], {}
     for block, path in block_paths.items():
         points, configs, run_info = read_points(path)
+        all_configs.update(configs)
         flat = {rid: flatten(cfg) for rid, cfg in configs.items()}
-        for key in (k for cfg in flat.values() for k in cfg):
-            if key not in config_keys:
-                config_keys.append(key)
         for row_in_block, point in enumerate(points):
             cfg = flat.get(point["run"], {})
             # imported runs carry free-form configs: an `arch`/`optimizer` field of any shape labels them too
@@ -469,7 +467,7 @@ def write_index(out_path, block_paths: dict) -> None:
             info = run_info.get(point["run"], {})
             rows.append({"point": len(rows), "block": block, "row": row_in_block, "run": point["run"],
                          "kind": point["kind"], **labels, **info, **point, **cfg})
-    fields = [*INDEX_COLUMNS, *sorted(config_keys)]
+    fields = index_columns(all_configs)  # what the parse-time check of plots.color_by expects
     with atomic_path(out_path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, delimiter="\t", extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
