@@ -966,9 +966,13 @@ class WeightedLandmarkInPCA(_DistanceTransformer):
         if _is_streamed(D_new):
             coords = []
             for i0, _, rows in _row_blocks(D_new, DEFAULT_BLOCK_BYTES):
-                _check_block(rows, caller, "D_new", (i0, 0))
-                coords.append(self.transform(rows))
+                _check_block(rows, caller, "D_new", (i0, 0))  # checked here once, placed without re-validation
+                coords.append(self._place(rows))
             return np.vstack(coords)
+        return self._place(D_new)
+
+    def _place(self, D_new):
+        """The coordinates of validated (m, L) distances to the landmarks."""
         w = self.weights_
         b = -0.5 * (D_new - (D_new @ w / w.sum())[:, None] - (self.column_means_ - self.grand_mean_)[None, :])
         scale = np.where(self.eigenvalues_ < 0, -1.0, 1.0) * np.sqrt(np.abs(self.eigenvalues_))
