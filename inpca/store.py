@@ -110,6 +110,11 @@ def _write_points(f, probs: dict, columns: dict, attrs: dict, labels: dict | Non
         create(f, f"{split}_probs", data=probs[split], chunks=_probs_chunks(*probs[split].shape[1:]))
         if labels is not None:
             create(f, f"{split}_labels", data=labels[split])
+    _write_columns(f, columns, attrs)
+
+
+def _write_columns(f, columns: dict, attrs: dict) -> None:
+    """A block's per-point columns and its attributes, after its probabilities (every block's order)."""
     for key, value in columns.items():
         create(f, key, data=value)
     f.attrs.update(attrs)
@@ -268,10 +273,9 @@ def build_block(out_path, run_paths: list, reference_path, sum_tolerance: float 
             points.add(rid, run, _point_metrics({s: run[f"{s}_probs"] for s in SPLITS}, labels, C, progress_mode))
             log.info("%s: %d checkpoints", rid, k)
         probs.close()
-        for key, values in points.columns().items():
-            create(f, key, data=values)
-        f.attrs.update(_block_attrs(ref_attrs, progress_mode, runs=json.dumps(points.configs, sort_keys=True),
-                                    run_info=json.dumps(points.run_info, sort_keys=True)))
+        _write_columns(f, points.columns(), _block_attrs(ref_attrs, progress_mode,
+                                                         runs=json.dumps(points.configs, sort_keys=True),
+                                                         run_info=json.dumps(points.run_info, sort_keys=True)))
 
     try:
         write_h5(out_path, fill)
