@@ -265,32 +265,61 @@ def report_results(driver, report_html: Path) -> tuple[dict, dict]:
     return results, category_of
 
 
+def click(driver, find, what: str, until, timeout=TIMEOUT_S):
+    """Click the element that `find(driver)` returns, as a reader does, until `until(driver)` shows
+    that the click took effect; returns what `until` returned.
+
+    The report is a page that draws itself: after it loads, its menu animates into place (CSS
+    transitions) and its scripts attach their handlers. Meanwhile Chromium refuses a click that would
+    land on another element ("element click intercepted"), and a click that lands before the handler
+    is attached does nothing. So the element is looked up afresh and clicked again until its effect is
+    there, or `timeout` passes."""
+    def took_effect(d):
+        element = find(d)
+        d.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+        element.click()
+        try:
+            return wait_for(d, until, what, timeout=5)
+        except AssertionError:
+            return None
+
+    return wait_for(driver, took_effect, what, timeout)
+
+
 def open_entry(driver, report_html: Path, category: str, labels: dict, data_uri: str):
     """Open one entry as a reader does; returns the element that shows it (the <img> or <iframe> whose
     source is the entry's `data_uri`, its file in a .zip report)."""
     from selenium.webdriver.common.by import By
 
     driver.get(Path(report_html).resolve().as_uri())
-    link = wait_for(driver, lambda d: d.find_element(By.XPATH, f"//nav//a[normalize-space()={_xpath_str(category)}]"),
-                    f"the menu entry {category!r}")
-    link.click()
-    table = wait_for(driver, lambda d: d.find_element(By.CSS_SELECTOR, "nav table"), f"the table of {category!r}")
-    # a label with two values is a toggle above the table; the others are its columns
-    for fieldset in driver.find_elements(By.CSS_SELECTOR, "nav fieldset"):
-        name = fieldset.find_element(By.TAG_NAME, "span").get_attribute("textContent")
-        fieldset.find_element(By.CSS_SELECTOR, f"label[for={_css_str(f'toggle-{name}-{labels[name]}')}]").click()
-    columns = [th.get_attribute("textContent") for th in table.find_elements(By.CSS_SELECTOR, "thead th")][:-1]
-    want = [labels.get(column, "") for column in columns]
-    for row in table.find_elements(By.CSS_SELECTOR, "tbody tr"):
-        cells = [td.get_attribute("textContent").strip() for td in row.find_elements(By.TAG_NAME, "td")][:-1]
-        if cells == want:
-            row.find_element(By.CSS_SELECTOR, "a[iconname=eye]").click()
-            break
-    else:
-        raise AssertionError(f"no row {dict(zip(columns, want))} in the report's {category!r} table")
-    return wait_for(driver, lambda d: d.execute_script(
-        "return Array.from(document.querySelectorAll('img, iframe')).find(e => e.getAttribute('src') === arguments[0])",
-        data_uri), f"the view of {category} {labels}", timeout=10)
+    click(driver, lambda d: d.find_element(By.XPATH, f"//nav//a[normalize-space()={_xpath_str(category)}]"),
+          f"the table of {category!r} after a click on its menu entry",
+          until=lambda d: d.find_element(By.CSS_SELECTOR, "nav table"))
+    # a label with two values is a toggle above the table; the others are its columns. The menu is
+    # drawn again after each click, so elements are looked up afresh, never kept across a click.
+    toggles = driver.execute_script(
+        "return Array.from(document.querySelectorAll('nav fieldset'), f => f.querySelector('span').textContent)")
+    for name in toggles:
+        toggle = f"toggle-{name}-{labels[name]}"
+        click(driver, lambda d: d.find_element(By.CSS_SELECTOR, f"nav fieldset label[for={_css_str(toggle)}]"),
+              f"the toggle {name}={labels[name]!r} of {category!r} switched on",
+              until=lambda d: d.find_element(By.ID, toggle).is_selected())
+
+    def row_number(d):
+        table = d.find_element(By.CSS_SELECTOR, "nav table")
+        columns = [th.get_attribute("textContent") for th in table.find_elements(By.CSS_SELECTOR, "thead th")][:-1]
+        want = [labels.get(column, "") for column in columns]
+        for number, row in enumerate(table.find_elements(By.CSS_SELECTOR, "tbody tr"), start=1):
+            if [td.get_attribute("textContent").strip() for td in row.find_elements(By.TAG_NAME, "td")][:-1] == want:
+                return number
+        return None
+
+    number = wait_for(driver, row_number, f"the row {labels} in the report's {category!r} table", timeout=10)
+    return click(driver, lambda d: d.find_element(By.CSS_SELECTOR, f"nav table tbody tr:nth-child({number}) a[iconname=eye]"),
+                 f"the view of {category} {labels} after a click on its eye button",
+                 until=lambda d: d.execute_script(
+                     "return Array.from(document.querySelectorAll('img, iframe'))"
+                     ".find(e => e.getAttribute('src') === arguments[0])", data_uri))
 
 
 def check_entry(driver, report_html: Path, path: str, entry: dict, category: str, workdir: Path) -> str:
