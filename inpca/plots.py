@@ -385,6 +385,30 @@ def _place_legend(ax, handles, extra, title):
               title_fontsize="small", ncol=ncol, frameon=False)
 
 
+def _label_axes_png(ax, eigenvalues) -> None:
+    """Label a 3-D axes with its components' eigenvalues; a time-like axis (λ < 0) in red, its line and
+    ticks too (every 3-D figure the same way)."""
+    for axis, (label, timelike) in zip("xyz", _axis_labels(np.asarray(eigenvalues))):
+        getattr(ax, f"set_{axis}label")(label, color=TIMELIKE_COLOR if timelike else "black", labelpad=10)
+        if timelike:
+            axis_obj = getattr(ax, f"{axis}axis")
+            axis_obj.line.set_color(TIMELIKE_COLOR)
+            axis_obj.line.set_linewidth(2.0)
+            ax.tick_params(axis=axis, colors=TIMELIKE_COLOR)
+
+
+def _scene(eigenvalues) -> dict:
+    """The plotly scene's axes, labelled as `_label_axes_png` labels them."""
+    scene = {}
+    for axis, (label, timelike) in zip("xyz", _axis_labels(np.asarray(eigenvalues))):
+        spec = dict(title=dict(text=label), showline=True)
+        if timelike:
+            spec.update(title=dict(text=label, font=dict(color=TIMELIKE_COLOR)), color=TIMELIKE_COLOR,
+                        linecolor=TIMELIKE_COLOR, linewidth=4)
+        scene[f"{axis}axis"] = spec
+    return scene
+
+
 # --------------------------------------------------------------------------------------------------
 # trajectories
 
@@ -422,14 +446,7 @@ def plot_trajectories_png(emb: dict, index, out_path, color_by: str = "arch", ti
     if p0 is not None or pstar is not None:
         extra.append(Line2D([], [], color=REFERENCE_COLOR, marker="o", lw=0, markeredgecolor="black",
                             label="P0 ignorance, P* truth"))
-    for axis, setter, (label, timelike) in zip("xyz", (ax.set_xlabel, ax.set_ylabel, ax.set_zlabel),
-                                                _axis_labels(np.asarray(emb["eigenvalues"]))):
-        setter(label, color=TIMELIKE_COLOR if timelike else "black", labelpad=10)
-        if timelike:
-            axis_obj = getattr(ax, f"{axis}axis")
-            axis_obj.line.set_color(TIMELIKE_COLOR)
-            axis_obj.line.set_linewidth(2.0)
-            ax.tick_params(axis=axis, colors=TIMELIKE_COLOR)
+    _label_axes_png(ax, emb["eigenvalues"])
     pairs = colors.mpl_legend(ax, fig)
     _place_legend(ax, _legend_handles(pairs or []), extra, column if pairs else None)
     ax.set_box_aspect(None, zoom=0.88)
@@ -603,14 +620,7 @@ def plot_trajectories_html(emb: dict, index, out_path, color_by: str = "arch", t
             marker=dict(size=7, color=REFERENCE_COLOR, line=dict(color="black", width=1)),
             hovertext=["P0: ignorance (uniform predictions)" if n == "P0" else "P*: truth (one-hot labels)"
                        for _, n in ends], hoverinfo="text"))
-    scene = {}
-    for axis, (label, timelike) in zip("xyz", _axis_labels(np.asarray(emb["eigenvalues"]))):
-        spec = dict(title=dict(text=label), showline=True)
-        if timelike:
-            spec.update(title=dict(text=label, font=dict(color=TIMELIKE_COLOR)), color=TIMELIKE_COLOR,
-                        linecolor=TIMELIKE_COLOR, linewidth=4)
-        scene[f"{axis}axis"] = spec
-    fig.update_layout(title=dict(text=_title(emb, title, "InPCA trajectories", column)), scene=scene,
+    fig.update_layout(title=dict(text=_title(emb, title, "InPCA trajectories", column)), scene=_scene(emb["eigenvalues"]),
                       legend=dict(title=dict(text=column), itemsizing="constant"),
                       margin=dict(l=0, r=0, t=50, b=0), template="plotly_white")
     save_html(fig, out_path, div_id=TRAJECTORIES_DIV_ID)
@@ -746,16 +756,15 @@ def plot_trajectory_map_png(trajectory_map: dict, table, out_path, color_by: str
     fig = plt.figure(figsize=(9, 7))
     ax = fig.add_subplot(projection="3d")
     colors = _Colors(table, runs, column) if runs else None
-    for i, (_, rows) in enumerate(runs):
-        ax.scatter(*xyz[rows[0]], color=colors.run_color[i], s=40, edgecolor="black", linewidths=0.3,
-                   depthshade=False)
+    if runs:  # one point per trajectory, all in one scatter (thousands of runs at the paper's scale)
+        first = xyz[[rows[0] for _, rows in runs]]
+        ax.scatter(first[:, 0], first[:, 1], first[:, 2], c=colors.run_color, s=40, edgecolor="black",
+                   linewidths=0.3, depthshade=False)
     extra = []
     for row in geodesic:
         ax.scatter(*xyz[row], color=GEODESIC_COLOR, s=160, marker="*", depthshade=False, zorder=6)
         extra.append(Line2D([], [], color=GEODESIC_COLOR, marker="*", lw=0, ms=12, label="geodesic P0→P*"))
-    for setter, (label, timelike) in zip((ax.set_xlabel, ax.set_ylabel, ax.set_zlabel),
-                                         _axis_labels(np.asarray(trajectory_map["eigenvalues"]))):
-        setter(label, color=TIMELIKE_COLOR if timelike else "black", labelpad=10)
+    _label_axes_png(ax, trajectory_map["eigenvalues"])
     pairs = colors.mpl_legend(ax, fig) if colors else None
     _place_legend(ax, _legend_handles(pairs or [], marker="o"), extra, column if pairs else None)
     ax.set_box_aspect(None, zoom=0.88)
@@ -791,10 +800,8 @@ def plot_trajectory_map_html(trajectory_map: dict, table, out_path, color_by: st
         fig.add_trace(go.Scatter3d(
             x=[xyz[row, 0]], y=[xyz[row, 1]], z=[xyz[row, 2]], mode="markers", name="geodesic P0→P*",
             marker=dict(size=9, color=GEODESIC_COLOR, symbol="diamond"), text=["geodesic P0→P*"], hoverinfo="text"))
-    scene = {f"{axis}axis": dict(title=dict(text=label, font=dict(color=TIMELIKE_COLOR if timelike else "black")))
-             for axis, (label, timelike) in zip("xyz", _axis_labels(np.asarray(trajectory_map["eigenvalues"])))}
     fig.update_layout(title=dict(text=_title(trajectory_map, None, "InPCA of whole trajectories", column)),
-                      scene=scene, legend=dict(title=dict(text=column), itemsizing="constant"),
+                      scene=_scene(trajectory_map["eigenvalues"]), legend=dict(title=dict(text=column), itemsizing="constant"),
                       margin=dict(l=0, r=0, t=50, b=0), template="plotly_white")
     save_html(fig, out_path, div_id="inpca-trajectory-map")
 
@@ -835,9 +842,7 @@ def plot_atlas_png(emb: dict, index, placed: dict, out_path, split: str = "train
         ax.plot(p[:, 0], p[:, 1], p[:, 2], color=color, lw=2.4, marker="o", ms=3, zorder=8)
         ax.text(*p[-1], "  " + name, color=color, fontsize=9, fontweight="bold", zorder=9)
         handles.append(Line2D([], [], color=color, lw=2.4, marker="o", ms=3, label=name))
-    for setter, (label, timelike) in zip((ax.set_xlabel, ax.set_ylabel, ax.set_zlabel),
-                                         _axis_labels(np.asarray(emb["eigenvalues"]))):
-        setter(label, color=TIMELIKE_COLOR if timelike else "black", labelpad=10)
+    _label_axes_png(ax, emb["eigenvalues"])
     _place_legend(ax, handles, [Line2D([], [], color=GEODESIC_COLOR, lw=2, label="geodesic P0→P*")], None)
     ax.set_box_aspect(None, zoom=0.88)
     ax.set_title(f"{split} split: runs placed in the atlas ({len(placed)} over {len(runs)} reference runs)",
@@ -877,8 +882,6 @@ def plot_atlas_html(emb: dict, index, placed: dict, out_path, split: str = "trai
                          f"<br>{forecast}{note}")
         fig.add_trace(go.Scatter3d(x=p[:, 0], y=p[:, 1], z=p[:, 2], mode="lines+markers", name=name,
                                    line=dict(width=6), marker=dict(size=3), text=hover, hoverinfo="text"))
-    scene = {f"{axis}axis": dict(title=dict(text=label)) for axis, (label, _) in
-             zip("xyz", _axis_labels(np.asarray(emb["eigenvalues"])))}
-    fig.update_layout(title=dict(text=f"{split} split: runs placed in the atlas"), scene=scene,
+    fig.update_layout(title=dict(text=f"{split} split: runs placed in the atlas"), scene=_scene(emb["eigenvalues"]),
                       margin=dict(l=0, r=0, t=50, b=0), template="plotly_white")
     save_html(fig, out_path, div_id="inpca-atlas")

@@ -133,6 +133,25 @@ def test_axis_labels_mark_time_like():
     assert labels[2] == ("PC3 (λ=+0.31)", False)
 
 
+def test_every_3d_figure_marks_a_time_like_axis_the_same_way():
+    """The trajectories, the map of whole trajectories and the atlas share one labelling: a time-like
+    axis (λ < 0) has a red label, line and ticks in the PNG and a red title and line in the HTML."""
+    from matplotlib.colors import to_hex
+
+    fig = plots.pyplot().figure()
+    ax = fig.add_subplot(projection="3d")
+    plots._label_axes_png(ax, [8.24, -0.65, 0.31])
+    red = to_hex(plots.TIMELIKE_COLOR)
+    assert to_hex(ax.yaxis.label.get_color()) == red and to_hex(ax.yaxis.line.get_color()) == red
+    assert to_hex(ax.xaxis.label.get_color()) != red and to_hex(ax.zaxis.line.get_color()) != red
+    assert ax.yaxis.label.get_text() == "PC2 (λ=\u22120.65, time-like)"
+    plots.pyplot().close(fig)
+    scene = plots._scene([8.24, -0.65, 0.31])
+    assert scene["yaxis"]["linecolor"] == plots.TIMELIKE_COLOR
+    assert scene["yaxis"]["title"]["font"]["color"] == plots.TIMELIKE_COLOR
+    assert "linecolor" not in scene["xaxis"] and scene["zaxis"]["title"]["text"] == "PC3 (λ=+0.31)"
+
+
 def test_trajectories_html(data, tmp_path):
     emb, index = data
     out = tmp_path / "trajectories.html"
