@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import shlex
 from pathlib import Path
 
 from .errors import ConfigError
@@ -478,15 +479,25 @@ def study_command(path=None, target: str = "") -> str:
     one. The target goes before --configfile, which takes every word after it as a config file."""
     from .errors import snakemake_command
 
-    configfile = ""
-    here = Path(path) if path is not None else None
-    for folder in ([here, *here.parents] if here is not None else []):
-        marker = folder / STUDY_MARKER
-        if marker.is_file():
-            config_file = study_config_file(marker.read_text().strip())
-            configfile = "" if Path(config_file).name == "config.yaml" else f" --configfile {config_file}"
-            break
-    return f"{snakemake_command()} --cores all{' ' + target if target else ''}{configfile}"
+    configfile, cd, workdir = "", "", None
+    folder = study_folder(path) if path is not None else None
+    if folder is not None:
+        config_file = study_config_file((folder / STUDY_MARKER).read_text().strip())
+        configfile = "" if Path(config_file).name == "config.yaml" else f" --configfile {config_file}"
+        # Snakemake runs a study from the folder that holds its Snakefile; said when that is not here
+        # (a notebook or the atlas command elsewhere), so the command runs as printed from anywhere
+        parent = folder.resolve().parent
+        if (parent / "Snakefile").is_file() and parent != Path.cwd().resolve():
+            workdir = parent
+            cd = f"cd {shlex.quote(str(parent))} && "
+    return f"{cd}{snakemake_command(workdir)} --cores all{' ' + target if target else ''}{configfile}"
+
+
+def study_folder(path) -> Path | None:
+    """The results folder of the study that holds `path` (the nearest folder at or above it with the
+    study marker), or None for a file that no study made (a user's own recording, say)."""
+    here = Path(path)
+    return next((folder for folder in (here, *here.parents) if (folder / STUDY_MARKER).is_file()), None)
 
 
 def results_folder(config: dict, configfiles) -> tuple[str, str]:

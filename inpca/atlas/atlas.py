@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import SPLITS, study_command
+from ..config import SPLITS, STUDY_MARKER, study_command
 from ..errors import ResultsError
 from ..files import open_h5, read_table, text
 
@@ -222,6 +222,11 @@ class Atlas:
     def _check_complete(self, follow: bool) -> None:
         if not self.path.is_dir():
             raise AtlasError(f"{self.path}: no such folder; an atlas is the results folder of a finished study")
+        if not (self.path / STUDY_MARKER).is_file() and not (self.path / "store").is_dir():
+            # no study ever wrote here: a command that makes a study would not make this folder one
+            raise AtlasError(f"{self.path}: not a study's results folder (no {STUDY_MARKER}, no store/); an atlas is "
+                             "the results folder of a finished study (results/ for config.yaml, results-NAME/ for "
+                             "--configfile NAME.yaml)")
         self.splits = [split for split in SPLITS if (self.path / "embedding" / f"{split}.h5").exists()]
         needed = [self.path / "store" / "index.tsv", self.path / "store" / "ref.h5"]
         needed += [self.path / "embedding" / f"{split}.h5" for split in (self.splits or ["train"])]

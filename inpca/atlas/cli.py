@@ -54,6 +54,12 @@ def main(argv=None) -> int:
     except InpcaError as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the system refused a write (no such folder, permission, disk full)
+        if exc.filename is None:
+            raise
+        print(f"error: {exc.filename}: {exc.strerror or exc}; choose another --out than {args.out} or fix that and "
+              "run this again (no file is left half-written: each is written whole or not at all)", file=sys.stderr)
+        return 2
     print(f"{'run':<28} {'step':>7} {'epoch':>7} {'progress':>8}  {'nearest configuration':<40} forecast final test error")
     for name, table in tables.items():
         last = table.iloc[-1]

@@ -1,6 +1,7 @@
 """The study config (inpca.config): schema validation, defaults, text typed by the schema, semantic checks."""
 
 import copy
+from pathlib import Path
 
 import pytest
 
@@ -189,3 +190,27 @@ def test_a_printed_remedy_reruns_the_study_that_holds_the_file(tmp_path):
     assert command.endswith("--cores all store --configfile presets/digits-zoo.yaml")  # the target before it
     assert study_command(tmp_path / "results" / "x.h5").endswith("--cores all")
     assert study_command(tmp_path / "elsewhere.h5", "distances").endswith("--cores all distances")
+
+
+def test_a_printed_remedy_runs_from_anywhere_and_promises_no_rebuild_outside_a_study(tmp_path, monkeypatch):
+    """From another folder (a notebook, the atlas command) the remedy first goes where the study's
+    Snakefile is; in that folder it does not; a file no study made gets no `rm ... && snakemake`."""
+    import shlex
+
+    from inpca.config import STUDY_MARKER, study_command
+    from inpca.errors import rebuild_hint
+
+    workdir = tmp_path / "my repo"
+    (workdir / "results" / "runs").mkdir(parents=True)
+    (workdir / "Snakefile").write_text("")
+    (workdir / "results" / STUDY_MARKER).write_text("config.yaml\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    command = study_command(workdir / "results" / "runs" / "a.h5")
+    assert command.startswith(f"cd {shlex.quote(str(workdir.resolve()))} && ") and command.endswith("--cores all")
+    assert rebuild_hint(workdir / "results" / "runs" / "a.h5").endswith(command)
+    monkeypatch.chdir(workdir)
+    assert not study_command(Path("results/runs/a.h5")).startswith("cd ")
+    assert rebuild_hint(Path("results/runs/a.h5")).startswith("delete it and rerun Snakemake")
+    outside = rebuild_hint(tmp_path / "elsewhere" / "my_recording.h5")
+    assert "snakemake" not in outside and "nothing rebuilds it" in outside

@@ -136,6 +136,18 @@ def test_the_command_line_places_run_files_and_draws_them_over_the_atlas(default
     refused = subprocess.run([sys.executable, "-m", "inpca.atlas", "place", str(runs[0]), "--atlas",
                               str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=600)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    # an output folder the system will not make (under a file): one line naming it, exit 2
+    (tmp_path / "a file").write_text("")
+    unwritable = subprocess.run([sys.executable, "-m", "inpca.atlas", "place", str(runs[0]), "--atlas",
+                                 str(default_study / "results"), "--out", str(tmp_path / "a file" / "out")],
+                                capture_output=True, text=True, timeout=600)
+    assert unwritable.returncode == 2 and unwritable.stderr.count("\n") == 1, unwritable.stderr[-3000:]
+    assert str(tmp_path / "a file" / "out") in unwritable.stderr and "Traceback" not in unwritable.stderr
+    # a damaged recording of the user's own (no study made it): no promise that a rerun rebuilds it
+    (tmp_path / "mine.h5").write_bytes(b"not hdf5")
+    damaged = subprocess.run([sys.executable, "-m", "inpca.atlas", "place", str(tmp_path / "mine.h5"), "--atlas",
+                              str(default_study / "results")], capture_output=True, text=True, timeout=600)
+    assert damaged.returncode == 2 and "mine.h5" in damaged.stderr and "snakemake" not in damaged.stderr
 
 
 def test_a_study_with_an_atlas_places_each_of_its_runs_and_the_notebook_api_opens_them(default_study, tmp_path):
@@ -187,4 +199,9 @@ def test_an_atlas_refuses_bad_input_in_one_line_and_writes_nothing(default_study
     with h5py.File(copy / "trajectories/b000.h5", "w") as f:  # the layout before plans: reindexed probabilities
         f["train_probs"] = np.zeros((1, 2, 3, 10), np.float32)
     refused(lambda: Atlas.load(copy), "written by an older inpca", "b000.h5")
+    (tmp_path / "not a study").mkdir()  # a folder no study wrote: no command that makes a study
+    refused(lambda: Atlas.load(tmp_path / "not a study"), "not a study's results folder", ".inpca-study")
+    with pytest.raises(AtlasError) as info:
+        Atlas.load(tmp_path / "not a study")
+    assert "snakemake" not in str(info.value)
     assert not list(tmp_path.glob("*.atlas.tsv"))
