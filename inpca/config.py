@@ -493,6 +493,31 @@ def study_command(path=None, target: str = "") -> str:
     return f"{cd}{snakemake_command(workdir)} --cores all{' ' + target if target else ''}{configfile}"
 
 
+def command_for_folder(folder) -> str:
+    """The command that would make the results folder `folder` that does not exist yet: the default
+    study for `results`, and for `results-NAME` the study of NAME.yaml (beside the Snakefile or in
+    presets/; when there is none, that is said); a folder named by some config's `results:` key cannot
+    be traced back to it, which is said."""
+    from .errors import snakemake_command
+
+    folder = Path(folder)
+    workdir = folder.resolve().parent
+    elsewhere = (workdir / "Snakefile").is_file() and workdir != Path.cwd().resolve()
+    cd = f"cd {shlex.quote(str(workdir))} && " if elsewhere else ""
+    command = f"{cd}{snakemake_command(workdir if elsewhere else None)} --cores all"
+    if folder.name == DEFAULT_RESULTS:
+        return command
+    if folder.name.startswith(f"{DEFAULT_RESULTS}-"):
+        stem = folder.name[len(DEFAULT_RESULTS) + 1:]
+        candidates = [Path(f"{stem}{ext}") for ext in (".yaml", ".yml")]
+        candidates += [Path("presets") / c for c in candidates]
+        config_file = next((c for c in candidates if (workdir / c).is_file()), None)
+        if config_file is None:
+            return f"{command} --configfile {candidates[0]} (no such file in {workdir}: that study's config file)"
+        return f"{command} --configfile {config_file}"
+    return f"{command} --configfile <the config file whose results: key names {folder}>"
+
+
 def study_folder(path) -> Path | None:
     """The results folder of the study that holds `path` (the nearest folder at or above it with the
     study marker), or None for a file that no study made (a user's own recording, say)."""

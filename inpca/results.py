@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import study_command
-from .errors import ResultsError, snakemake_command
+from .config import command_for_folder, study_command
+from .errors import ResultsError
 from .files import open_h5, read_table, text
 
 __all__ = ["Results", "load"]
@@ -107,7 +107,7 @@ class Results:
     def __init__(self, path):
         self.path = Path(path)
         if not self.path.is_dir():
-            raise ResultsError(f"{self.path}: no such folder; run the study first ({snakemake_command()} --cores all)")
+            raise ResultsError(f"{self.path}: no such folder; run its study first: {command_for_folder(self.path)}")
         self._open: dict[Path, object] = {}
 
     def __enter__(self):

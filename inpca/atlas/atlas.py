@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import SPLITS, STUDY_MARKER, study_command
+from ..config import SPLITS, STUDY_MARKER, command_for_folder, study_command
 from ..errors import ResultsError
 from ..files import open_h5, read_table, text
 
@@ -221,7 +221,8 @@ class Atlas:
 
     def _check_complete(self, follow: bool) -> None:
         if not self.path.is_dir():
-            raise AtlasError(f"{self.path}: no such folder; an atlas is the results folder of a finished study")
+            raise AtlasError(f"{self.path}: no such folder; an atlas is the results folder of a finished study; make "
+                             f"it with: {command_for_folder(self.path)}")
         if not (self.path / STUDY_MARKER).is_file() and not (self.path / "store").is_dir():
             # no study ever wrote here: a command that makes a study would not make this folder one
             raise AtlasError(f"{self.path}: not a study's results folder (no {STUDY_MARKER}, no store/); an atlas is "

@@ -192,6 +192,26 @@ def test_a_printed_remedy_reruns_the_study_that_holds_the_file(tmp_path):
     assert study_command(tmp_path / "elsewhere.h5", "distances").endswith("--cores all distances")
 
 
+def test_a_missing_results_folder_names_the_study_that_makes_it(tmp_path, monkeypatch):
+    """inpca.results.load / Atlas.load of a folder not made yet: the command of *its* study, not the
+    default one (which would write results/ and still not make the folder asked for)."""
+    from inpca.config import command_for_folder
+    from inpca.errors import ResultsError
+    from inpca.results import load
+
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "digits-zoo.yaml").write_text("")
+    (tmp_path / "mine.yaml").write_text("")
+    monkeypatch.chdir(tmp_path)
+    assert command_for_folder("results").endswith("--cores all")
+    assert command_for_folder("results-digits-zoo").endswith("--cores all --configfile presets/digits-zoo.yaml")
+    assert command_for_folder("results-mine").endswith("--cores all --configfile mine.yaml")
+    assert "no such file" in command_for_folder("results-other")
+    assert "results: key names" in command_for_folder(tmp_path / "scratch")
+    with pytest.raises(ResultsError, match="--configfile presets/digits-zoo.yaml"):
+        load("results-digits-zoo")
+
+
 def test_a_printed_remedy_runs_from_anywhere_and_promises_no_rebuild_outside_a_study(tmp_path, monkeypatch):
     """From another folder (a notebook, the atlas command) the remedy first goes where the study's
     Snakefile is; in that folder it does not; a file no study made gets no `rm ... && snakemake`."""
