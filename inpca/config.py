@@ -477,20 +477,25 @@ def study_command(path=None, target: str = "") -> str:
     file or folder under a study's results folder): with ``--configfile`` when the folder's marker names
     another config file than config.yaml, so that a printed remedy reruns that study, not the default
     one. The target goes before --configfile, which takes every word after it as a config file."""
-    from .errors import snakemake_command
-
-    configfile, cd, workdir = "", "", None
+    configfile, workdir = "", None
     folder = study_folder(path) if path is not None else None
     if folder is not None:
         config_file = study_config_file((folder / STUDY_MARKER).read_text().strip())
         configfile = "" if Path(config_file).name == "config.yaml" else f" --configfile {config_file}"
-        # Snakemake runs a study from the folder that holds its Snakefile; said when that is not here
-        # (a notebook or the atlas command elsewhere), so the command runs as printed from anywhere
-        parent = folder.resolve().parent
-        if (parent / "Snakefile").is_file() and parent != Path.cwd().resolve():
-            workdir = parent
-            cd = f"cd {shlex.quote(str(parent))} && "
-    return f"{cd}{snakemake_command(workdir)} --cores all{' ' + target if target else ''}{configfile}"
+        workdir = folder.resolve().parent
+    return f"{_snakemake_in(workdir)} --cores all{' ' + target if target else ''}{configfile}"
+
+
+def _snakemake_in(workdir: Path | None) -> str:
+    """How to start Snakemake for the study run from `workdir` (the folder above its results): Snakemake
+    runs a study from the folder that holds its Snakefile, so when that is not the working directory
+    (a notebook, the atlas command elsewhere) the command starts with cd there, and runs as printed
+    from anywhere."""
+    from .errors import snakemake_command
+
+    if workdir is None or not (workdir / "Snakefile").is_file() or workdir == Path.cwd().resolve():
+        return snakemake_command()
+    return f"cd {shlex.quote(str(workdir))} && {snakemake_command(workdir)}"
 
 
 def command_for_folder(folder) -> str:
@@ -498,13 +503,9 @@ def command_for_folder(folder) -> str:
     study for `results`, and for `results-NAME` the study of NAME.yaml (beside the Snakefile or in
     presets/; when there is none, that is said); a folder named by some config's `results:` key cannot
     be traced back to it, which is said."""
-    from .errors import snakemake_command
-
     folder = Path(folder)
     workdir = folder.resolve().parent
-    elsewhere = (workdir / "Snakefile").is_file() and workdir != Path.cwd().resolve()
-    cd = f"cd {shlex.quote(str(workdir))} && " if elsewhere else ""
-    command = f"{cd}{snakemake_command(workdir if elsewhere else None)} --cores all"
+    command = f"{_snakemake_in(workdir)} --cores all"
     if folder.name == DEFAULT_RESULTS:
         return command
     if folder.name.startswith(f"{DEFAULT_RESULTS}-"):
