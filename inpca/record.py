@@ -43,6 +43,7 @@ import json
 import logging
 import math
 import numbers
+import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -226,6 +227,18 @@ def _config_json(config) -> str:
         raise RecorderError(f"config is not JSON-serialisable ({exc})") from None
 
 
+def _as_atlas(atlas):
+    """An Atlas, loaded when given as the path of a study's results folder."""
+    if isinstance(atlas, (str, os.PathLike)):
+        from .atlas import Atlas
+
+        return Atlas.load(atlas)
+    if not all(hasattr(atlas, name) for name in ("fingerprint", "dataset", "checkpoint_row")):
+        raise RecorderError(f"atlas: expected an inpca.atlas.Atlas or the path of a finished study's results folder, "
+                            f"got a {type(atlas).__name__}")
+    return atlas
+
+
 def _device_of(model):
     import torch
 
@@ -279,6 +292,14 @@ class Recorder:
     dataset_name : str, default "recorded"
     run_id : str, optional
         Default: the file's stem.
+    atlas : inpca.atlas.Atlas, or str or Path, optional
+        A finished study (or its results folder) to place every checkpoint in as it is recorded:
+        one row per checkpoint in ``<path>.atlas.tsv`` and one log line (see :meth:`for_atlas`, which
+        also records on the atlas' samples, as placing requires).
+    atlas_split : {"train", "test"}, default "train"
+        The split the run is followed and forecast on.
+    atlas_k : int, default 5
+        How many reference trajectories a forecast uses.
 
     Attributes
     ----------
@@ -453,6 +474,7 @@ class Recorder:
     def for_atlas(cls, path, atlas, *, config, steps, **kwargs) -> Recorder:
         """A Recorder on the samples of an atlas (:meth:`inpca.atlas.Atlas.dataset`: its data set and order,
         ``keep_every`` included) that places every checkpoint in the atlas as it is recorded."""
+        atlas = _as_atlas(atlas)
         return cls.for_dataset(path, atlas.dataset(), config=config, steps=steps, atlas=atlas, **kwargs)
 
     @property
@@ -461,6 +483,7 @@ class Recorder:
         return self.path.with_name(self.path.name + ".atlas.tsv")
 
     def _use_atlas(self, atlas, split: str, k: int) -> None:
+        atlas = _as_atlas(atlas)
         if self.fingerprint != atlas.fingerprint:
             raise RecorderError(f"{self.path}: records on other data than the atlas {atlas.path} (fingerprints "
                                 f"{self.fingerprint} and {atlas.fingerprint}, {atlas.dataset_name}); record on the "

@@ -122,6 +122,18 @@ def test_the_recorder_places_every_checkpoint_in_the_atlas_as_it_is_recorded(atl
     print(f"placing overhead per checkpoint: median {table['place_seconds'].median() * 1000:.0f} ms")
 
 
+def test_the_recorder_takes_the_atlas_as_a_results_folder_and_refuses_anything_else(default_study, atlas, tmp_path):
+    from inpca.record import Recorder, RecorderError
+
+    recorder = Recorder.for_atlas(tmp_path / "run.h5", default_study / "results", config={"arch": "x"}, steps=[0, 1])
+    try:
+        assert recorder.atlas.fingerprint == atlas.fingerprint == recorder.fingerprint
+    finally:
+        recorder.atlas.close()
+    with pytest.raises(RecorderError, match="atlas: expected an inpca.atlas.Atlas or the path"):
+        Recorder.for_atlas(tmp_path / "other.h5", 42, config={"arch": "x"}, steps=[0, 1])
+
+
 def test_the_command_line_places_run_files_and_draws_them_over_the_atlas(default_study, tmp_path):
     runs = sorted((default_study / "results/runs").glob("*.h5"))[:2]
     proc = subprocess.run([sys.executable, "-m", "inpca.atlas", "place", *map(str, runs), "--atlas",
