@@ -3,6 +3,8 @@ that runs start from it, and that bad inits are refused at parse time in one lin
 
 import json
 import re
+import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -195,14 +197,21 @@ def test_a_run_from_a_corner_starts_at_its_predictions_and_records_where_it_star
 def test_weights_of_another_network_are_refused_in_one_line_with_the_remedy(corners, tmp_path):
     from inpca.train import train_run
 
-    s, cid, weights, _ = corners["random_labels"]
+    from inpca.config import STUDY_MARKER
+
+    s, cid, corner_weights, _ = corners["random_labels"]
+    # the weights where a study keeps them, so that the remedy is to rebuild them
+    (tmp_path / "results" / "corners").mkdir(parents=True)
+    (tmp_path / "results" / STUDY_MARKER).write_text("config.yaml\n")
+    weights = tmp_path / "results" / "corners" / Path(corner_weights).name
+    shutil.copyfile(corner_weights, weights)
     wide = study(RANDOM_LABELS, arch={"name": "fc", "width": 32, "depth": 2})
     rid = next(iter(wide.runs))
     with pytest.raises(RunFileError) as error:
         train_run(wide.runs[rid], rid, tmp_path / "x.h5", dataset_spec=s.config["dataset"], device="cpu",
                   start_weights=weights)
     assert f"{weights}: not the weights of run {rid}'s network" in str(error.value)
-    assert "rm " in str(error.value) and "\n" not in str(error.value)
+    assert f"rm {weights} && " in str(error.value) and "\n" not in str(error.value)
 
 
 # ------------------------------------------------------------------------------------------------
