@@ -57,7 +57,8 @@ def first_line(exc: BaseException, typed: bool = False) -> str:
 def snakemake_command(workdir=None) -> str:
     """How to start the Snakemake that runs this process, as the user would type it in the study's
     folder: ``snakemake`` when that name finds it on PATH, else its path (relative when it lies below
-    the working directory, e.g. ``.venv/bin/snakemake`` after ``make run``). Rule scripts and the
+    the working directory, or below `workdir` for a command that first changes to it, e.g.
+    ``.venv/bin/snakemake`` after ``make run``). Rule scripts and the
     notebook API run under the Python of Snakemake's environment, whose bin folder holds it."""
     beside = Path(sys.executable).parent / "snakemake"
     if not beside.exists():

@@ -620,8 +620,8 @@ def plot_trajectories_html(emb: dict, index, out_path, color_by: str = "arch", t
             marker=dict(size=7, color=REFERENCE_COLOR, line=dict(color="black", width=1)),
             hovertext=["P0: ignorance (uniform predictions)" if n == "P0" else "P*: truth (one-hot labels)"
                        for _, n in ends], hoverinfo="text"))
-    fig.update_layout(title=dict(text=_title(emb, title, "InPCA trajectories", column)), scene=_scene(emb["eigenvalues"]),
-                      legend=dict(title=dict(text=column), itemsizing="constant"),
+    fig.update_layout(title=dict(text=_title(emb, title, "InPCA trajectories", column)),
+                      scene=_scene(emb["eigenvalues"]), legend=dict(title=dict(text=column), itemsizing="constant"),
                       margin=dict(l=0, r=0, t=50, b=0), template="plotly_white")
     save_html(fig, out_path, div_id=TRAJECTORIES_DIV_ID)
 
@@ -801,7 +801,8 @@ def plot_trajectory_map_html(trajectory_map: dict, table, out_path, color_by: st
             x=[xyz[row, 0]], y=[xyz[row, 1]], z=[xyz[row, 2]], mode="markers", name="geodesic P0→P*",
             marker=dict(size=9, color=GEODESIC_COLOR, symbol="diamond"), text=["geodesic P0→P*"], hoverinfo="text"))
     fig.update_layout(title=dict(text=_title(trajectory_map, None, "InPCA of whole trajectories", column)),
-                      scene=_scene(trajectory_map["eigenvalues"]), legend=dict(title=dict(text=column), itemsizing="constant"),
+                      scene=_scene(trajectory_map["eigenvalues"]),
+                      legend=dict(title=dict(text=column), itemsizing="constant"),
                       margin=dict(l=0, r=0, t=50, b=0), template="plotly_white")
     save_html(fig, out_path, div_id="inpca-trajectory-map")
 

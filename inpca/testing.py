@@ -315,7 +315,8 @@ def open_entry(driver, report_html: Path, category: str, labels: dict, data_uri:
         return None
 
     number = wait_for(driver, row_number, f"the row {labels} in the report's {category!r} table", timeout=10)
-    return click(driver, lambda d: d.find_element(By.CSS_SELECTOR, f"nav table tbody tr:nth-child({number}) a[iconname=eye]"),
+    eye = f"nav table tbody tr:nth-child({number}) a[iconname=eye]"
+    return click(driver, lambda d: d.find_element(By.CSS_SELECTOR, eye),
                  f"the view of {category} {labels} after a click on its eye button",
                  until=lambda d: d.execute_script(
                      "return Array.from(document.querySelectorAll('img, iframe'))"
