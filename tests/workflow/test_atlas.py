@@ -16,20 +16,6 @@ from inpca.testing import REPO, copy_workflow, dry_run, job_counts, snakemake
 pytestmark = pytest.mark.workflow
 
 
-@pytest.fixture(scope="module")
-def default_study(tmp_path_factory):
-    """The default study (config.yaml: 32 networks on digits), every stage, as `make run` makes it."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("default"), yaml.safe_load((REPO / "config.yaml").read_text()))
-    snakemake(workdir, timeout=3600)
-    return workdir
-
-
-@pytest.fixture(scope="module")
-def atlas(default_study):
-    with Atlas.load(default_study / "results") as loaded:
-        yield loaded
-
-
 def stored_point(results, block, row):
     with h5py.File(results / "store" / f"{block}.h5", "r", locking=False) as f:
         return {split: f[f"{split}_probs"][row] for split in ("train", "test")}
