@@ -153,7 +153,7 @@ import sys, time, yaml
 sys.path.insert(0, {str(workdir)!r})
 from inpca.study import load_study
 from inpca import resources as r
-study = load_study(yaml.safe_load(open({str(workdir / 'config.yaml')!r})), {str(workdir / 'schemas/config.schema.yaml')!r})
+study = load_study(yaml.safe_load(open({str(workdir / 'config.yaml')!r})))  # the schema of the package in workdir
 t = time.perf_counter()
 for run in study.runs.values():
     r.train_mem_mb(run, 1); r.train_runtime(run, True, 1)

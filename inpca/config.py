@@ -1,6 +1,6 @@
 """The study config: the schema as the one source of truth, and everything that checks a config.
 
-A config (config.yaml, a --configfile) is validated against ``schemas/config.schema.yaml`` when
+A config (config.yaml, a --configfile) is validated against ``inpca/schemas/config.schema.yaml`` when
 Snakemake parses the workflow: text given with ``--config`` is converted to the types the schema asks
 for, NaN and infinities are refused, unknown keys and bad values stop the parse with one line naming
 the key (:class:`~inpca.errors.ConfigError`), defaults are filled in (so two ways of writing one
@@ -20,28 +20,37 @@ import copy
 import functools
 import math
 import shlex
+from importlib import resources
 from pathlib import Path
 
 from .errors import ConfigError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+#: The schema, shipped inside the package (``inpca/schemas/config.schema.yaml``) and found through
+#: importlib.resources, so an installed package (a wheel, no checkout) validates as the workflow does;
+#: the workflow (rules/common.smk) reads this same file through the package beside it.
+SCHEMA = resources.files(__package__) / "schemas" / "config.schema.yaml"
+#: The schema as a path, for callers that want one (a plain file for any installed package; only a
+#: package imported from a zip has none on disk, and :func:`cached_schema` still reads it from SCHEMA).
+SCHEMA_PATH = SCHEMA if isinstance(SCHEMA, Path) else Path(str(SCHEMA))
 
 
 # --------------------------------------------------------------------------------------------
 # validation: the schema is the one source of truth for keys, types and defaults
 
 
-def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+def load_schema(path=SCHEMA) -> dict:
+    """The schema in `path` (a path, or an importlib.resources Traversable; default the package's own)."""
     import yaml
 
-    with open(path) as f:
-        return yaml.safe_load(f)
+    source = path if hasattr(path, "read_text") else Path(path)
+    return yaml.safe_load(source.read_text(encoding="utf-8"))
 
 
 @functools.lru_cache(maxsize=4)
-def cached_schema(path: str) -> dict:
-    """The schema at `path`, parsed once per process (read only: validation copies what it fills)."""
-    return load_schema(path)
+def cached_schema(path: str | None = None) -> dict:
+    """The schema at `path` (default: the package's own), parsed once per process (read only: validation
+    copies what it fills)."""
+    return load_schema(SCHEMA if path is None or path == str(SCHEMA) else path)
 
 
 def _resolve(schema: dict, root: dict) -> dict:
@@ -192,7 +201,7 @@ def _fill_defaults(instance, schema: dict, root: dict):
         if not _fill_round(instance, schema, root):
             return instance
     raise ConfigError(f"the schema's defaults did not settle after {_MAX_FILL_ROUNDS} rounds (a bug in "
-                      "schemas/config.schema.yaml: branches whose defaults select each other)")
+                      "inpca/schemas/config.schema.yaml: branches whose defaults select each other)")
 
 
 def _fill_round(instance, schema: dict, root: dict) -> int:
@@ -290,7 +299,7 @@ def _validate(instance, schema: dict, root: dict, prefix: str = "") -> None:
 def validate_config(config: dict, schema: dict | None = None) -> dict:
     """The config with text converted, defaults filled in and every rule checked; ConfigError (one
     line naming the key and what is allowed) if it is invalid."""
-    schema = schema if schema is not None else cached_schema(str(SCHEMA_PATH))
+    schema = schema if schema is not None else cached_schema()
     config = _coerce(copy.deepcopy(dict(config)), schema, schema)
     _check_finite(config)
     _validate(config, schema, schema)
@@ -319,7 +328,7 @@ def _widths_of_fc(arch):
 def complete_section(name: str, value: dict, schema: dict | None = None) -> dict:
     """One $defs entry (e.g. "arch", "optimizer") validated and with its defaults, as the study
     does for every grid entry; for callers of the package that build a network by hand."""
-    root = schema if schema is not None else cached_schema(str(SCHEMA_PATH))
+    root = schema if schema is not None else cached_schema()
     sub = {"$ref": f"#/$defs/{name}"}
     value = _coerce(copy.deepcopy(value), sub, root)
     _check_finite(value, (name,))
@@ -598,7 +607,7 @@ def resolve_column(columns, name: str, key: str = "plots.color_by") -> str:
 
 
 def _schema_enum(*keys) -> tuple[str, ...]:
-    node = cached_schema(str(SCHEMA_PATH))
+    node = cached_schema()
     for key in keys:
         node = node[key]
     return tuple(node["enum"])

@@ -8,7 +8,7 @@ Every loader returns a :class:`Dataset` whose arrays are plain numpy:
   its ``mean``/``std`` are ``(0.,)``/``(1.,)``.
 
 ``load_dataset(spec)`` takes the ``dataset`` section of a study config, or part of it: the spec is
-completed and checked against ``$defs/dataset`` of ``schemas/config.schema.yaml``, the one source
+completed and checked against ``$defs/dataset`` of ``inpca/schemas/config.schema.yaml``, the one source
 of its keys, types and defaults, e.g.::
 
     {"name": "digits", "test_fraction": 0.25, "split_seed": 0}

@@ -33,7 +33,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]  # the repository: the workflow beside the package
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "schemas", "report", "profiles", "envs", "inpca"]
+WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "report", "profiles", "envs", "inpca"]  # the schema is in inpca/
 
 
 def copy_workflow(dest: Path, config: dict | None = None) -> Path:

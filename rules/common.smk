@@ -1,7 +1,6 @@
 # Study plan, validation and the get_* helpers the rules use. No rules here, and no heavy imports:
 # every cluster job re-parses the workflow.
 
-import os
 import sys
 
 sys.path.insert(0, workflow.basedir)  # the package beside this workflow, even if not installed
@@ -24,7 +23,7 @@ from inpca.devices import gpus_for_device
 
 
 try:
-    STUDY = load_study(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
+    STUDY = load_study(config)  # validated against the schema inside the package (inpca/schemas/)
     # The study's own folder (results:, or derived from the config file's name): every path below is
     # <results>/... and <logs>/..., so studies sit side by side and none overwrites another.
     RESULTS, STUDY_OWNER = results_folder(STUDY.config, workflow.overwrite_configfiles)

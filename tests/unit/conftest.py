@@ -7,7 +7,7 @@ import pytest
 from inpca.study import load_study
 from inpca.testing import REPO
 
-SCHEMA = REPO / "schemas" / "config.schema.yaml"
+SCHEMA = REPO / "inpca" / "schemas" / "config.schema.yaml"
 
 # A small grid: fc and All-CNN x SGD-Nesterov and Adam x 2 seeds (8 runs), every other key defaulted.
 GRID = {

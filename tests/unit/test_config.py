@@ -10,7 +10,7 @@ from inpca.errors import ConfigError
 from inpca.study import load_study
 from inpca.testing import REPO
 
-SCHEMA = REPO / "schemas" / "config.schema.yaml"
+SCHEMA = REPO / "inpca" / "schemas" / "config.schema.yaml"
 
 
 

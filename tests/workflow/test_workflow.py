@@ -80,7 +80,7 @@ def test_the_index_has_the_columns_the_parse_checks_plots_color_by_against(study
 
     workdir, _ = study
     header = (workdir / "results/store/index.tsv").read_text().splitlines()[0].split("\t")
-    assert header == index_columns(load_study(config_of(workdir), workdir / "schemas/config.schema.yaml").runs)
+    assert header == index_columns(load_study(config_of(workdir), workdir / "inpca/schemas/config.schema.yaml").runs)
 
 
 def test_the_analysis_leaves_out_the_diverged_and_the_unfit_run_by_name_and_finishes(study):
