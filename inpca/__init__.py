@@ -22,8 +22,45 @@ The package by stage of the pipeline (each rule's script in ``scripts/`` calls o
 
 Errors the project refuses are :mod:`.errors`; rule scripts log through :mod:`.logs`.
 
+The public API is at the top::
+
+    from inpca import InPCA, Recorder, Atlas, load
+
+:class:`InPCA` (:mod:`.embedding`), :class:`Recorder` (:mod:`.record`), :class:`Atlas` (:mod:`.atlas`)
+and :func:`load` (:func:`inpca.results.load`) are imported when first asked for.
+
 This module is imported when Snakemake parses the workflow, so it must stay light: no torch,
-h5py or numpy imports here. Submodules import what they need.
+h5py or numpy imports here (the names above are resolved lazily, by the module's ``__getattr__``).
+Submodules import what they need.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
+
+#: The public API: name -> the submodule that defines it, imported on first access.
+_PUBLIC = {"InPCA": "embedding", "Recorder": "record", "Atlas": "atlas", "load": "results"}
+
+__all__ = ["__version__", *_PUBLIC]
+
+if TYPE_CHECKING:  # for type checkers and IDEs only; at run time the names resolve in __getattr__
+    from .atlas import Atlas
+    from .embedding import InPCA
+    from .record import Recorder
+    from .results import load
+
+
+def __getattr__(name: str):
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later accesses skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *_PUBLIC})

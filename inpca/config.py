@@ -46,11 +46,15 @@ def load_schema(path=SCHEMA) -> dict:
     return yaml.safe_load(source.read_text(encoding="utf-8"))
 
 
-@functools.lru_cache(maxsize=4)
 def cached_schema(path: str | None = None) -> dict:
     """The schema at `path` (default: the package's own), parsed once per process (read only: validation
     copies what it fills)."""
-    return load_schema(SCHEMA if path is None or path == str(SCHEMA) else path)
+    return _parsed_schema(None if path is None or str(path) == str(SCHEMA) else str(path))
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_schema(path: str | None) -> dict:
+    return load_schema(SCHEMA if path is None else path)
 
 
 def _resolve(schema: dict, root: dict) -> dict:

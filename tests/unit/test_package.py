@@ -1,0 +1,68 @@
+"""The package as a user imports it: the public API at the top, resolved lazily, so that `import inpca`
+(which every Snakemake parse does) stays light; and the files it reads at run time inside it."""
+
+import subprocess
+import sys
+
+import pytest
+
+import inpca
+
+HEAVY = ("torch", "h5py", "numpy", "scipy", "pandas", "matplotlib", "plotly", "numba")
+
+
+def python(code: str) -> str:
+    """`code` run in a fresh interpreter (sys.modules as a user's script starts); its stdout."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip()
+
+
+def test_import_inpca_loads_no_heavy_module_and_none_of_the_public_apis_submodules():
+    loaded = python("import sys, inpca\n"
+                    f"print(' '.join(m for m in {HEAVY + ('inpca.embedding', 'inpca.record', 'inpca.atlas', 'inpca.results')!r}"
+                    " if m in sys.modules))")
+    assert loaded == ""
+
+
+def test_the_workflows_parse_imports_stay_light():
+    """What rules/common.smk imports at every parse (and every cluster job's re-parse): no torch or h5py."""
+    loaded = python("import sys\n"
+                    "import inpca.config, inpca.study, inpca.errors, inpca.imports, inpca.resources, inpca.devices\n"
+                    "print(' '.join(m for m in ('torch', 'h5py') if m in sys.modules))")
+    assert loaded == ""
+
+
+@pytest.mark.parametrize("name, module", [("InPCA", "inpca.embedding"), ("Recorder", "inpca.record"),
+                                          ("Atlas", "inpca.atlas"), ("load", "inpca.results")])
+def test_the_public_api_is_at_the_top_and_is_the_submodules_own(name, module):
+    import importlib
+
+    assert getattr(inpca, name) is getattr(importlib.import_module(module), name)
+    assert name in inpca.__all__ and name in dir(inpca)
+
+
+def test_from_inpca_import_the_public_api_in_a_fresh_interpreter():
+    out = python("from inpca import InPCA, Recorder, Atlas, load\n"
+                 "print(InPCA.__module__, Recorder.__module__, Atlas.__module__, load.__module__)")
+    assert out == "inpca.embedding inpca.record inpca.atlas.atlas inpca.results"
+
+
+def test_an_unknown_name_is_an_attribute_error_and_submodules_still_import():
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        inpca.nothing  # noqa: B018
+    from inpca import files, study  # submodules, not names of the public API
+
+    assert study.__name__ == "inpca.study" and files.__name__ == "inpca.files"
+    assert isinstance(inpca.__version__, str)
+
+
+def test_the_schema_is_inside_the_package_and_read_through_importlib_resources():
+    from importlib import resources
+    from pathlib import Path
+
+    from inpca.config import SCHEMA, SCHEMA_PATH, cached_schema
+
+    assert SCHEMA_PATH.is_file() and Path(inpca.__file__).parent in SCHEMA_PATH.parents
+    assert SCHEMA.read_text() == (resources.files("inpca") / "schemas" / "config.schema.yaml").read_text()
+    assert "$defs" in cached_schema() and cached_schema() is cached_schema(str(SCHEMA_PATH))
