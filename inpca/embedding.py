@@ -50,7 +50,11 @@ takes the (M_new, M) distances to the fitted points), non-negative, dense, no Na
 sparse, complex and empty input, and their entries are checked before anything else. An h5py Dataset
 or streamed matrix-like is never read whole for validation: its entries are checked block by block as
 the fit or ``transform`` reads them (the Lanczos fit reads, and so checks, only the upper triangle).
-NaN/inf and negative distances are refused with one line naming the first such entry, an asymmetric
+Negative entries within rounding of zero (down to -1e-6 x max(1, the largest distance): distances
+computed in float64 from float32 probabilities hold values like -1.5e-8 for near-identical points) are
+taken as 0: an in-memory D with such entries is fitted on a clipped copy (the input is not changed), a
+streamed D's blocks are clipped as they are read. NaN/inf and negative
+distances below that are refused with one line naming the first such entry, an asymmetric
 in-memory D too (the Lanczos path samples a few rows for that; an on-disk D is not checked for it), and
 so is a 1-D row (one point's distances are a (1, M) matrix). ``n_features_in_`` is M either way.
 
@@ -183,6 +187,9 @@ def _row_blocks(D, block_bytes=DEFAULT_BLOCK_BYTES, upper=False):
         block = D[i0:i1, i0:] if upper else D[i0:i1]
         if not is_float64_array:
             block = np.asarray(block, dtype=np.float64)
+        if not isinstance(D, np.ndarray) and block.size and 0 > block.min() >= _rounding_floor(block.max()):
+            # a streamed D's rounding-level negatives as 0 (larger ones stay, refused where D is checked)
+            block = np.maximum(block, 0.0)
         yield i0, i1, block
 
 
@@ -255,36 +262,56 @@ def _is_streamed(D):
     return hasattr(D, "shape") and hasattr(D, "__getitem__") and not hasattr(D, "__array__")
 
 
-def _check_block(block, caller, name, offset=(0, 0), count=None):
-    """Refuse a 2-D ``block`` (at ``offset`` in ``name``) unless every entry is finite and >= 0: one
-    ValueError line naming its first bad entry in row-major order (NaN/inf before negative) and, if
-    ``count`` is given, ``count(kind)``: how many such entries ``name`` holds."""
+# Distances computed independently in float64 from float32 probabilities (an einsum of sqrt(P)sqrt(Q),
+# then -log, as the authors' code does) hold values like -1.5e-8 for near-identical points: the
+# Bhattacharyya coefficient (<= 1) is rounded at ~1e-7. Negatives down to ROUNDING * max(1, the
+# block's largest distance) are that rounding, taken as 0; anything below is refused.
+ROUNDING = 1e-6
+
+
+def _rounding_floor(highest) -> float:
+    """The most negative entry still taken as a rounded 0, for a block whose largest entry is `highest`."""
+    return -ROUNDING * max(1.0, float(highest))
+
+
+def _check_block(block, caller, name, offset=(0, 0), count=None) -> bool:
+    """Refuse a 2-D ``block`` (at ``offset`` in ``name``) unless every entry is finite and above the
+    rounding floor (_rounding_floor): one ValueError line naming its first bad entry in row-major
+    order (NaN/inf before negative) and, if ``count`` is given, ``count(kind)``: how many such
+    entries ``name`` holds. Returns True when the block holds rounding-level negatives (taken as 0)."""
     if block.size == 0:
-        return
+        return False
     lowest, highest = np.min(block), np.max(block)
     if lowest >= 0 and highest < np.inf:  # NaN propagates through min and fails the comparison
-        return
+        return False
+    floor = _rounding_floor(highest) if np.isfinite(highest) else 0.0
+    if lowest >= floor and highest < np.inf:
+        return True
     non_finite = ~np.isfinite(block)
     kind = "NaN/inf" if non_finite.any() else "negative"
-    bad = non_finite if kind == "NaN/inf" else block < 0
+    bad = non_finite if kind == "NaN/inf" else block < floor
     i, j = np.unravel_index(np.argmax(bad), bad.shape)
     where = f"{name}[{offset[0] + i}, {offset[1] + j}] = {block[i, j]:.6g}"
-    how_many = "" if count is None else f"{count(kind)} entries, "
+    how_many = "" if count is None else f"{count(kind, floor)} entries, "
     if kind == "NaN/inf":
         raise ValueError(f"{caller}: NaN/inf values in {name}: {how_many}first {where}; distances must be finite")
     # scikit-learn's wording for refused negative input ("Negative values in data")
-    raise ValueError(f"{caller}: Negative values in data {name}: {how_many}first {where}; distances must be >= 0")
+    raise ValueError(f"{caller}: Negative values in data {name}: {how_many}first {where}; distances must be >= 0 "
+                     f"(negatives down to {floor:.3g} are rounding, taken as 0)")
 
 
-def _check_entries(D, caller, name):
-    """Refuse an in-memory array with NaN/inf or negative entries (_check_block), counting them."""
-    def count(kind):
+def _check_entries(D, caller, name) -> bool:
+    """Refuse an in-memory array with NaN/inf or negative entries below rounding (_check_block),
+    counting them. Returns True when D holds rounding-level negatives."""
+    def count(kind, floor):
         def is_bad(b):
-            return ~np.isfinite(b) if kind == "NaN/inf" else b < 0
+            return ~np.isfinite(b) if kind == "NaN/inf" else b < floor
         return sum(int(np.count_nonzero(is_bad(b))) for _, _, b in _row_blocks(D, _CHECK_BLOCK_BYTES))
 
+    rounded = False
     for i0, _, rows in _row_blocks(D, _CHECK_BLOCK_BYTES):
-        _check_block(rows, caller, name, (i0, 0), count)
+        rounded |= _check_block(rows, caller, name, (i0, 0), count)
+    return rounded
 
 
 def _validate_distances(estimator, D, *, reset, caller, name, dtype="numeric"):
@@ -309,7 +336,8 @@ def _validate_distances(estimator, D, *, reset, caller, name, dtype="numeric"):
         raise ValueError(f"{caller}: {name} must be a 2-D matrix of distances, got shape {shape}; Reshape your "
                          f"data: one point's distances are {name}.reshape(1, -1)")
     if not streamed:
-        _check_entries(D, caller, name)
+        if _check_entries(D, caller, name):
+            D = np.maximum(D, 0.0, dtype=np.float64)  # rounding-level negatives as 0: a copy, the input unchanged
     elif 0 in shape:
         raise ValueError(f"{caller}: {name} has shape {shape}; at least one row and one column are required")
     validate_data(estimator, D, skip_check_array=True, reset=reset)  # sets or checks n_features_in_
@@ -492,6 +520,10 @@ class InPCA(_DistanceTransformer):
     ``fit`` and ``fit_transform`` take the (M, M) distance matrix in place of a feature matrix, and
     ``transform`` the (M_new, M) distances of new points to the fitted ones.
 
+    Negative distances within rounding of zero (at least -1e-6 x max(1, the largest distance), e.g.
+    -1.5e-8 between near-identical points in distances computed independently in float64) are taken
+    as 0; an in-memory D holding any is fitted on a clipped copy. Larger negatives are refused.
+
     Parameters
     ----------
     n_components : int >= 1 or None
@@ -598,8 +630,8 @@ class InPCA(_DistanceTransformer):
 
     def _fit_dense(self, D, check_entries=False):
         W = np.array(D[:] if not isinstance(D, np.ndarray) else D, dtype=np.float64)
-        if check_entries:
-            _check_entries(W, "InPCA.fit", "D")
+        if check_entries and _check_entries(W, "InPCA.fit", "D"):
+            np.maximum(W, 0.0, out=W)  # rounding-level negatives as 0 (W is a copy here)
         _check_symmetric(W, self.block_bytes, "InPCA.fit: D", _SYMMETRIC)
         column_means = W.mean(axis=0)
         row_means = W.mean(axis=1)

@@ -415,8 +415,40 @@ def test_nan_and_inf_distances_are_refused(trajectory_distances, solver, value):
 def test_negative_distances_are_refused(trajectory_distances, solver):
     D = with_entry(trajectory_distances, 3, 7, -0.25)
     message = refusal(lambda: InPCA(n_components=3, solver=solver).fit(D))
-    assert message == ("InPCA.fit: Negative values in data D: 2 entries, first D[3, 7] = -0.25; "
-                       "distances must be >= 0")
+    assert message.startswith("InPCA.fit: Negative values in data D: 2 entries, first D[3, 7] = -0.25; "
+                              "distances must be >= 0 (negatives down to -")
+
+
+def float64_distances_of_float32_probabilities(M=40, N=300, C=10, seed=0):
+    """Distances as the authors' code computes them: float32 probabilities, an einsum of sqrt(P)
+    sqrt(Q) in float64, then -log. Near-identical points give rounding-level negatives."""
+    rng = np.random.default_rng(seed)
+    P = rng.dirichlet(np.ones(C), size=(M, N)).astype(np.float32)
+    P[1] = P[0]
+    P[2] = P[0] * (1 + 1e-7)
+    root = np.sqrt(P.astype(np.float64))
+    return -np.log(np.einsum("anc,bnc->abn", root, root)).mean(axis=-1)
+
+
+@pytest.mark.parametrize("solver", ["dense", "lanczos"])
+def test_rounding_level_negatives_are_taken_as_zero(solver):
+    """Issue 29: float64 distances of float32 probabilities hold values like -1.5e-8; they are zero
+    within rounding, fitted as 0 (on a copy: the caller's D is unchanged), not refused."""
+    D = float64_distances_of_float32_probabilities()
+    assert (D < 0).any() and D.min() > -1e-6
+    given = D.copy()
+    model = InPCA(n_components=5, solver=solver).fit(D)
+    np.testing.assert_array_equal(D, given)
+    clipped = InPCA(n_components=5, solver=solver).fit(np.maximum(D, 0.0))
+    np.testing.assert_array_equal(model.eigenvalues_, clipped.eigenvalues_)
+    np.testing.assert_array_equal(model.coords_, clipped.coords_)
+    np.testing.assert_array_equal(model.transform(D[:4]), clipped.transform(np.maximum(D[:4], 0.0)))
+    # streamed, read block by block: clipped as read
+    streamed = InPCA(n_components=5, solver=solver).fit(BlockReader(D))
+    np.testing.assert_allclose(streamed.eigenvalues_, model.eigenvalues_, rtol=1e-12)
+    # beyond rounding: refused as before
+    message = refusal(lambda: InPCA(n_components=5, solver=solver).fit(with_entry(D, 5, 6, -1e-4)))
+    assert message.startswith("InPCA.fit: Negative values in data D: 2 entries, first D[5, 6] = -0.0001")
 
 
 def test_transform_refuses_a_1d_row_a_wrong_column_count_and_bad_entries(trajectory_distances):
@@ -490,7 +522,8 @@ def test_matrix_likes_are_streamed_and_their_entries_checked_as_read(trajectory_
         "InPCA.fit: NaN/inf values in D: first D[450, 520] = nan; distances must be finite"
     bad = BlockReader(with_entry(D, 110, 3, -1.0)[:120])
     assert refusal(lambda: model.transform(bad)) == \
-        "InPCA.transform: Negative values in data D_new: first D_new[3, 110] = -1; distances must be >= 0"
+        "InPCA.transform: Negative values in data D_new: first D_new[3, 110] = -1; distances must be >= 0 " \
+        "(negatives down to -1.87e-06 are rounding, taken as 0)"
     assert refusal(lambda: model.transform(BlockReader(D[:5, :10]))) == \
         "X has 10 features, but InPCA is expecting 600 features as input."
 
