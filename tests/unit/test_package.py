@@ -19,9 +19,8 @@ def python(code: str) -> str:
 
 
 def test_import_inpca_loads_no_heavy_module_and_none_of_the_public_apis_submodules():
-    loaded = python("import sys, inpca\n"
-                    f"print(' '.join(m for m in {HEAVY + ('inpca.embedding', 'inpca.record', 'inpca.atlas', 'inpca.results')!r}"
-                    " if m in sys.modules))")
+    modules = HEAVY + ("inpca.embedding", "inpca.record", "inpca.atlas", "inpca.results")
+    loaded = python(f"import sys, inpca\nprint(' '.join(m for m in {modules!r} if m in sys.modules))")
     assert loaded == ""
 
 
