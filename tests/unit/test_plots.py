@@ -432,3 +432,124 @@ def test_load_with_corners(corner_data, tmp_path):
     plots.plot_trajectories_html(got, idx, tmp_path / "t.html", color_by="corner")
     assert_png(tmp_path / "t.png")
     assert "geodesic corner→P*" in {tr.get("name") for tr in plotly_traces((tmp_path / "t.html").read_text())}
+
+
+# --------------------------------------------------------------------------------------------------
+# runs placed in an atlas
+
+
+def fake_placed(names, n=4, same_end=True) -> dict:
+    """{name: atlas table} of runs placed in the fake embedding; with `same_end` every run ends at the
+    same point, where labels at the points would overlap."""
+    rng = np.random.default_rng(1)
+    placed = {}
+    for j, name in enumerate(names):
+        xyz = rng.normal(size=(n, 3))
+        if same_end:
+            xyz[-1] = (2.5, 0.1, -0.1)
+        table = pd.DataFrame({"step": 10 * np.arange(n), "epoch": np.arange(n, dtype=float)})
+        for i in range(3):
+            table[f"train_pc{i + 1}"] = xyz[:, i]
+        table["train_progress"] = np.linspace(0.1, 0.8, n)
+        table["nearest_configuration"] = "arch=fc"
+        table["forecast_final_test_error"] = 0.1
+        table["forecast_low"], table["forecast_high"] = 0.05, 0.2
+        table["forecast_trusted"] = True
+        placed[name] = table
+    return placed
+
+
+def _lab(color) -> np.ndarray:
+    """CIELAB (D65) of a matplotlib colour."""
+    from matplotlib.colors import to_rgb
+
+    rgb = np.array(to_rgb(color))
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ lin
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def atlas_png_figure(monkeypatch, emb, index, placed, out):
+    """Draw the atlas PNG and keep its figure (drawn, as saved) for inspection."""
+    from matplotlib.text import Text
+
+    kept = {}
+    save = plots.save_png
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        legend = ax.get_legend()
+        kept["legend"] = {text.get_text(): handle.get_color()
+                          for text, handle in zip(legend.get_texts(), legend.legend_handles)}
+        kept["lines"] = {line.get_label(): line.get_color() for line in ax.lines}
+        renderer = fig.canvas.get_renderer()
+        # the extent of the text itself (an annotation's own extent includes its leader line)
+        kept["labels"] = {t.get_text(): (t.get_color(), Text.get_window_extent(t, renderer)) for t in ax.texts}
+        save(fig, path)
+
+    monkeypatch.setattr(plots, "save_png", keep)
+    plots.plot_atlas_png(emb, index, placed, out)
+    assert_png(out)
+    return kept
+
+
+def test_atlas_placed_runs_have_one_colour_each_in_png_and_html_and_none_of_a_reference_family(
+        data, tmp_path, monkeypatch):
+    """Issue 29: a placed run had the blue of "atlas: fc" (PNG) or the orange of another family (HTML),
+    and not the same colour in both. Now one function colours them, from a palette of its own."""
+    from matplotlib.colors import to_hex
+
+    from inpca.figures import arch_colors
+
+    emb, index = data
+    names = [f"placed-{j}" for j in range(len(plots.PLACED_COLORS) + 2)]
+    placed = fake_placed(names)
+    png = atlas_png_figure(monkeypatch, emb, index, placed, tmp_path / "atlas.png")
+    plots.plot_atlas_html(emb, index, placed, tmp_path / "atlas.html")
+    traces = {tr["name"]: tr for tr in plotly_traces((tmp_path / "atlas.html").read_text())}
+
+    families = {name: to_hex(color) for name, color in png["legend"].items() if name.startswith("atlas: ")}
+    assert sorted(families) == ["atlas: fc", "atlas: resnet"]
+    expected = arch_colors(["fc", "resnet"])  # reference families keep their colours, in both figures
+    for family, color in families.items():
+        assert color == expected[family.removeprefix("atlas: ")] == to_hex(traces[family]["line"]["color"])
+
+    styles = plots.placed_styles(names)
+    for name in names:
+        color = styles[name].color
+        assert to_hex(png["legend"][name]) == to_hex(color)
+        assert to_hex(traces[name]["line"]["color"]) == to_hex(traces[name]["marker"]["color"]) == to_hex(color)
+        assert to_hex(png["labels"][name][0]) == to_hex(color)
+    first = [styles[name].color for name in names[:len(plots.PLACED_COLORS)]]
+    assert len(set(first)) == len(first)  # one colour per run up to the palette's length ...
+    later = [styles[name] for name in names[len(plots.PLACED_COLORS):]]
+    assert all(s.marker != "o" for s in later)  # ... then the colours again, with another marker
+
+    # no placed colour is, or is near, a colour any reference family can have (or the geodesic's)
+    from inpca.config import ARCHITECTURES
+
+    every_family = list(ARCHITECTURES) + [f"imported-{i}" for i in range(20)]  # the whole palette, spares too
+    reference = set(arch_colors(every_family).values()) | set(families.values()) | {"#9e9e9e", "#000000"}
+    assert not reference & {to_hex(c) for c in plots.PLACED_COLORS}
+    for color in plots.PLACED_COLORS:
+        distance = min(np.linalg.norm(_lab(color) - _lab(ref)) for ref in reference)
+        assert distance >= 25, (color, distance)
+
+
+def test_atlas_png_labels_of_placed_runs_do_not_overlap(data, tmp_path, monkeypatch):
+    emb, index = data
+    names = ["sgd-lr0.1-seed0", "adam-lr0.001-seed1", "fc-wide"]
+    png = atlas_png_figure(monkeypatch, emb, index, fake_placed(names), tmp_path / "atlas.png")
+    boxes = [png["labels"][name][1] for name in names]
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not boxes[i].overlaps(boxes[j]), (names[i], names[j])
+
+
+def test_stacked_keeps_order_and_gap():
+    got = plots._stacked([5.0, 5.0, 30.0, 5.5], gap=10.0)
+    assert got[0] < got[1] < got[3] and np.all(np.diff(np.sort(got)) >= 10.0 - 1e-9)
+    assert np.allclose(plots._stacked([0.0, 50.0], gap=10.0), [0.0, 50.0])  # apart already: not moved
