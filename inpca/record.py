@@ -27,7 +27,14 @@ Crash safety: each checkpoint is written atomically to its own file in ``<path>.
 atomically and removes the folder. A killed training loses at most the checkpoint being written; a
 new Recorder on the same path takes the checkpoints in the folder (if they were recorded with the
 same config, steps and data) and ``due`` is False for them, so the resumed training appends. A
-``with`` block left by an exception keeps the folder for that resume.
+``with`` block left by an exception keeps the folder for that resume. With an atlas, the resumed
+recording first places every recorded checkpoint that has no row in ``<path>.atlas.tsv`` yet (one
+killed between writing a checkpoint and its row), so the table and the run file list the same steps.
+
+One Recorder per run file: a Recorder holds a lock on ``<path>.lock`` from its construction until
+:meth:`Recorder.close` (or the end of its ``with`` block); a second one on the same path, in any
+process, is refused in one line instead of overwriting the first one's checkpoints. The system drops
+the lock of a killed process, so a resume after kill -9 is never refused.
 
 A run file that already exists is a finished recording: ``due`` is always False and ``close``
 leaves the file as it is. To record it again, delete the file.
@@ -45,6 +52,7 @@ import math
 import numbers
 import os
 import shutil
+import socket
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -235,7 +243,7 @@ def _as_atlas(atlas):
         return Atlas.load(atlas)
     if not all(hasattr(atlas, name) for name in ("fingerprint", "dataset", "checkpoint_row")):
         raise RecorderError(f"atlas: expected an inpca.atlas.Atlas or the path of a finished study's results folder, "
-                            f"got a {type(atlas).__name__}")
+                            f"got {' '.join(repr(atlas).split())[:60]} ({type(atlas).__name__})")
     return atlas
 
 
@@ -244,6 +252,56 @@ def _device_of(model):
 
     first = next(itertools.chain(model.parameters(), model.buffers()), None)
     return first.device if first is not None else torch.device("cpu")
+
+
+# --------------------------------------------------------------------------------------------
+# one recorder per run file
+
+
+class _RunLock:
+    """An exclusive lock on ``<run file>.lock`` (flock: the system drops it when the process dies, so a
+    killed recording never leaves a stale lock; on NFS it needs the server's locking). A second
+    Recorder on the same run file, in this process or another, is refused in one line. Where the
+    system has no flock (Windows), nothing is locked."""
+
+    def __init__(self, path: Path):
+        self.path = path.with_name(path.name + ".lock")
+        self.handle = None
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            if holder == self._owner():
+                raise RecorderError(f"{path}: another Recorder of this process is recording this run and is not "
+                                    "closed; close it (rec.close(), or leave its with block) or record to another "
+                                    "path") from None
+            raise RecorderError(f"{path}: another Recorder is recording this run ({holder} holds {self.path}); "
+                                "record to another path, or wait until that one is closed") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(self._owner() + "\n")
+        handle.flush()
+        self.handle = handle
+
+    @staticmethod
+    def _owner() -> str:
+        return f"pid {os.getpid()} on {socket.gethostname()}"
+
+    def release(self, remove: bool = False) -> None:
+        if self.handle is None:
+            return
+        if remove:  # before the unlock: whoever locks the file next finds the run file finished
+            self.path.unlink(missing_ok=True)
+        self.handle.close()  # closing the file drops the flock
+        self.handle = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -364,16 +422,24 @@ class Recorder:
         self._recorded: set[int] = set()
         self.parameters = None
         self._diverged_at = -1
+        # one Recorder per run file: a second one (another process, or this one) would overwrite the
+        # first one's checkpoints; taken before looking at the file, held until close
+        self._lock = _RunLock(self.path)
         self._finished = self.path.exists()
-        if self._finished:
-            self._check_finished_file()
-            log.warning("%s exists: the recording is finished and nothing will be recorded (delete it to record "
-                        "again)", self.path)
-        elif self.folder.exists():
-            self._load_folder()
-        self.atlas = None
-        if atlas is not None:
-            self._use_atlas(atlas, atlas_split, atlas_k)
+        try:
+            if self._finished:
+                self._lock.release()
+                self._check_finished_file()
+                log.warning("%s exists: the recording is finished and nothing will be recorded (delete it to record "
+                            "again)", self.path)
+            elif self.folder.exists():
+                self._load_folder()
+            self.atlas = self.live = None
+            if atlas is not None:
+                self._use_atlas(atlas, atlas_split, atlas_k)
+        except BaseException:
+            self._lock.release()
+            raise
 
     @classmethod
     def for_dataset(cls, path, dataset, *, config, steps, **kwargs) -> Recorder:
@@ -483,6 +549,8 @@ class Recorder:
         return self.path.with_name(self.path.name + ".atlas.tsv")
 
     def _use_atlas(self, atlas, split: str, k: int) -> None:
+        from .atlas.live import LiveTable
+
         atlas = _as_atlas(atlas)
         if self.fingerprint != atlas.fingerprint:
             raise RecorderError(f"{self.path}: records on other data than the atlas {atlas.path} (fingerprints "
@@ -490,50 +558,34 @@ class Recorder:
                                 "atlas' samples: Recorder.for_atlas(path, atlas, ...)")
         if split not in atlas.splits:
             raise RecorderError(f"atlas_split: {split!r}; the atlas {atlas.path} embedded {', '.join(atlas.splits)}")
-        self.atlas, self.atlas_split, self.atlas_k = atlas, split, k
-        self._atlas_rows: list[dict] = []
-        if self.atlas_table.exists() and self._recorded:  # a resumed recording keeps its rows so far
-            from .files import read_table
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
+            raise RecorderError(f"atlas_k: {k!r}; expected an integer >= 1")
+        self.atlas = atlas
+        # the table takes up what is recorded so far: every checkpoint without a row (a recording killed
+        # between writing a checkpoint and its row) is placed now, so the table lists the run's steps
+        self.live = LiveTable(atlas, self.atlas_table, split, int(k))
+        self.live.resume(self._checkpoints_on_disk())
 
-            rows = read_table(self.atlas_table)
-            self._atlas_rows = [r for r in rows.to_dict("records") if int(r["step"]) in self._recorded]
-        self._history = None  # the checkpoints so far, as the atlas follows them; loaded on first use
-
-    def _checkpoints_so_far(self) -> dict:
-        if self._history is None:
-            self._history = {split: [] for split in SPLITS} | {"train_error": [], "step": [], "epoch": []}
-            for path in self._checkpoint_files() if self.folder.exists() else []:
-                checkpoint = read_checkpoints(path)
-                for split in SPLITS:
-                    self._history[split].append(checkpoint[f"{split}_probs"][0])
-                for key in ("train_error", "step", "epoch"):
-                    self._history[key].append(checkpoint[key][0])
-                self._history["step"][-1] = int(self._history["step"][-1])
-        return self._history
+    def _checkpoints_on_disk(self):
+        """The checkpoints recorded so far (the finished run file's, or the folder's), in step order, as
+        the live table takes them."""
+        if self._finished:
+            run = read_checkpoints(self.path)
+            for i, step in enumerate(run["step"]):
+                yield {"step": int(step), "epoch": float(run["epoch"][i]), "train_error": float(run["train_error"][i]),
+                       "probs": {split: run[f"{split}_probs"][i] for split in SPLITS}}
+            return
+        for path in self._checkpoint_files() if self.folder.exists() else []:
+            checkpoint = read_checkpoints(path)
+            yield {"step": int(checkpoint["step"][0]), "epoch": float(checkpoint["epoch"][0]),
+                   "train_error": float(checkpoint["train_error"][0]),
+                   "probs": {split: checkpoint[f"{split}_probs"][0] for split in SPLITS}}
 
     def _place_in_atlas(self, step: int, epoch: float, probs: dict, train_error: float) -> None:
         """Place the checkpoint just recorded (both splits), follow the run so far at equal progress,
         forecast its end; append a row to `atlas_table` (rewritten atomically) and log one line."""
-        import time
-
-        from .files import write_table
-
-        started = time.perf_counter()
-        history = self._checkpoints_so_far()
-        if not history["step"] or history["step"][-1] != step:
-            for split in SPLITS:
-                history[split].append(probs[split])
-            history["train_error"].append(train_error)
-            history["step"].append(step)
-            history["epoch"].append(epoch)
-        row, forecast = self.atlas.checkpoint_row({s: probs[s] for s in SPLITS}, history, self.atlas_split,
-                                                  self.atlas_k, step=step, epoch=epoch)
-        row["place_seconds"] = time.perf_counter() - started
-        self._atlas_rows.append(row)
-        import pandas as pd
-
-        write_table(pd.DataFrame(self._atlas_rows), self.atlas_table)
-        log.info("atlas: step %d, progress %.3f, nearest %s; %s", step, row[f"{self.atlas_split}_progress"],
+        row, forecast = self.live.add(step, epoch, probs, train_error)
+        log.info("atlas: step %d, progress %.3f, nearest %s; %s", step, row[f"{self.live.split}_progress"],
                  forecast.nearest_configuration or "-", forecast.line())
 
     def _due_step(self, step) -> int:
@@ -609,6 +661,7 @@ class Recorder:
         files = self._checkpoint_files() if self.folder.exists() else []
         if not files:
             log.warning("%s: no checkpoint recorded; no run file written", self.path)
+            self._lock.release()
             return
         checkpoints = [{key: values[0] for key, values in read_checkpoints(path).items() if key != "attrs"}
                        for path in files]
@@ -628,6 +681,7 @@ class Recorder:
                   {split: self.samples[split].labels for split in SPLITS})
         shutil.rmtree(self.folder)
         self._finished = True
+        self._lock.release(remove=True)  # the run file is whole: a later Recorder finds it finished
         log.info("wrote %s: %d checkpoints", self.path, len(checkpoints))
 
     def __enter__(self) -> Recorder:
@@ -637,3 +691,5 @@ class Recorder:
         # an exception is a training that did not finish: the folder stays for a resume
         if exc_type is None:
             self.close()
+        else:
+            self._lock.release()

@@ -623,12 +623,21 @@ class Atlas:
 
     # ---- a run, checkpoint by checkpoint (the live table and the command line) ------------------
 
+    def progress(self, probs, split: str) -> float:
+        """The progress of one checkpoint's (N, C) probabilities of `split`, as :meth:`place` measures it."""
+        from ..geodesic import progress_many
+
+        P = self._checked(probs, self._split_of(probs, split), "progress")
+        return float(progress_many(P, self.labels[split], self.num_classes, mode=self.progress_mode)[0])
+
     def checkpoint_row(self, probs: dict, history: dict, split: str = "train", k: int = 5, *, step, epoch):
         """One row of a run's atlas table for its latest checkpoint: `probs` {split: (N, C)} of that
         checkpoint, `history` the run so far ({split: list of (N, C)}, train_error, epoch lists, the
-        latest included). Returns (row, forecast): step, epoch, per split the coordinates (pc1..pc3),
-        progress and nearest reference point; the reached t, the nearest configuration and its distance,
-        the forecast final test error with its range, whether it is trusted and why not."""
+        latest included; ``progress_<split>``, the progress of the checkpoints before the latest, may
+        be given so they are not measured again). `history` is not changed. Returns (row, forecast):
+        step, epoch, per split the coordinates (pc1..pc3), progress and nearest reference point; the
+        reached t, the nearest configuration and its distance, the forecast final test error with its
+        range, whether it is trusted and why not. :class:`inpca.atlas.live.LiveTable` keeps the history."""
         row = {"step": int(step), "epoch": float(epoch)}
         for s in self.splits:
             if s not in probs:
@@ -637,11 +646,11 @@ class Atlas:
             row.update({f"{s}_pc{i + 1}": float(c) for i, c in enumerate(placement.coords[:3])})
             row[f"{s}_progress"] = placement.progress
             row[f"{s}_nearest_point"] = f"{placement.nearest['run'].iloc[0]}@{placement.nearest['checkpoint'].iloc[0]}"
-        history.setdefault(f"progress_{split}", [])
-        if len(history[f"progress_{split}"]) == len(history[split]) - 1 and split in probs:
-            history[f"progress_{split}"].append(row[f"{split}_progress"])  # this checkpoint's, just placed
+        progress = list(history.get(f"progress_{split}") or [])
+        if len(progress) == len(history[split]) - 1 and split in probs:
+            progress.append(row[f"{split}_progress"])  # this checkpoint's, just placed
         following = self.follow({f"{split}_probs": np.stack(history[split]),
-                                 f"progress_{split}": history[f"progress_{split}"],
+                                 f"progress_{split}": progress if len(progress) == len(history[split]) else None,
                                  "train_error": np.asarray(history["train_error"], dtype=float),
                                  "epoch": np.asarray(history["epoch"], dtype=float)}, split=split)
         forecast = self.forecast(following, k=k)
@@ -654,22 +663,18 @@ class Atlas:
 
     def trace(self, run, split: str = "train", k: int = 5) -> pd.DataFrame:
         """A recorded run (a run file, or a dict like :func:`inpca.runfile.read_run`'s) placed checkpoint
-        by checkpoint as if it were being recorded: one :meth:`checkpoint_row` per checkpoint, each from
-        the checkpoints up to it."""
+        by checkpoint as if it were being recorded (:class:`inpca.atlas.live.LiveTable`): one
+        :meth:`checkpoint_row` per checkpoint, each from the checkpoints up to it."""
         from ..runfile import read_run
+        from .live import LiveTable
 
         source = str(run) if isinstance(run, (str, Path)) else "run"
         run = read_run(run) if isinstance(run, (str, Path)) else run
         checked = {s: self._run_of({**run, "attrs": run.get("attrs", {})}, s)[0] for s in self.splits}
         train_error = np.asarray(run["train_error"], dtype=float)
-        rows = []
-        progress = []
+        table = LiveTable(self, None, split, k)
         for i in range(checked[split].shape[0]):
-            history = {s: list(checked[s][:i + 1]) for s in self.splits}
-            history.update(train_error=train_error[:i + 1], epoch=np.asarray(run["epoch"])[:i + 1])
-            history[f"progress_{split}"] = progress
-            row, _ = self.checkpoint_row({s: checked[s][i] for s in self.splits}, history, split, k,
-                                         step=run["step"][i], epoch=run["epoch"][i])
-            rows.append(row)
-        log.info("traced %s: %d checkpoints", source, len(rows))
-        return pd.DataFrame(rows)
+            table.add(run["step"][i], run["epoch"][i], {s: checked[s][i] for s in self.splits}, train_error[i],
+                      write=False)
+        log.info("traced %s: %d checkpoints", source, len(table.rows))
+        return table.table()

@@ -65,7 +65,10 @@ def train_with_recorder(path, kill_after=None):
     def checkpoint(step):
         if rec.due(step):
             rec.record(model, step=step)
-        return kill_after is not None and len(rec.recorded_steps) >= kill_after
+        if kill_after is not None and len(rec.recorded_steps) >= kill_after:
+            rec._lock.release()  # as the system drops the lock of a killed process
+            return True
+        return False
 
     step = 0
     if checkpoint(step):
@@ -212,9 +215,10 @@ def test_a_diverged_run_keeps_the_checkpoints_before_it(tmp_path, digits, caplog
         model[0].weight.fill_(float("nan"))
     rec.record(model, step=5)
     assert rec.diverged_at_step == 5 and not rec.due(10) and "diverged" in caplog.text
-    assert Recorder(path, train=digits[0], test=digits[1], config={"arch": "mlp"}, steps=[0, 5, 10]
-                    ).diverged_at_step == 5  # a resumed recording knows it too
-    rec.close()
+    rec._lock.release()  # killed here, as the system drops a killed process' lock
+    resumed = Recorder(path, train=digits[0], test=digits[1], config={"arch": "mlp"}, steps=[0, 5, 10])
+    assert resumed.diverged_at_step == 5  # a resumed recording knows it too
+    resumed.close()
     run = read_run(path)
     assert list(run["step"]) == [0] and run["attrs"]["diverged_at_step"] == 5
     check_probabilities(path, "train_probs", run["train_probs"], 1e-5)
@@ -265,6 +269,8 @@ def test_bad_input_is_refused_in_one_line_naming_the_value(tmp_path, digits):
     one_line_error("step 7 is not in the schedule", rec.record, small_model(), step=7)
     rec.record(small_model(), step=0)
     one_line_error("step 0 is already recorded", rec.record, small_model(), step=0)
+    one_line_error("another Recorder of this process is recording this run", recorder)
+    rec._lock.release()  # as if killed: the system drops the lock, the checkpoints stay
     # the checkpoints on disk belong to the config above: another config is another recording
     one_line_error(r"run\.h5\.partial: checkpoints of a recording with another config", recorder,
                    config={"lr": 1})
@@ -281,3 +287,56 @@ def test_a_shuffled_loader_is_refused_at_the_checkpoint(tmp_path, digits):
     shuffled = DataLoader(TensorDataset(*train), batch_size=256, shuffle=True)
     rec = Recorder(tmp_path / "run.h5", train=shuffled, test=[test], config={}, steps=[0])
     one_line_error("train: the batches hold other labels", rec.record, small_model(), step=0)
+
+
+# --------------------------------------------------------------------------------------------
+# one Recorder per run file (issue 29: a second one overwrote the first one's complete run)
+
+HOLD_A_RECORDER = """
+import sys, numpy as np
+from inpca.record import Recorder
+x = np.zeros((4, 3), np.float32); y = np.array([0, 1, 0, 1])
+rec = Recorder(sys.argv[1], train=(x, y), test=(x, y), config={"arch": "x"}, steps=[0, 1])
+print("recording", flush=True)
+sys.stdin.read()
+"""
+
+
+def tiny_recorder(path, **kwargs):
+    x, y = np.zeros((4, 3), np.float32), np.array([0, 1, 0, 1])
+    return Recorder(path, train=(x, y), test=(x, y), config={"arch": "x"}, steps=[0, 1], **kwargs)
+
+
+def test_a_second_recorder_on_the_same_run_file_is_refused_in_one_line_and_the_first_loses_nothing(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "run.h5"
+    first = tiny_recorder(path)
+    with pytest.raises(RecorderError) as refused:
+        tiny_recorder(path)
+    assert str(refused.value) == (f"{path}: another Recorder of this process is recording this run and is not "
+                                  "closed; close it (rec.close(), or leave its with block) or record to another path")
+    first.record(torch.nn.Linear(3, 2), step=0)
+    first.close()
+    assert first.finished and not path.with_name("run.h5.lock").exists()
+    assert tiny_recorder(path).finished  # the finished file: nothing to lock, nothing due
+
+    # another process recording: refused, naming it; once that process is killed (-9), a resume is not
+    other = tmp_path / "other.h5"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_A_RECORDER, str(other)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "recording"
+        with pytest.raises(RecorderError) as refused:
+            tiny_recorder(other)
+        assert str(refused.value).startswith(f"{other}: another Recorder is recording this run (pid {holder.pid} on ")
+        assert str(refused.value).endswith(f" holds {other}.lock); record to another path, or wait until that one "
+                                           "is closed")
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    resumed = tiny_recorder(other)
+    assert resumed.due(0)
+    resumed.close()
