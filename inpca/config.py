@@ -19,11 +19,20 @@ from __future__ import annotations
 import copy
 import functools
 import math
-import shlex
 from importlib import resources
 from pathlib import Path
 
 from .errors import ConfigError
+# The study's folder and the commands that make it live in a leaf module; named here too (their old home).
+from .folders import (
+    DEFAULT_RESULTS,
+    STUDY_MARKER,
+    _own_folder,
+    command_for_folder,
+    study_command,
+    study_config_file,
+    study_folder,
+)
 
 #: The schema, shipped inside the package (``inpca/schemas/config.schema.yaml``) and found through
 #: importlib.resources, so an installed package (a wheel, no checkout) validates as the workflow does;
@@ -459,12 +468,6 @@ def check_data_present(dataset: dict) -> None:
 # --------------------------------------------------------------------------------------------
 # the study's folder
 
-#: The default study's folder; the study of a config file `<name>.yaml` writes to `results-<name>`.
-DEFAULT_RESULTS = "results"
-#: The file in a study's folder that names the config file whose study it holds.
-STUDY_MARKER = ".inpca-study"
-
-
 def _shown(path) -> str:
     """A path as the user would type it in the working directory (relative when inside it)."""
     path = Path(path)
@@ -472,71 +475,6 @@ def _shown(path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
-
-
-def _own_folder(config_file: Path) -> str:
-    """The folder of the study of a config file: `results` for a config.yaml, else `results-<name>`."""
-    return DEFAULT_RESULTS if config_file.name == "config.yaml" else f"{DEFAULT_RESULTS}-{config_file.stem}"
-
-
-def study_config_file(owner: str) -> str:
-    """The config file that is the study, from an owner string of :func:`results_folder` (the last of
-    the config files it names)."""
-    return owner.split(", ")[-1]
-
-
-def study_command(path=None, target: str = "") -> str:
-    """The Snakemake command that makes `target` (default: everything) of the study holding `path` (a
-    file or folder under a study's results folder): with ``--configfile`` when the folder's marker names
-    another config file than config.yaml, so that a printed remedy reruns that study, not the default
-    one. The target goes before --configfile, which takes every word after it as a config file."""
-    configfile, workdir = "", None
-    folder = study_folder(path) if path is not None else None
-    if folder is not None:
-        config_file = study_config_file((folder / STUDY_MARKER).read_text().strip())
-        configfile = "" if Path(config_file).name == "config.yaml" else f" --configfile {config_file}"
-        workdir = folder.resolve().parent
-    return f"{_snakemake_in(workdir)} --cores all{' ' + target if target else ''}{configfile}"
-
-
-def _snakemake_in(workdir: Path | None) -> str:
-    """How to start Snakemake for the study run from `workdir` (the folder above its results): Snakemake
-    runs a study from the folder that holds its Snakefile, so when that is not the working directory
-    (a notebook, the atlas command elsewhere) the command starts with cd there, and runs as printed
-    from anywhere."""
-    from .errors import snakemake_command
-
-    if workdir is None or not (workdir / "Snakefile").is_file() or workdir == Path.cwd().resolve():
-        return snakemake_command()
-    return f"cd {shlex.quote(str(workdir))} && {snakemake_command(workdir)}"
-
-
-def command_for_folder(folder) -> str:
-    """The command that would make the results folder `folder` that does not exist yet: the default
-    study for `results`, and for `results-NAME` the study of NAME.yaml (beside the Snakefile or in
-    presets/; when there is none, that is said); a folder named by some config's `results:` key cannot
-    be traced back to it, which is said."""
-    folder = Path(folder)
-    workdir = folder.resolve().parent
-    command = f"{_snakemake_in(workdir)} --cores all"
-    if folder.name == DEFAULT_RESULTS:
-        return command
-    if folder.name.startswith(f"{DEFAULT_RESULTS}-"):
-        stem = folder.name[len(DEFAULT_RESULTS) + 1:]
-        candidates = [Path(f"{stem}{ext}") for ext in (".yaml", ".yml")]
-        candidates += [Path("presets") / c for c in candidates]
-        config_file = next((c for c in candidates if (workdir / c).is_file()), None)
-        if config_file is None:
-            return f"{command} --configfile {candidates[0]} (no such file in {workdir}: that study's config file)"
-        return f"{command} --configfile {config_file}"
-    return f"{command} --configfile <the config file whose results: key names {folder}>"
-
-
-def study_folder(path) -> Path | None:
-    """The results folder of the study that holds `path` (the nearest folder at or above it with the
-    study marker), or None for a file that no study made (a user's own recording, say)."""
-    here = Path(path)
-    return next((folder for folder in (here, *here.parents) if (folder / STUDY_MARKER).is_file()), None)
 
 
 def results_folder(config: dict, configfiles) -> tuple[str, str]:

@@ -11,10 +11,7 @@ functions keeps working.
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
-from pathlib import Path
+from .folders import snakemake_command, study_command, study_folder  # snakemake_command: named here too
 
 
 class InpcaError(Exception):
@@ -54,31 +51,11 @@ def first_line(exc: BaseException, typed: bool = False) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if typed else lines[0]
 
 
-def snakemake_command(workdir=None) -> str:
-    """How to start the Snakemake that runs this process, as the user would type it in the study's
-    folder: ``snakemake`` when that name finds it on PATH, else its path (relative when it lies below
-    the working directory, or below `workdir` for a command that first changes to it, e.g.
-    ``.venv/bin/snakemake`` after ``make run``). Rule scripts and the
-    notebook API run under the Python of Snakemake's environment, whose bin folder holds it."""
-    beside = Path(sys.executable).parent / "snakemake"
-    if not beside.exists():
-        return "snakemake"
-    found = shutil.which("snakemake")
-    if found and os.path.samefile(found, beside):
-        return "snakemake"
-    try:
-        return str(beside.relative_to(Path(workdir or Path.cwd()).resolve()))
-    except ValueError:
-        return str(beside)
-
-
 def rebuild_hint(path) -> str:
     """The remedy for a damaged file. A file of a study: every file a study keeps is a target of the
     default rule (rules/common.smk), so deleting it and rerunning rebuilds it and what depends on it.
     A file outside every study's results folder (a recording given to the atlas, say) is nobody's
     target: no rerun would make it, so the remedy does not promise one."""
-    from .config import study_command, study_folder
-
     if study_folder(path) is None:
         return "it is not in a study's results folder, so nothing rebuilds it: record it again or restore a good copy"
     return f"delete it and rerun Snakemake, which rebuilds it: rm {path} && {study_command(path)}"
