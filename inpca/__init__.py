@@ -2,11 +2,13 @@
 
 The package by stage of the pipeline (each rule's script in ``scripts/`` calls one of these):
 
-- the study: :mod:`.config` (the schema, checks, defaults), :mod:`.study` (runs, ids, blocks, tiles),
+- the study: :mod:`.config` (the schema, checks, defaults), :mod:`.folders` (a study's folder and the
+  commands that make it), :mod:`.study` (runs, ids, blocks, tiles),
   :mod:`.resources` (cluster estimates), :mod:`.devices` (which GPU a job takes);
 - networks and data: :mod:`.data`, :mod:`.models`, :mod:`.schedule`, :mod:`.train` (the grid's
   training), :mod:`.corners` (pre-trained starting points), :mod:`.record` (one's own training),
-  :mod:`.adapters` (Lightning, Hugging Face), :mod:`.imports` (recordings into a study);
+  :mod:`.adapters` (Lightning, Hugging Face), :mod:`.recordings` (the recordings a study imports, at
+  parse time) and :mod:`.imports` (each one into the study, the job);
 - files: :mod:`.files` (HDF5, TSV, atomic writes), :mod:`.runfile` (run files), :mod:`.store`
   (blocks of points, the reference points, index.tsv);
 - distances: :mod:`.distances` and :mod:`.kernels` (CPU and GPU), :mod:`.tiles` (per pair of blocks);

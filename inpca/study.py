@@ -225,7 +225,7 @@ def load_study(config: dict, schema_path: str | Path = SCHEMA_PATH, check_data: 
         check_data_present(config["dataset"])
     runs = expand_grid(config)
     if config["imports"]:
-        from .imports import scan
+        from .recordings import scan
 
         imported = scan(config["imports"])
         runs = dict(sorted({**runs, **{rid: run.study_entry() for rid, run in imported.items()}}.items()))
