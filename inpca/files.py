@@ -75,6 +75,10 @@ def open_h5(path: str | Path, **options):
     path = Path(path)
     if not path.exists():
         raise RunFileError(f"{path}: file does not exist")
+    if path.is_dir():  # HDF5 would say "file read failed" with a timestamp and errno 21
+        raise RunFileError(f"{path}: a folder, not an HDF5 file"
+                           + ("; a recording in progress: read it when it is finished" if path.suffix == ".partial"
+                              else ""))
     try:
         return h5py.File(path, "r", locking=False, **options)
     except OSError as exc:

@@ -70,7 +70,8 @@ def read_checkpoints(path) -> dict:
 
 
 def read_run(path: str | Path) -> dict:
-    """Read a whole run file into memory with structural checks (shapes, names, attributes)."""
+    """Read a whole run file into memory with structural checks (shapes, names, attributes); ``path``
+    in the result names the file (for messages about its content)."""
     path = Path(path)
     f = open_h5(path)
     try:
@@ -84,7 +85,7 @@ def read_run(path: str | Path) -> dict:
                 if key not in attrs:
                     raise RunFileError(f"{path}: missing attribute {key!r}; not a complete run file; "
                                    + rebuild_hint(path))
-            out = {"attrs": attrs, "config": json.loads(attrs["config"])}
+            out = {"attrs": attrs, "config": json.loads(attrs["config"]), "path": str(path)}
             k = f["step"].shape[0]
             C = int(attrs["num_classes"])
             for split, name in PROBS.items():

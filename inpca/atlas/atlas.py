@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,7 +181,6 @@ class Atlas:
         self._reference_cache: dict = {}
         self._model_cache: dict = {}
         self._seed_pairs: dict = {}
-        self._blocks: dict = {}
         self._followed: dict = {}
 
     # ---- loading -------------------------------------------------------------------------------
@@ -220,6 +220,9 @@ class Atlas:
         return study_command(self.path, target)
 
     def _check_complete(self, follow: bool) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise AtlasError(f"{self.path}: a file, not a folder; an atlas is the results folder of a finished study "
+                             "(results/ for config.yaml, results-NAME/ for --configfile NAME.yaml)")
         if not self.path.is_dir():
             raise AtlasError(f"{self.path}: no such folder; an atlas is the results folder of a finished study; make "
                              f"it with: {command_for_folder(self.path)}")
@@ -228,7 +231,10 @@ class Atlas:
             raise AtlasError(f"{self.path}: not a study's results folder (no {STUDY_MARKER}, no store/); an atlas is "
                              "the results folder of a finished study (results/ for config.yaml, results-NAME/ for "
                              "--configfile NAME.yaml)")
-        self.splits = [split for split in SPLITS if (self.path / "embedding" / f"{split}.h5").exists()]
+        # the splits the study works on: those any stage left a trace of (a half-built atlas whose
+        # embedding of one split is missing is unfinished, not an atlas of the other split alone)
+        self.splits = [split for split in SPLITS if (self.path / "embedding" / f"{split}.h5").exists()
+                       or (self.path / "distances" / split).is_dir() or (self.path / "analysis" / split).is_dir()]
         needed = [self.path / "store" / "index.tsv", self.path / "store" / "ref.h5"]
         needed += [self.path / "embedding" / f"{split}.h5" for split in (self.splits or ["train"])]
         if follow:
@@ -296,9 +302,7 @@ class Atlas:
                       if c.startswith("epoch_to_") and c.count("_") == 2)
 
     def close(self) -> None:
-        for block in self._blocks.values():
-            block.close()
-        self._blocks.clear()
+        """Let go of what the atlas keeps in memory (it holds no file open between calls)."""
         self._reference_cache.clear()
         self._model_cache.clear()
         self._followed.clear()
@@ -357,9 +361,11 @@ class Atlas:
                              f"atlas {self.path} has {expected[0]} x {expected[1]} ({self.dataset_name}); evaluate on "
                              "the atlas' samples (Atlas.dataset, Recorder.for_atlas)")
         try:
-            validate_probabilities(P, f"{what} ({split})")
+            validate_probabilities(P, f"{what}: {split} probabilities")
         except ValueError as exc:
-            raise AtlasError(str(exc).splitlines()[0]) from None
+            # the validator counts points; here they are the checkpoints of one run (or the one placed)
+            where = "(" if what == "place" else r"(checkpoint \1, "
+            raise AtlasError(re.sub(r"\(point (\d+), ", where, str(exc).splitlines()[0], count=1)) from None
         return P.astype(np.float32, copy=False)
 
     def _split_of(self, probs, split) -> str:
@@ -456,12 +462,12 @@ class Atlas:
             return self._model_cache[key]
         parts = []
         for block in dict.fromkeys(self.trajectories["block"]):
-            if (split, block) not in self._blocks:
-                self._blocks[(split, block)] = ReindexedBlock(self.path / "store" / f"{block}.h5",
-                                                              self.path / "trajectories" / f"{block}.h5",
-                                                              self.path / "store" / "ref.h5", split, self.device
-                                                              if self.device != "auto" else "cpu")
-            parts.append(self._blocks[(split, block)].at(k))
+            # opened for this t_k only: no file of the study stays open between calls, so the user's own
+            # h5py.File on it works while the atlas is in use (HDF5 refuses a file open with other locking)
+            with ReindexedBlock(self.path / "store" / f"{block}.h5", self.path / "trajectories" / f"{block}.h5",
+                                self.path / "store" / "ref.h5", split,
+                                self.device if self.device != "auto" else "cpu") as reindexed:
+                parts.append(reindexed.at(k))
         models = np.concatenate(parts)
         prepared = self._prepared(models)
         if (len(self._model_cache) + 1) * models.nbytes <= self.memory_bytes:
@@ -478,6 +484,7 @@ class Atlas:
             source = str(run)
             run = read_run(run)
         if isinstance(run, dict):
+            source = str(run.get("path", source))  # read_run's: the file the arrays came from
             attrs = run.get("attrs", {})
             if "fingerprint" in attrs and str(attrs["fingerprint"]) != self.fingerprint:
                 raise AtlasError(f"{source}: recorded on other data than the atlas {self.path} (fingerprints "
