@@ -813,9 +813,10 @@ def plot_trajectory_map_html(trajectory_map: dict, table, out_path, color_by: st
 #: Colours of runs placed in an atlas, in the order the runs are given: dark or vivid, each at least
 #: 25 (CIELAB ΔE) from every colour a reference family can have (the architectures' palette of
 #: :func:`inpca.figures.arch_colors`, tab10 + Dark2, the grey of a missing value, the geodesic's black),
-#: so a placed run is never read as a family of the atlas. Past the sixth run the colours come round
-#: again with the next marker.
-PLACED_COLORS = ("#ff00ff", "#0000bb", "#004400", "#661144", "#554400", "#770000")
+#: so a placed run is never read as a family of the atlas (the navy comes after the others: the first
+#: architectures are tab10's blue and orange). Past the sixth run the colours come round again with the
+#: next marker.
+PLACED_COLORS = ("#ff00ff", "#004400", "#661144", "#0000bb", "#554400", "#770000")
 PLACED_MARKERS = (("o", "circle"), ("s", "square"), ("D", "diamond"), ("P", "cross"))
 PLACED_LABEL_SIZE = 9  # points; labels of placed runs are stacked at least 1.4 of this apart
 
