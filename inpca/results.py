@@ -182,7 +182,35 @@ class Results:
         """The placement of one of the study's runs in its atlas (config `atlas`), one row per checkpoint:
         step, epoch, coordinates in the atlas' map, progress, nearest configuration, the forecast of the
         run's final test error with its range (the table :meth:`inpca.atlas.Atlas.trace` writes)."""
+        runs = self.runs["run"].tolist()
+        if str(run) not in runs:
+            shown = ", ".join(runs[:5]) + (f", ... ({len(runs)} in all)" if len(runs) > 5 else "")
+            raise ResultsError(f"{self.path}: no run {run!r} in this study (runs: {shown}; {self.path / 'runs.tsv'})")
+        if not self._has_atlas():
+            raise ResultsError(f"{self.path}: this study has no atlas; add `atlas: {{path: <the results folder of a "
+                               f"finished study>}}` to its config file, then make it with: "
+                               f"{study_command(self.path, 'atlas')}")
         return self._table(f"atlas/{run}.atlas.tsv", "atlas")
+
+    def _has_atlas(self) -> bool:
+        """Whether the study's config files (named by its results folder's marker) have an `atlas` key;
+        True when that cannot be told (no marker, a config file gone), so the remedy stays the target."""
+        import yaml
+
+        from .config import STUDY_MARKER
+
+        marker = self.path / STUDY_MARKER
+        if (self.path / "atlas").is_dir() or not marker.is_file():
+            return True
+        for name in marker.read_text().strip().split(", "):  # the config files, as results_folder names them
+            config_file = self.path.resolve().parent / name  # relative to the Snakefile's folder (or absolute)
+            try:
+                config = yaml.safe_load(config_file.read_text())
+            except (OSError, yaml.YAMLError):
+                return True
+            if isinstance(config, dict) and config.get("atlas"):
+                return True
+        return False
 
     def analysis(self, split: str, name: str):
         return self._table(f"analysis/{split}/{name}.tsv", "analysis")
