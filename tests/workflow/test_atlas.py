@@ -128,7 +128,7 @@ def test_the_command_line_places_run_files_and_draws_them_over_the_atlas(default
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert runs[0].stem[:28] in proc.stdout and "final test error" not in proc.stderr
     for run in runs:
-        assert (tmp_path / "out" / f"{run.stem}.atlas.tsv").exists()
+        assert (tmp_path / "out" / f"{run.name}.atlas.tsv").exists()  # the recorder's name: A.h5.atlas.tsv
     for name in ("atlas-train.png", "atlas-train.html"):
         assert (tmp_path / "out" / name).stat().st_size > 1000
     refused = subprocess.run([sys.executable, "-m", "inpca.atlas", "place", str(runs[0]), "--atlas",
@@ -163,6 +163,8 @@ def test_a_study_with_an_atlas_places_each_of_its_runs_and_the_notebook_api_open
         placement = study.atlas_placement(run)
         assert len(placement) == len(read_run(workdir / f"results/runs/{run}.h5")["step"])
         assert {"train_pc1", "forecast_final_test_error"} <= set(placement.columns)
+        with pytest.raises(inpca.results.ResultsError, match="no run 'nope' in this study"):
+            study.atlas_placement("nope")
 
 
 def test_an_atlas_refuses_bad_input_in_one_line_and_writes_nothing(default_study, atlas, tmp_path):
@@ -203,3 +205,98 @@ def test_an_atlas_refuses_bad_input_in_one_line_and_writes_nothing(default_study
         Atlas.load(tmp_path / "not a study")
     assert "snakemake" not in str(info.value)
     assert not list(tmp_path.glob("*.atlas.tsv"))
+
+
+def place_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "inpca.atlas", "place", *map(str, args)], capture_output=True,
+                          text=True, timeout=600, cwd=cwd)
+
+
+def one_line(proc, *words):
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert all(word in proc.stderr for word in words), proc.stderr
+
+
+def test_two_run_files_of_one_name_never_stand_in_for_each_other_and_k_is_at_most_the_references(default_study,
+                                                                                                 tmp_path):
+    run = sorted((default_study / "results/runs").glob("*.h5"))[0]
+    (tmp_path / "other").mkdir()
+    other = tmp_path / "other" / run.name
+    subprocess.run(["cp", str(run), str(other)], check=True)
+    atlas_path = default_study / "results"
+    one_line(place_cli(run, other, "--atlas", atlas_path, "--out", tmp_path / "out"), str(run), str(other),
+             f"{run.name}.atlas.tsv")
+    assert not (tmp_path / "out").exists()
+    one_line(place_cli(run, "--atlas", atlas_path, "--k", 500, "--out", tmp_path / "out"), "--k 500",
+             "32 reference runs")
+    placed = place_cli(run, run, "--atlas", atlas_path, "--out", tmp_path / "out")  # one file twice: placed once
+    assert placed.returncode == 0, placed.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.tsv")) == [f"{run.name}.atlas.tsv"]
+    assert placed.stdout.count(run.name[:28]) == 1
+
+
+def bad_copy(run, path, change, checkpoints=slice(None)):
+    """A copy of the run file at `path`, of the given checkpoints, its probabilities changed by `change`."""
+    write_run(path, {s: change(run[f"{s}_probs"][checkpoints].copy()) for s in ("train", "test")},
+              run["step"][checkpoints], run["epoch"][checkpoints],
+              {m: run[m][checkpoints] for m in ("train_loss", "train_error", "test_loss", "test_error")}, run["attrs"],
+              {s: run[f"{s}_labels"] for s in ("train", "test")})
+
+
+def test_a_bad_run_file_is_named_with_its_checkpoint(default_study, atlas, tmp_path):
+    good = sorted((default_study / "results/runs").glob("*.h5"))[0]
+    run = read_run(good)
+
+    def nan(P):
+        P[3, 7, 2] = np.nan
+        return P
+
+    bad_copy(run, tmp_path / "nan.h5", nan)
+    bad_copy(run, tmp_path / "sums.h5", lambda P: P * 1.5)
+    bad_copy(run, tmp_path / "empty.h5", lambda P: P, checkpoints=slice(0))
+    for name, words in (("nan.h5", ["NaN at (checkpoint 3, sample 7, class 2)"]), ("sums.h5", ["checkpoint 0"]),
+                        ("empty.h5", ["an empty run"])):
+        with pytest.raises(AtlasError) as info:
+            atlas.follow(tmp_path / name)
+        message = str(info.value)
+        assert message.startswith(str(tmp_path / name)) and all(w in message for w in words), message
+        assert "point " not in message.replace("checkpoint ", ""), message
+    # the command line: the bad file among good ones, named before any is placed
+    proc = place_cli(good, tmp_path / "nan.h5", "--atlas", default_study / "results", "--out", tmp_path / "out")
+    one_line(proc, f"{tmp_path / 'nan.h5'}: train probabilities: NaN at (checkpoint 3, sample 7, class 2)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_half_built_atlas_names_the_missing_file_and_the_command_that_makes_it(default_study, tmp_path):
+    copy = tmp_path / "results"
+    subprocess.run(["cp", "-r", str(default_study / "results"), str(copy)], check=True)
+    (copy / "embedding/train.h5").unlink()
+    for follow in (True, False):
+        with pytest.raises(AtlasError) as info:
+            Atlas.load(copy, follow=follow)
+        assert str(copy / "embedding/train.h5") in str(info.value) and "--cores all" in str(info.value)
+    run = sorted((default_study / "results/runs").glob("*.h5"))[0]
+    one_line(place_cli(run, "--atlas", copy, "--out", tmp_path / "out"), str(copy / "embedding/train.h5"),
+             "not made yet", "snakemake")
+
+
+def test_a_study_without_an_atlas_says_so_and_an_unknown_run_is_named(default_study):
+    import inpca.results
+    from inpca.errors import ResultsError
+
+    with inpca.results.load(default_study / "results") as study:
+        with pytest.raises(ResultsError, match=r"no run 'nope' in this study \(runs: "):
+            study.atlas_placement("nope")
+        with pytest.raises(ResultsError, match=r"this study has no atlas; add `atlas: \{path: ") as info:
+            study.atlas_placement(study.runs["run"].iloc[0])
+        assert "\n" not in str(info.value)
+
+
+def test_the_atlas_holds_no_file_of_the_study_open_between_calls(default_study, tmp_path):
+    results = default_study / "results"
+    run = sorted((results / "runs").glob("*.h5"))[0]
+    with Atlas.load(results) as atlas:
+        atlas.trace(run)  # every t_k the run reaches: the reference trajectories read from the store
+        for path in [*sorted((results / "store").glob("*.h5")), run, *sorted((results / "runs").glob("*.h5"))[-2:]]:
+            with h5py.File(path, "r"):  # the user's own reading, with HDF5's default file locking
+                pass
