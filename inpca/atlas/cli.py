@@ -41,9 +41,9 @@ def check_run_files(run_files) -> list[Path]:
                 count = f"{len(steps)} checkpoints" + (f", steps {steps[0]}..{steps[-1]}" if steps else "")
                 live = finished.with_name(table_name(finished))
                 so_far = (f"its checkpoints so far are placed in {live}" if live.exists() else
-                          "Recorder.for_atlas places each checkpoint as it is recorded")
+                          f"a recording with an atlas, Recorder.for_atlas, places its checkpoints so far in {live}")
                 raise AtlasError(f"{name}: is a folder: a recording in progress ({count}); place it when it is "
-                                 f"finished, as {finished} (or its checkpoints so far: {so_far})")
+                                 f"finished, as {finished} ({so_far})")
             raise AtlasError(f"{name}: is a folder; expected a run file (.h5: inpca.record, or a study's runs/)")
         if not path.exists():
             partial = path.with_name(path.name + PARTIAL_SUFFIX)
