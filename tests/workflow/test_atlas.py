@@ -3,6 +3,7 @@ live recorder, the command line, the pipeline's atlas target, and what it refuse
 
 import subprocess
 import sys
+import zipfile
 
 import h5py
 import numpy as np
@@ -158,6 +159,11 @@ def test_a_study_with_an_atlas_places_each_of_its_runs_and_the_notebook_api_open
     ran = job_counts((lambda p: p.stdout + p.stderr)(snakemake(workdir, "atlas")))
     assert ran["atlas_place"] == 4 and ran["atlas_figure"] == 1 and ran["runs_table"] == 1
     assert dry_run(workdir, "atlas") == {}
+    # the report of a partial target names the target (the README's command); the whole study's
+    # report wants figures this study has not made
+    snakemake(workdir, "--report", "atlas-report.zip", "atlas")
+    with zipfile.ZipFile(workdir / "atlas-report.zip") as report:
+        assert any(name.endswith("atlas-train.png") for name in report.namelist())
     with inpca.results.load(workdir / "results") as study:
         run = study.runs["run"].iloc[0]
         placement = study.atlas_placement(run)
