@@ -74,11 +74,30 @@ log = logging.getLogger("inpca.record")
 DTYPES = {"float32": np.float32, "float16": np.float16}
 PARTIAL_SUFFIX = ".partial"
 DIVERGED_FILE = "diverged.h5"
+FORECAST_ATTR = "inpca_forecast"  # the trial's user attribute with the latest forecast (AtlasPruner's)
 
 
 class RecorderError(InpcaError, ValueError):
     """Input the recorder refuses, or checkpoints on disk that belong to another recording; one line
     naming the value."""
+
+
+def forecast_attr(forecast, *, step, epoch=math.nan) -> dict:
+    """A :class:`inpca.atlas.Forecast` (or a (value, low, high) triple) as the JSON an Optuna trial keeps
+    (``trial.user_attrs["inpca_forecast"]``, read by :class:`inpca.atlas.AtlasPruner`): {step, epoch,
+    value, low, high, trusted, reason}; NaN becomes None (JSON has no NaN)."""
+    if isinstance(forecast, (tuple, list)):
+        (value, low, high), trusted, reason = forecast, True, ""
+    else:
+        value, low, high = forecast.estimates["final_test_error"]
+        trusted, reason = bool(forecast.trusted), str(forecast.reason or "")
+
+    def number(x):
+        x = float(x)
+        return x if math.isfinite(x) else None
+
+    return {"step": int(step), "epoch": number(epoch), "value": number(value), "low": number(low),
+            "high": number(high), "trusted": bool(trusted), "reason": reason}
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,6 +377,11 @@ class Recorder:
         The split the run is followed and forecast on.
     atlas_k : int, default 5
         How many reference trajectories a forecast uses.
+    trial : optuna.trial.Trial, optional
+        An Optuna trial to give each checkpoint's forecast to (with `atlas`): the latest is kept in
+        ``trial.user_attrs["inpca_forecast"]`` (step, epoch, value, low, high, trusted, reason), where
+        :class:`inpca.atlas.AtlasPruner` reads it. With a trial, an atlas of other data than the
+        recording is one warning and the run is recorded without it (the study goes on).
 
     Attributes
     ----------
@@ -394,7 +418,7 @@ class Recorder:
     def __init__(self, path, *, train, test, config, steps, steps_per_epoch=None, total_steps=None,
                  num_classes=None, prepare=None, eval_batch_size: int = 2048, dtype: str = "float32",
                  fingerprint: str | None = None, dataset_name: str = "recorded", run_id: str | None = None,
-                 atlas=None, atlas_split: str = "train", atlas_k: int = 5):
+                 atlas=None, atlas_split: str = "train", atlas_k: int = 5, trial=None):
         self.path = Path(path)
         self.folder = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
         self.run_id = run_id if run_id is not None else self.path.stem
@@ -435,8 +459,19 @@ class Recorder:
             elif self.folder.exists():
                 self._load_folder()
             self.atlas = self.live = None
+            self.trial, self._latest_forecast = trial, None
             if atlas is not None:
-                self._use_atlas(atlas, atlas_split, atlas_k)
+                try:
+                    self._use_atlas(atlas, atlas_split, atlas_k)
+                except RecorderError as error:
+                    if trial is None or "other data" not in str(error):
+                        raise
+                    # in a study, one trial's unusable atlas stops no search: recorded without it
+                    log.warning("trial %s: %s; recording without the atlas (no forecast for the pruner)",
+                                getattr(trial, "number", "?"), error)
+            elif trial is not None:
+                log.warning("trial %s: a Recorder given a trial but no atlas forecasts nothing; record with "
+                            "Recorder.for_atlas(path, atlas, ..., trial=trial)", getattr(trial, "number", "?"))
         except BaseException:
             self._lock.release()
             raise
@@ -471,6 +506,12 @@ class Recorder:
     def diverged_at_step(self) -> int:
         """The step whose predictions were not finite, or -1."""
         return self._diverged_at
+
+    @property
+    def latest_forecast(self) -> dict | None:
+        """The forecast of the final test error at the latest checkpoint placed in the atlas this session
+        ({step, epoch, value, low, high, trusted, reason}; None before any, or without an atlas)."""
+        return self._latest_forecast
 
     @property
     def recorded_steps(self) -> list[int]:
@@ -563,7 +604,8 @@ class Recorder:
         self.atlas = atlas
         # the table takes up what is recorded so far: every checkpoint without a row (a recording killed
         # between writing a checkpoint and its row) is placed now, so the table lists the run's steps
-        self.live = LiveTable(atlas, self.atlas_table, split, int(k))
+        total_epochs = self.steps[-1] / self.steps_per_epoch if self.steps_per_epoch else None
+        self.live = LiveTable(atlas, self.atlas_table, split, int(k), total_epochs)
         self.live.resume(self._checkpoints_on_disk())
 
     def _checkpoints_on_disk(self):
@@ -585,6 +627,9 @@ class Recorder:
         """Place the checkpoint just recorded (both splits), follow the run so far at equal progress,
         forecast its end; append a row to `atlas_table` (rewritten atomically) and log one line."""
         row, forecast = self.live.add(step, epoch, probs, train_error)
+        self._latest_forecast = forecast_attr(forecast, step=step, epoch=epoch)
+        if self.trial is not None:
+            self.trial.set_user_attr(FORECAST_ATTR, self._latest_forecast)
         log.info("atlas: step %d, progress %.3f, nearest %s; %s", step, row[f"{self.live.split}_progress"],
                  forecast.nearest_configuration or "-", forecast.line())
 

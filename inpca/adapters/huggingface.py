@@ -15,6 +15,12 @@ The model is called on a batch of the recorder's inputs, positionally or as the 
 `input_name`; its logits are taken from its output (a ``ModelOutput`` or dict with ``logits``, a
 tuple whose first item they are, or the logits themselves). Checkpoints are recorded in the main
 process only.
+
+With an atlas (``Recorder.for_atlas``) and the trainer given (``trainer.add_callback(
+InpcaTrainerCallback(recorder, trainer=trainer))``), each checkpoint's forecast goes through
+``trainer.log`` to every ``report_to`` integration (TensorBoard, W&B, MLflow...) and the log history
+as ``inpca/forecast_final_test_error`` (``_low``, ``_high``) and ``inpca/forecast_trusted``. A
+``TrainerCallback`` is not handed the trainer, hence the argument.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ except ImportError:
 import torch
 
 from ..record import RecorderError
+from . import forecast_scalars
 
 __all__ = ["InpcaTrainerCallback"]
 
@@ -57,11 +64,12 @@ class InpcaTrainerCallback(TrainerCallback):
     writes the run file, when training ends. The model is the one the Trainer passes to callbacks.
 
     `input_name`: the keyword of the model's forward that takes the inputs (e.g. "pixel_values",
-    "input_ids"); None passes them positionally.
+    "input_ids"); None passes them positionally. `trainer`: the ``Trainer``, whose ``log`` takes the
+    atlas' forecast at each checkpoint (with an atlas); None logs nothing.
     """
 
-    def __init__(self, recorder, input_name: str | None = None):
-        self.recorder, self.input_name = recorder, input_name
+    def __init__(self, recorder, input_name: str | None = None, trainer=None):
+        self.recorder, self.input_name, self.trainer = recorder, input_name, trainer
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         self._record(state, model)
@@ -79,3 +87,6 @@ class InpcaTrainerCallback(TrainerCallback):
             # the recorder's step / steps_per_epoch when it knows the epoch length, as the pipeline's runs
             epoch = None if self.recorder.steps_per_epoch else float(state.epoch or 0)
             self.recorder.record(_Logits(model, self.input_name), step=step, epoch=epoch)
+            scalars = forecast_scalars(self.recorder, step)
+            if scalars and self.trainer is not None:
+                self.trainer.log(scalars)

@@ -11,12 +11,17 @@
     trainer.fit(module, train_loader)
 
 The LightningModule's ``forward`` must return the logits (batch, classes). Checkpoints are recorded in
-the process of global rank 0 only.
+the process of global rank 0 only. With an atlas (``Recorder.for_atlas``), each checkpoint's forecast
+goes to the trainer's loggers (``trainer.loggers``: TensorBoard, W&B, MLflow...) as the scalars
+``inpca/forecast_final_test_error`` (``_low``, ``_high``) and ``inpca/forecast_trusted`` at the
+checkpoint's step.
 """
 
 from __future__ import annotations
 
 import math
+
+from . import forecast_scalars
 
 try:
     from lightning.pytorch import Callback
@@ -62,3 +67,6 @@ class InpcaRecorderCallback(Callback):
         if trainer.is_global_zero and self.recorder.due(step):
             # the recorder's step / steps_per_epoch when it knows the epoch length, as the pipeline's runs
             self.recorder.record(pl_module, step=step, epoch=None if self.recorder.steps_per_epoch else epoch)
+            scalars = forecast_scalars(self.recorder, step)
+            for logger in trainer.loggers if scalars else ():
+                logger.log_metrics(scalars, step=step)

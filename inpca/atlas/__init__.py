@@ -30,8 +30,20 @@ A new network must be evaluated on the atlas' samples, in their order (:meth:`At
 ``keep_every`` included); :meth:`inpca.record.Recorder.for_atlas` records on exactly those and, given
 the atlas, places every checkpoint as it is recorded. ``python -m inpca.atlas place RUN_FILE...
 --atlas RESULTS`` places finished recordings and draws them over the atlas.
+
+With Optuna (``pip install 'inpca[optuna]'``), :class:`AtlasPruner` (:mod:`inpca.atlas.pruner`)
+prunes the trials of a study whose forecast says they cannot beat the best so far; it is imported
+when first asked for, so ``import inpca.atlas`` works without Optuna.
 """
 
 from .atlas import Atlas, AtlasError, Following, Forecast, Placement
 
-__all__ = ["Atlas", "AtlasError", "Following", "Forecast", "Placement"]
+__all__ = ["Atlas", "AtlasError", "AtlasPruner", "Following", "Forecast", "Placement"]
+
+
+def __getattr__(name):
+    if name == "AtlasPruner":  # optuna is optional: imported on first use
+        from .pruner import AtlasPruner
+
+        return AtlasPruner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

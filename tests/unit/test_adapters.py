@@ -231,3 +231,86 @@ def test_huggingface_logits_come_from_a_tuple_and_a_missing_logits_key_is_one_li
     with pytest.raises(RecorderError, match=r"^the model's output has no logits \(keys: scores\)$"):
         without_logits(x)
 
+
+
+# --------------------------------------------------------------------------------------------
+# The atlas' forecast as the trainers' logged scalars (issue 28.3)
+
+
+class ForecastingRecorder(Recorder):
+    """A Recorder whose every checkpoint has a forecast, as one with an atlas has (no atlas needed: the
+    forecast is the step's own numbers)."""
+
+    def record(self, model, *, step, epoch=None):
+        super().record(model, step=step, epoch=epoch)
+        self._latest_forecast = {"step": int(step), "epoch": None, "value": 0.1 + step / 1000,
+                                 "low": 0.05, "high": None, "trusted": True, "reason": ""}
+
+
+def expected_scalars(step):
+    return {"inpca/forecast_final_test_error": 0.1 + step / 1000, "inpca/forecast_final_test_error_low": 0.05,
+            "inpca/forecast_trusted": 1.0}
+
+
+def test_forecast_scalars_only_at_the_step_the_forecast_is_of():
+    from inpca.adapters import forecast_scalars
+
+    class Plain:
+        latest_forecast = None
+
+    assert forecast_scalars(Plain(), 3) == {}
+    rec = Plain()
+    rec.latest_forecast = {"step": 5, "value": 0.2, "low": None, "high": 0.3, "trusted": False}
+    assert forecast_scalars(rec, 4) == {}
+    assert forecast_scalars(rec, 5) == {"inpca/forecast_final_test_error": 0.2,
+                                        "inpca/forecast_final_test_error_high": 0.3, "inpca/forecast_trusted": 0.0}
+
+
+@needs_lightning
+def test_lightning_callback_logs_the_forecast_to_the_trainers_loggers(digits, tmp_path):
+    import importlib
+
+    from inpca.adapters.lightning import InpcaRecorderCallback
+
+    pl = importlib.import_module(LIGHTNING[0])
+    logger_base = importlib.import_module(f"{LIGHTNING[0]}.loggers").Logger
+
+    class Collect(logger_base):
+        name, version = "collect", 0
+        logged = []
+
+        def log_metrics(self, metrics, step=None):
+            self.logged.append((step, dict(metrics)))
+
+        def log_hyperparams(self, params, *args, **kwargs):
+            pass
+
+    rec = ForecastingRecorder(tmp_path / "lightning.h5", train=digits[0], test=digits[1],
+                              config={"arch": "mlp", "seed": 0}, steps=STEPS, steps_per_epoch=STEPS_PER_EPOCH)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*digits[0]), batch_size=BATCH_SIZE)
+    trainer = pl.Trainer(max_steps=STEPS[-1], accelerator="cpu", devices=1, logger=Collect(), log_every_n_steps=1,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[InpcaRecorderCallback(rec)])
+    trainer.fit(lightning_module(pl), loader)
+    forecasts = [(step, metrics) for step, metrics in Collect.logged if "inpca/forecast_trusted" in metrics]
+    assert forecasts == [(step, expected_scalars(step)) for step in STEPS]
+
+
+def test_huggingface_callback_logs_the_forecast_through_the_trainer(digits, tmp_path):
+    transformers = pytest.importorskip("transformers", reason=NO_TRANSFORMERS)
+    pytest.importorskip("accelerate", reason="transformers' Trainer needs accelerate (pip install -e '.[adapters]')")
+    from inpca.adapters.huggingface import InpcaTrainerCallback
+
+    rec = ForecastingRecorder(tmp_path / "huggingface.h5", train=digits[0], test=digits[1],
+                              config={"arch": "mlp", "seed": 0}, steps=STEPS)
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "trainer"), max_steps=STEPS[-1], per_device_train_batch_size=BATCH_SIZE,
+        learning_rate=0.1, lr_scheduler_type="constant", optim="sgd", report_to=[], use_cpu=True,
+        save_strategy="no", logging_strategy="no", disable_tqdm=True, remove_unused_columns=False, seed=0,
+        dataloader_num_workers=0)
+    trainer = transformers.Trainer(model=DigitsClassifier(), args=args, train_dataset=PairsDataset(*digits[0]))
+    trainer.add_callback(InpcaTrainerCallback(rec, input_name="pixel_values", trainer=trainer))
+    trainer.train()
+    logged = [entry for entry in trainer.state.log_history if "inpca/forecast_trusted" in entry]
+    assert [{key: entry[key] for key in expected_scalars(0)} for entry in logged] == [expected_scalars(s)
+                                                                                     for s in STEPS]
