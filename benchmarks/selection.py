@@ -323,9 +323,18 @@ def load_replay(study, k: int = 5, split: str = "train", cache: Path | None = CA
     study = Path(study)
     loaded = Atlas.load(study, memory_gb=4.0)
     outcomes = loaded.outcomes
-    trials = outcomes.sort_values(["configuration", "seed", "run"]).groupby("configuration", sort=True).head(1)
+    # every run of the study (runs.tsv), not only the atlas' references: the analysis leaves out runs that
+    # end above its max_final_train_error and diverged ones, and those are what a pruner should stop
+    table = pd.read_csv(study / "runs.tsv", sep="\t", dtype=str, keep_default_na=False)
+    recipe = [c for c in table.columns if c not in ("run", "block", "seed")]
+    table["key"] = table[recipe].agg("|".join, axis=1)
+    labels = dict(zip(outcomes["run"], outcomes["configuration"]))
+    table["configuration"] = table.groupby("key")["run"].transform(
+        lambda runs: next((labels[r] for r in runs if r in labels), sorted(runs)[0]))
+    table["seed_number"] = pd.to_numeric(table["seed"], errors="coerce")
+    trials = table.sort_values(["configuration", "seed_number", "run"]).groupby("configuration", sort=True).head(1)
     names, runs = trials["configuration"].tolist(), trials["run"].tolist()
-    E = int(pd.to_numeric(outcomes["epochs"]).max())
+    E = int(pd.to_numeric(table["epochs"]).max())
     chance = 1.0 - 1.0 / loaded.num_classes
     curves = []
     for run in runs:
@@ -350,7 +359,7 @@ def load_replay(study, k: int = 5, split: str = "train", cache: Path | None = CA
 
     limits = threadpool_limits(1)
     for n, (configuration, run_id) in enumerate(zip(names, runs)):
-        held_out = set(outcomes.loc[outcomes["configuration"] == configuration, "run"])
+        held_out = set(table.loc[table["configuration"] == configuration, "run"])
         run = read_run(study / "runs" / f"{run_id}.h5")
         for epoch in range(1, E + 1):
             part = _cut(run, epoch)
