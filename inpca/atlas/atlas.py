@@ -71,6 +71,9 @@ class Following:
     index_reached : the highest index value (progress or accuracy) the run has reached
     seed_spread : the atlas' seed-to-seed spread over the same t_k (the largest mean distance between
         two seeds of one configuration), the scale a forecast is trusted within
+    distance_to_geodesic : its mean distance to the geodesic over the reached t_k
+    epochs, test_error, train_error : (K,) the run's own curve so far (NaN where unknown)
+    excluded : the reference runs left out (`follow`'s exclude); the forecast is fitted without them
     """
 
     split: str
@@ -80,6 +83,10 @@ class Following:
     index_reached: float
     seed_spread: float
     distance_to_geodesic: float = math.nan
+    epochs: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    test_error: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    train_error: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    excluded: frozenset = frozenset()
 
     def nearest_runs(self, n: int = 5) -> pd.DataFrame:
         return self.references.head(n)
@@ -92,13 +99,19 @@ class Following:
 
 @dataclass
 class Forecast:
-    """Where a run will end, from the k nearest reference trajectories.
+    """Where a run will end.
 
-    estimates : {target: (value, low, high)}: the distance-weighted mean of the neighbours' outcomes and
-        their range (min, max); targets: final test/train error and loss, final progress, and epochs
-        and steps to the atlas' speed levels (NaN where no neighbour got there)
+    estimates : {target: (value, low, high)}. ``final_test_error``: the forecast from everything known
+        at the cut (:mod:`inpca.atlas.forecast`: the run's own curve, where its trajectory is, and how
+        its nearest reference trajectories went on from the same progress) with its 80 % range
+        (split-conformal). ``final_test_error_neighbours`` and every other target (final train error
+        and losses, final progress, epochs and steps to the atlas' speed levels): the distance-weighted
+        mean of the k nearest reference trajectories' outcomes and their range (min, max); NaN where
+        no neighbour got there
     neighbours : the k reference runs used, with their distance, weight and outcomes
-    trusted : False when the atlas cannot forecast; `reason` says why
+    trusted : False when there is no forecast of the final test error; `reason` says why
+    reason : why not trusted, or a note on the neighbours (below the atlas' first grid point, or
+        farther than its seed-to-seed spread: the forecast then rests on the run's own curve)
     """
 
     split: str
@@ -113,11 +126,13 @@ class Forecast:
 
     def line(self) -> str:
         """The forecast in a few words, for a log line or a table cell."""
-        if not len(self.neighbours):
-            return f"no forecast ({self.reason})"
         value, low, high = self.estimates["final_test_error"]
-        text_ = f"final test error {value:.3f} [{low:.3f}, {high:.3f}] from {self.k} runs like {self.nearest_configuration}"
-        return text_ if self.trusted else f"{text_} (untrusted: {self.reason})"
+        if not math.isfinite(value):
+            return f"no forecast ({self.reason})"
+        text_ = f"final test error {value:.3f} [{low:.3f}, {high:.3f}] (80 %)"
+        if len(self.neighbours):
+            text_ += f", {self.k} nearest like {self.nearest_configuration}"
+        return f"{text_} ({self.reason})" if self.reason else text_
 
 
 class Atlas:
@@ -182,6 +197,7 @@ class Atlas:
         self._model_cache: dict = {}
         self._seed_pairs: dict = {}
         self._followed: dict = {}
+        self._forecast_cache: dict = {}
 
     # ---- loading -------------------------------------------------------------------------------
 
@@ -520,7 +536,12 @@ class Atlas:
             raise AtlasError(f"split {split!r}: the atlas {self.path} embedded {', '.join(self.splits)}")
         if self.trajectories is None:
             raise AtlasError(f"{self.path}: loaded to place checkpoints only (Atlas.load(..., follow=False))")
-        P, train_error, _, _ = self._run_of(run, split)
+        if isinstance(run, (str, Path)):
+            from ..runfile import read_run
+
+            run = read_run(run)  # once: its arrays name the file (read_run's "path")
+        P, train_error, epochs, _ = self._run_of(run, split)
+        test_error = self._test_error_of(run, len(P))
         if self.index == "accuracy" and train_error is None:
             train, _, _, _ = self._run_of(run, "train") if split != "train" else (P, None, None, None)
             train_error = np.mean(train.argmax(-1) != self.labels["train"][None], axis=1)
@@ -545,15 +566,35 @@ class Atlas:
                         self._followed.clear()
                     self._followed[key] = self._reference_models(split, int(k)).distances(model[None])[0]
                 distances[i] = self._followed[key]
+        return self._following(split, reached, distances, float(values.max()), frozenset(exclude), epochs, test_error,
+                               train_error if train_error is not None else np.full(len(P), np.nan))
+
+    def _following(self, split, reached, distances, index_reached, exclude, epochs, test_error, train_error):
+        """A Following from a run's distances at the reached t_k to every reference trajectory: the
+        references ranked by their mean, the seed-to-seed spread and the geodesic's distance."""
+        references = self.trajectories.reset_index(drop=True)
+        is_run = (references["kind"] == "run").to_numpy()
         mean = distances.mean(axis=0) if len(reached) else np.full(len(references), np.nan)
         geodesic = float(mean[~is_run][0]) if (~is_run).any() else math.nan
-        table = self.outcomes[~self.outcomes["run"].isin(set(exclude))]
+        table = self.outcomes[~self.outcomes["run"].isin(exclude)]
         table = table.merge(pd.DataFrame({"run": references["run"], "distance": mean}), on="run")
         table = table.sort_values("distance", kind="stable").reset_index(drop=True)
         order = [c for c in ("run", "configuration", "arch", "distance") if c in table.columns]
         table = table[order + [c for c in table.columns if c not in order]]
-        return Following(split, self.t[reached], distances, table, float(values.max()),
-                         self._seed_spread(split, reached, set(exclude)), geodesic)
+        return Following(split, self.t[reached], distances, table, index_reached,
+                         self._seed_spread(split, reached, set(exclude)), geodesic, np.asarray(epochs, dtype=float),
+                         np.asarray(test_error, dtype=float), np.asarray(train_error, dtype=float), exclude)
+
+    def _test_error_of(self, run, K: int) -> np.ndarray:
+        """The run's test error per checkpoint: its recorded metric, or from its test probabilities and
+        the atlas' labels; NaN where neither is given."""
+        if isinstance(run, dict):
+            if run.get("test_error") is not None and len(run["test_error"]) == K:
+                return np.asarray(run["test_error"], dtype=float)
+            probs = run.get("test_probs")
+            if probs is not None and len(probs) == K and K and np.shape(probs[0])[0] == self.n_samples["test"]:
+                return np.array([np.mean(np.asarray(p).argmax(-1) != self.labels["test"]) for p in probs])
+        return np.full(K, np.nan)
 
     def _seed_spread(self, split: str, reached: np.ndarray, exclude: set = frozenset()) -> float:
         """The largest mean distance (over the reached t_k) between two seeds of one configuration (of
@@ -582,40 +623,170 @@ class Atlas:
 
     # ---- forecasting ---------------------------------------------------------------------------
 
-    def forecast(self, following: Following, k: int = 5) -> Forecast:
-        """The run's end from the `k` nearest reference trajectories of `following`, each weighted by
-        the inverse of its distance; each estimate with the neighbours' range. Untrusted (with the
-        reason) below the first grid point, or when the nearest reference trajectory is farther than
-        the atlas' seed-to-seed spread."""
-        if not isinstance(k, (int, np.integer)) or k < 1:
+    def forecast(self, following: Following, k: int = 5, total_epochs: float | None = None) -> Forecast:
+        """The run's end: its final test error from everything known at the cut
+        (:mod:`inpca.atlas.forecast`, with an 80 % range), every other target from the `k` nearest
+        reference trajectories of `following` (each weighted by the inverse of its distance, with the
+        neighbours' range). `total_epochs`: how long the run will train; by default as long as the
+        atlas' reference runs (their median). The neighbours' part is absent below the atlas' first
+        grid point and noted when the nearest reference trajectory is farther than the atlas'
+        seed-to-seed spread; the final test error is then forecast from the run's own curve."""
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
             raise AtlasError(f"k: expected an integer >= 1, got {k!r}")
         split = following.split
         targets = self._targets(split)
+        estimates = {t: (math.nan,) * 3 for t in targets}
+        neighbours = following.references.head(k if len(following.t) else 0).copy()
+        reason = ""
         if not len(following.t):
-            return Forecast(split, 0, math.nan, {t: (math.nan,) * 3 for t in targets}, following.references.head(0),
-                            False, f"progress {following.index_reached:.3f} is below the atlas' first grid point "
-                                   f"t = {self.t[0]:.3g}", levels=self.levels)
-        neighbours = following.references.head(k).copy()
-        weights = 1.0 / np.maximum(neighbours["distance"].to_numpy(), 1e-12)
-        neighbours["weight"] = weights / weights.sum()
-        estimates = {}
-        for target, column in targets.items():
-            values = pd.to_numeric(neighbours[column], errors="coerce").to_numpy(dtype=float)
-            ok = np.isfinite(values)
-            if not ok.any():
-                estimates[target] = (math.nan, math.nan, math.nan)
-                continue
-            w = neighbours["weight"].to_numpy()[ok]
-            estimates[target] = (float((values[ok] * w).sum() / w.sum()), float(values[ok].min()),
-                                 float(values[ok].max()))
-        nearest = float(neighbours["distance"].iloc[0])
-        trusted, reason = True, ""
-        if math.isfinite(following.seed_spread) and nearest > following.seed_spread:
-            trusted = False
-            reason = (f"the nearest reference trajectory is {nearest:.3g} away, farther than the atlas' seed-to-seed "
-                      f"spread {following.seed_spread:.3g}")
-        return Forecast(split, len(neighbours), float(following.t[-1]), estimates, neighbours, trusted, reason,
-                        str(neighbours["configuration"].iloc[0]), self.levels)
+            reason = (f"progress {following.index_reached:.3f} is below the atlas' first grid point "
+                      f"t = {self.t[0]:.3g}: no neighbours yet")
+        else:
+            weights = 1.0 / np.maximum(neighbours["distance"].to_numpy(), 1e-12)
+            neighbours["weight"] = weights / weights.sum()
+            for target, column in targets.items():
+                values = pd.to_numeric(neighbours[column], errors="coerce").to_numpy(dtype=float)
+                ok = np.isfinite(values)
+                if ok.any():
+                    w = neighbours["weight"].to_numpy()[ok]
+                    estimates[target] = (float((values[ok] * w).sum() / w.sum()), float(values[ok].min()),
+                                         float(values[ok].max()))
+            nearest = float(neighbours["distance"].iloc[0])
+            if math.isfinite(following.seed_spread) and nearest > following.seed_spread:
+                reason = (f"the nearest reference trajectory is {nearest:.3g} away, farther than the atlas' "
+                          f"seed-to-seed spread {following.seed_spread:.3g}")
+        estimates["final_test_error_neighbours"] = estimates["final_test_error"]
+        estimates["final_test_error"] = self._forecast_final_test_error(following, int(k), total_epochs)
+        trusted = math.isfinite(estimates["final_test_error"][0])
+        if not trusted:
+            seen = ("no test error of the run" if len(following.test_error) > 1 else
+                    "one checkpoint: nothing of the training seen yet")
+            reason = f"{seen}; {reason}" if reason else seen
+        return Forecast(split, len(neighbours), float(following.t[-1]) if len(following.t) else math.nan, estimates,
+                        neighbours, trusted, reason,
+                        str(neighbours["configuration"].iloc[0]) if len(neighbours) else "", self.levels)
+
+    # ---- the forecast of the final test error (inpca.atlas.forecast) -----------------------------
+
+    def _error_floor(self) -> float:
+        """Half a test sample: errors are compared in log(error + floor)."""
+        return 0.5 / max(self.n_samples.get("test", 0), 1)
+
+    def _reference_curves(self, split: str) -> dict:
+        """{run: (progress on `split`, test error)} per checkpoint of every reference run."""
+        key = ("curves", split)
+        if key not in self._forecast_cache:
+            runs = self.points[self.points["kind"] == "run"]
+            self._forecast_cache[key] = {
+                run: (group[f"progress_{split}"].to_numpy(dtype=float), group["test_error"].to_numpy(dtype=float))
+                for run, group in runs.groupby("run", sort=False)}
+        return self._forecast_cache[key]
+
+    def _forecast_features(self, following: Following, k: int, total_epochs: float) -> dict | None:
+        from .forecast import analogue_features, curve_features, feature_row
+
+        test_error = np.asarray(following.test_error, dtype=float)
+        if len(test_error) < 2 or not np.isfinite(test_error[-1]):  # nothing of the training seen yet
+            return None
+        floor = self._error_floor()
+        finals = self.outcomes.set_index("run")["final_test_error"]
+        curve = curve_features(following.epochs, test_error, following.train_error, total_epochs, floor)
+        return feature_row(curve, analogue_features(following, k, self._reference_curves(following.split), finals,
+                                                    floor))
+
+    def reference_cuts(self, split: str = "train", k: int = 5) -> pd.DataFrame:
+        """The forecast's training rows: every reference run cut at :data:`inpca.atlas.forecast.TRAINING_CUTS`
+        of its epochs and followed with its own configuration's runs left out (as a new configuration
+        would be), its features at the cut and its target log(final + e) - log(current + e). Computed
+        once (a minute on a study of a few hundred runs), kept in memory and, where the study's folder
+        is writable, in ``analysis/<split>/forecast_references_k<k>.tsv``."""
+        from ..files import read_table, write_table
+        from .forecast import FEATURES, FORECAST_VERSION, TRAINING_CUTS
+
+        key = ("cuts", split, k)
+        if key in self._forecast_cache:
+            return self._forecast_cache[key]
+        path = self.path / "analysis" / split / f"forecast_references_k{k}.tsv"
+        runs = self.outcomes["run"].tolist()
+        if path.exists():
+            rows = read_table(path)
+            if (len(rows) and int(rows["version"].iloc[0]) == FORECAST_VERSION
+                    and set(rows["run"]) <= set(runs) and rows["run"].nunique() >= 0.9 * len(runs)):
+                self._forecast_cache[key] = rows
+                return rows
+        from ..trajectories import index_values
+
+        floor = self._error_floor()
+        by_configuration = self.outcomes.groupby("configuration")["run"].apply(frozenset).to_dict()
+        points = self.points[self.points["kind"] == "run"]
+        position = {run: i for i, run in enumerate(self.trajectories["run"])}
+        rows = []
+        # a reference run cut at a fraction of its epochs is, at every t_k it has reached, the reference
+        # trajectory itself (the plan's first crossing lies within the cut): its distances at equal
+        # progress to every other trajectory are the study's own (analysis/<split>/equal_progress.h5)
+        with open_h5(self.path / "analysis" / split / "equal_progress.h5") as f:
+            D = f["D"]
+            for run, configuration, final in zip(self.outcomes["run"], self.outcomes["configuration"],
+                                                 self.outcomes["final_test_error"]):
+                mine = points[points["run"] == run]
+                epochs = mine["epoch"].to_numpy(dtype=float)
+                if len(epochs) < 2 or not np.isfinite(final) or run not in position:
+                    continue
+                to_others = D[:, position[run], :]
+                train_error = mine["train_error"].to_numpy(dtype=float)
+                test_error = mine["test_error"].to_numpy(dtype=float)
+                values = index_values(mine[f"progress_{split}"].to_numpy(dtype=float), train_error, self.index)
+                for cut in TRAINING_CUTS:
+                    keep = epochs <= cut * epochs[-1] + 1e-9
+                    if keep.sum() < 2:
+                        continue
+                    reached = np.flatnonzero(self.t <= values[keep].max())
+                    following = self._following(split, reached, to_others[reached], float(values[keep].max()),
+                                                by_configuration[configuration], epochs[keep], test_error[keep],
+                                                train_error[keep])
+                    row = self._forecast_features(following, k, float(epochs[-1]))
+                    if row is None:  # no test error recorded
+                        continue
+                    row.update(run=run, configuration=configuration, arch=str(mine["arch"].iloc[0]), cut=cut,
+                               final=float(final), target=float(np.log(final + floor) - row["log_current"]))
+                    rows.append(row)
+        table = pd.DataFrame(rows)
+        table.insert(0, "version", FORECAST_VERSION)
+        # as the file keeps them (6 significant digits), so a forecast is the same fresh or from the file
+        for column in [*FEATURES, "target", "current", "final"]:
+            table[column] = table[column].map(lambda v: float(f"{v:.6g}"))
+        try:
+            write_table(table, path)
+        except OSError as exc:  # a study folder one may not write: kept in memory only
+            log.warning("%s: not written (%s); the forecast's reference cuts are kept in memory", path,
+                        exc.strerror or exc)
+        self._forecast_cache[key] = table
+        return table
+
+    def _forecast_model(self, split: str, k: int, excluded: frozenset):
+        """The forecast fitted on the reference cuts of every run not excluded (cached per exclude set)."""
+        from .forecast import ForecastModel, out_of_fold_residuals
+
+        key = ("model", split, k, excluded)
+        if key not in self._forecast_cache:
+            rows = self.reference_cuts(split, k)
+            residual_key = ("residuals", split, k)
+            if residual_key not in self._forecast_cache:
+                self._forecast_cache[residual_key] = out_of_fold_residuals(rows)
+            kept = ~rows["run"].isin(excluded).to_numpy()
+            models = [key for key in self._forecast_cache if key[0] == "model"]
+            for old in models[:max(0, len(models) - 7)]:  # a benchmark holds out one set after another
+                del self._forecast_cache[old]
+            self._forecast_cache[key] = ForecastModel(rows[kept].reset_index(drop=True),
+                                                      self._forecast_cache[residual_key][kept], self._error_floor())
+        return self._forecast_cache[key]
+
+    def _forecast_final_test_error(self, following: Following, k: int, total_epochs) -> tuple:
+        total = float(total_epochs) if total_epochs else float(np.nanmedian(self.outcomes["final_epoch"]))
+        row = self._forecast_features(following, k, total)
+        if row is None:
+            return (math.nan, math.nan, math.nan)
+        return self._forecast_model(following.split, k, following.excluded).predict(row)
 
     def _targets(self, split: str) -> dict:
         targets = {"final_test_error": "final_test_error", "final_train_error": "final_train_error",
@@ -637,11 +808,13 @@ class Atlas:
         P = self._checked(probs, self._split_of(probs, split), "progress")
         return float(progress_many(P, self.labels[split], self.num_classes, mode=self.progress_mode)[0])
 
-    def checkpoint_row(self, probs: dict, history: dict, split: str = "train", k: int = 5, *, step, epoch):
+    def checkpoint_row(self, probs: dict, history: dict, split: str = "train", k: int = 5, *, step, epoch,
+                       total_epochs: float | None = None):
         """One row of a run's atlas table for its latest checkpoint: `probs` {split: (N, C)} of that
         checkpoint, `history` the run so far ({split: list of (N, C)}, train_error, epoch lists, the
         latest included; ``progress_<split>``, the progress of the checkpoints before the latest, may
-        be given so they are not measured again). `history` is not changed. Returns (row, forecast):
+        be given so they are not measured again; ``test_error`` the test errors, else they are measured
+        on ``history["test"]``). `history` is not changed. `total_epochs`: see :meth:`forecast`. Returns (row, forecast):
         step, epoch, per split the coordinates (pc1..pc3), progress and nearest reference point; the
         reached t, the nearest configuration and its distance, the forecast final test error with its
         range, whether it is trusted and why not. :class:`inpca.atlas.live.LiveTable` keeps the history."""
@@ -659,12 +832,15 @@ class Atlas:
         following = self.follow({f"{split}_probs": np.stack(history[split]),
                                  f"progress_{split}": progress if len(progress) == len(history[split]) else None,
                                  "train_error": np.asarray(history["train_error"], dtype=float),
+                                 "test_error": history.get("test_error"),
+                                 "test_probs": history.get("test") if history.get("test_error") is None else None,
                                  "epoch": np.asarray(history["epoch"], dtype=float)}, split=split)
-        forecast = self.forecast(following, k=k)
+        forecast = self.forecast(following, k=k, total_epochs=total_epochs)
         value, low, high = forecast.estimates["final_test_error"]
         row.update({"t_reached": forecast.t_reached, "nearest_configuration": forecast.nearest_configuration,
                     "distance_nearest": float(following.references["distance"].iloc[0]) if len(following.t) else math.nan,
                     "forecast_final_test_error": value, "forecast_low": low, "forecast_high": high,
+                    "forecast_neighbours": forecast.estimates["final_test_error_neighbours"][0],
                     "forecast_trusted": forecast.trusted, "forecast_note": forecast.reason})
         return row, forecast
 

@@ -40,12 +40,13 @@ class LiveTable:
         The steps placed so far.
     """
 
-    def __init__(self, atlas, path=None, split: str = "train", k: int = 5):
-        self.atlas, self.split, self.k = atlas, split, k
+    def __init__(self, atlas, path=None, split: str = "train", k: int = 5, total_epochs: float | None = None):
+        self.atlas, self.split, self.k, self.total_epochs = atlas, split, k, total_epochs
         self.path = Path(path) if path is not None else None
         self.rows: list[dict] = []
         self._probs: dict[str, list] = {s: [] for s in atlas.splits}
         self._train_error: list[float] = []
+        self._test_error: list[float] = []
         self._epoch: list[float] = []
         self._progress: list[float] = []
 
@@ -57,14 +58,21 @@ class LiveTable:
         """The run so far as :meth:`Atlas.checkpoint_row` takes it (copies of the lists: the caller may
         keep it)."""
         return {**{s: list(p) for s, p in self._probs.items()}, "train_error": list(self._train_error),
+                "test_error": list(self._test_error),
                 "epoch": list(self._epoch), f"progress_{self.split}": list(self._progress)}
 
     def _remember(self, probs: dict, train_error: float, epoch: float, progress: float) -> None:
         for s in self._probs:
             self._probs[s].append(np.asarray(probs[s], dtype=np.float32))
         self._train_error.append(float(train_error))
+        self._test_error.append(self._test_error_of(probs))
         self._epoch.append(float(epoch))
         self._progress.append(float(progress))
+
+    def _test_error_of(self, probs: dict) -> float:
+        if "test" not in probs:
+            return float("nan")
+        return float(np.mean(np.asarray(probs["test"]).argmax(-1) != self.atlas.labels["test"]))
 
     def add(self, step: int, epoch: float, probs: dict, train_error: float, write: bool = True):
         """Place the checkpoint `step` (probs {split: (N, C)}, every split of the atlas) after those
@@ -77,9 +85,10 @@ class LiveTable:
         for s in self._probs:
             history[s].append(probs[s])
         history["train_error"].append(float(train_error))
+        history["test_error"].append(self._test_error_of(probs))
         history["epoch"].append(float(epoch))
         row, forecast = self.atlas.checkpoint_row({s: probs[s] for s in self._probs}, history, self.split, self.k,
-                                                  step=step, epoch=epoch)
+                                                  step=step, epoch=epoch, total_epochs=self.total_epochs)
         self._remember(probs, train_error, epoch, row[f"{self.split}_progress"])
         if self.path is not None:
             row["place_seconds"] = time.perf_counter() - started

@@ -306,3 +306,24 @@ def test_the_atlas_holds_no_file_of_the_study_open_between_calls(default_study, 
         for path in [*sorted((results / "store").glob("*.h5")), run, *sorted((results / "runs").glob("*.h5"))[-2:]]:
             with h5py.File(path, "r"):  # the user's own reading, with HDF5's default file locking
                 pass
+
+
+def test_the_forecast_starts_from_the_run_itself_and_is_fitted_without_the_runs_it_excludes(default_study, atlas):
+    """Issue 28: the final test error from the run's own curve, its trajectory and its analogues, with an
+    80 % range; fitted on the reference cuts of every run but the excluded (a held-out configuration)."""
+    results = default_study / "results"
+    run_id = atlas.outcomes["run"].iloc[3]
+    configuration = atlas.outcomes["configuration"].iloc[3]
+    held_out = frozenset(atlas.outcomes.loc[atlas.outcomes["configuration"] == configuration, "run"])
+    part = cut(read_run(results / "runs" / f"{run_id}.h5"), 0.25)
+    forecast = atlas.forecast(atlas.follow(part, exclude=held_out))
+    value, low, high = forecast.estimates["final_test_error"]
+    assert forecast.trusted and 0 <= low <= value <= high <= 1
+    assert forecast.estimates["final_test_error_neighbours"] != forecast.estimates["final_test_error"]
+    assert not set(forecast.neighbours["run"]) & held_out
+    cuts = atlas.reference_cuts("train", 5)
+    assert atlas._forecast_model("train", 5, held_out).n_rows == int((~cuts["run"].isin(held_out)).sum()) < len(cuts)
+    # the reference cuts are kept in the study: a new Atlas reads them and forecasts the same, bit for bit
+    assert (results / "analysis/train/forecast_references_k5.tsv").is_file()
+    with Atlas.load(results) as again:
+        assert again.forecast(again.follow(part, exclude=held_out)).estimates["final_test_error"] == (value, low, high)
