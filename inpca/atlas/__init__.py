@@ -20,11 +20,15 @@ Placing is the out-of-sample projection of the map (:meth:`inpca.embedding.InPCA
 checkpoint's distances to the reference points, computed by the kernels and in the sample chunks of
 the study's own tiles, so an atlas point lands on its own coordinates. Following reindexes the run on
 the atlas' grid t_k (its ``analysis.index``, the rules of :mod:`inpca.trajectories`) up to the index it
-has reached, and measures its distance at equal progress to every reference trajectory; the forecast
-is the distance-weighted mean of the k nearest reference trajectories' outcomes, with their spread as
-the range. The atlas says when it cannot forecast: the run is farther from every reference trajectory
-than two seeds of one of its configurations are from each other (its seed-to-seed spread), or it has
-not reached the first grid point.
+has reached, and measures its distance at equal progress to every reference trajectory. The forecast
+of the final test error starts from the run itself (:mod:`inpca.atlas.forecast`): its own curve so
+far, where its trajectory is, and how its k nearest reference trajectories went on from the same
+progress, combined by a small regressor fitted on the atlas' own reference runs, with an 80 % range
+that holds at its rate (split-conformal); the other outcomes (and ``final_test_error_neighbours``) are
+the distance-weighted mean of the k nearest reference trajectories', with their spread as the range.
+The forecast notes when the run is farther from every reference trajectory than two seeds of one of
+its configurations are from each other (its seed-to-seed spread), or has not reached the first grid
+point (then it rests on the run's own curve).
 
 A new network must be evaluated on the atlas' samples, in their order (:meth:`Atlas.dataset`,
 ``keep_every`` included); :meth:`inpca.record.Recorder.for_atlas` records on exactly those and, given
