@@ -58,7 +58,7 @@ import numpy as np
 import scipy.linalg
 from threadpoolctl import ThreadpoolController
 
-from .embedding import (
+from .row_blocks import (
     _MAX_NORM_CANCELLATION,
     _row_blocks,
     _sum_of_squares,

@@ -14,12 +14,7 @@ import inpca
 PACKAGE = Path(inpca.__file__).resolve().parent
 
 # Cycles known and not yet removed, as sets of modules. Keep this list empty; an entry needs a reason.
-KNOWN_CYCLES: list[frozenset[str]] = [
-    # block_eigen takes embedding's private row-block helpers (_row_blocks, _sum_of_squares,
-    # _MAX_NORM_CANCELLATION) at module level; InPCA calls block_eigen for a streamed D. The remedy: those
-    # helpers in a leaf module both import (left while embedding.py is being changed for issue 29).
-    frozenset({"inpca.block_eigen", "inpca.embedding"}),
-]
+KNOWN_CYCLES: list[frozenset[str]] = []
 
 
 def module_name(path: Path) -> str:
