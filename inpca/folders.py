@@ -97,3 +97,12 @@ def study_folder(path) -> Path | None:
     study marker), or None for a file that no study made (a user's own recording, say)."""
     here = Path(path)
     return next((folder for folder in (here, *here.parents) if (folder / STUDY_MARKER).is_file()), None)
+
+
+def study_config_files(folder) -> list[Path] | None:
+    """The config files a study's folder was made from (its marker names them, relative to the folder
+    of the Snakefile, which holds the results folder), or None when the folder has no marker."""
+    marker = Path(folder) / STUDY_MARKER
+    if not marker.is_file():
+        return None
+    return [Path(folder).resolve().parent / name for name in marker.read_text().strip().split(", ")]

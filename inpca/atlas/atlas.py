@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import SPLITS, STUDY_MARKER, command_for_folder, study_command
+from ..config import SPLITS, STUDY_MARKER, atlas_files, command_for_folder, study_command
 from ..errors import ResultsError
 from ..files import open_h5, read_table, text
 
 log = logging.getLogger("inpca.atlas")
 
-# The tiles' sample chunk (distance.chunk_samples' default): distances computed in the same chunks are
-# the tiles' own to the last bit, so an atlas point lands on its own coordinates.
+# The tiles' sample chunk when the study's config cannot be read (distance.chunk_samples' default):
+# distances computed in the study's own chunks are its tiles' to the last bit, so an atlas point lands
+# on its own coordinates.
 CHUNK_SAMPLES = 4096
 # Below this a distance is float32 rounding of identical predictions (a point's distance to itself is
 # ~3e-8 in the kernels' float32 arithmetic): it is 0, as on the diagonal of the tiles.
@@ -28,8 +29,6 @@ SAME_POINT = 1e-6
 FOLLOW_MEMO = 20_000
 # Reference probabilities and reference models at equal progress are kept in memory up to this size.
 DEFAULT_MEMORY_GB = 2.0
-# Forecast targets besides the epochs and steps to the speed levels (columns of speed_runs.tsv).
-OUTCOMES = ("final_test_error", "final_train_error", "final_test_loss", "final_train_loss", "final_progress")
 
 
 def _digest(array: np.ndarray) -> bytes:
@@ -37,6 +36,25 @@ def _digest(array: np.ndarray) -> bytes:
     import hashlib
 
     return hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=16).digest()
+
+
+def _chunk_samples(folder: Path) -> int:
+    """The study's distance.chunk_samples, read from its config files (the last that sets it), so the
+    atlas computes distances in the chunks of its tiles; the default when they cannot be read."""
+    import yaml
+
+    from ..folders import study_config_files
+
+    chunk = CHUNK_SAMPLES
+    for config_file in study_config_files(folder) or []:
+        try:
+            config = yaml.safe_load(config_file.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        distance = config.get("distance") if isinstance(config, dict) else None
+        if isinstance(distance, dict) and isinstance(distance.get("chunk_samples"), int):
+            chunk = distance["chunk_samples"]
+    return chunk
 
 
 class AtlasError(ResultsError):
@@ -171,7 +189,9 @@ class Atlas:
         self.path = Path(path)
         self.memory_bytes = float(memory_gb) * 2**30
         self.device = device
+        self.splits = self._splits()
         self._check_complete(follow)
+        self.chunk_samples = _chunk_samples(self.path)
         with open_h5(self.path / "store" / "ref.h5") as ref:
             attrs = dict(ref.attrs)
             self.labels = {split: ref[f"{split}_labels"][()] for split in SPLITS}
@@ -182,6 +202,7 @@ class Atlas:
         self.points = read_table(self.path / "store" / "index.tsv")
         self.models = {}
         self.reference_rows = {}
+        self.method = self.metric = None
         for split in self.splits:
             self._load_embedding(split)
         self.trajectories = self.outcomes = self.t = self.index = None
@@ -195,7 +216,8 @@ class Atlas:
             self.outcomes = self._outcomes()
         self._reference_cache: dict = {}
         self._model_cache: dict = {}
-        self._seed_pairs: dict = {}
+        self._seed_pairs: dict = {}  # split -> (T, pairs) distances at equal progress of two seeds
+        self._seed_pair_runs = self._pairs_of_seeds() if follow else []
         self._followed: dict = {}
         self._forecast_cache: dict = {}
 
@@ -247,20 +269,19 @@ class Atlas:
             raise AtlasError(f"{self.path}: not a study's results folder (no {STUDY_MARKER}, no store/); an atlas is "
                              "the results folder of a finished study (results/ for config.yaml, results-NAME/ for "
                              "--configfile NAME.yaml)")
-        # the splits the study works on: those any stage left a trace of (a half-built atlas whose
-        # embedding of one split is missing is unfinished, not an atlas of the other split alone)
-        self.splits = [split for split in SPLITS if (self.path / "embedding" / f"{split}.h5").exists()
-                       or (self.path / "distances" / split).is_dir() or (self.path / "analysis" / split).is_dir()]
-        needed = [self.path / "store" / "index.tsv", self.path / "store" / "ref.h5"]
-        needed += [self.path / "embedding" / f"{split}.h5" for split in (self.splits or ["train"])]
-        if follow:
-            needed += [self.path / "trajectories" / "index.tsv"]
-            needed += [self.path / "analysis" / split / name for split in self.splits
-                       for name in ("speed_runs.tsv", "equal_progress.h5")]
+        needed = atlas_files(self.path, self.splits or ["train"])
+        if not follow:  # placing needs the map only
+            needed = [path for path in needed if path.parts[-2] in ("store", "embedding")]
         for path in needed:
             if not path.exists():
                 raise AtlasError(f"{path}: not made yet, and an atlas is a finished study; make it with: "
                                  f"{self._command()}")
+
+    def _splits(self) -> list[str]:
+        """The splits the study works on: those any stage left a trace of (a half-built atlas whose
+        embedding of one split is missing is unfinished, not an atlas of the other split alone)."""
+        return [split for split in SPLITS if (self.path / "embedding" / f"{split}.h5").exists()
+                or (self.path / "distances" / split).is_dir() or (self.path / "analysis" / split).is_dir()]
 
     def _check_plans(self) -> None:
         for block in dict.fromkeys(self.trajectories["block"]):
@@ -281,8 +302,11 @@ class Atlas:
         path = self.path / "embedding" / f"{split}.h5"
         self.models[split] = load_fitted(path)
         with open_h5(path) as f:
-            self.method = str(f.attrs.get("method", "exact"))
-            self.metric = str(f.attrs["metric"])
+            method, metric = str(f.attrs.get("method", "exact")), str(f.attrs["metric"])
+            if self.method is not None and (method, metric) != (self.method, self.metric):
+                raise AtlasError(f"{path}: a {method} map of {metric} distances, but the other split's is a "
+                                 f"{self.method} map of {self.metric}; finish the study with: {self._command()}")
+            self.method, self.metric = method, metric
             rows = f["landmarks"][()] if "landmarks" in f else np.arange(f["coords"].shape[0])
         if len(self.points) != (f_points := self.models[split].components_.shape[0]) and self.method == "exact":
             raise AtlasError(f"{path}: fitted on {f_points} points, but {self.path / 'store' / 'index.tsv'} lists "
@@ -402,7 +426,7 @@ class Atlas:
         """Reference points ready for the kernels (validated and square-rooted once)."""
         from ..distances import ReferencePoints
 
-        return ReferencePoints(Q, metric=self.metric, device=self.device, chunk_samples=CHUNK_SAMPLES)
+        return ReferencePoints(Q, metric=self.metric, device=self.device, chunk_samples=self.chunk_samples)
 
     def _reference_points(self, split: str):
         """The reference points (in the map's column order) prepared for the kernels and kept in memory
@@ -491,8 +515,8 @@ class Atlas:
         return prepared
 
     def _run_of(self, run, split: str):
-        """(probs (K, N, C) float32, train_error (K,) or None, epochs (K,), steps (K,)) of a run: a run
-        file, a dict like :func:`inpca.runfile.read_run`'s, or (K, N, C) probabilities."""
+        """(probs (K, N, C) float32, train_error (K,) or None, epochs (K,)) of a run: a run file, a dict
+        like :func:`inpca.runfile.read_run`'s, or (K, N, C) probabilities."""
         from ..runfile import read_run
 
         source = "run"
@@ -512,16 +536,14 @@ class Atlas:
             K = len(probs)
             train_error = np.asarray(run["train_error"], dtype=float) if "train_error" in run else None
             epochs = np.asarray(run.get("epoch", np.full(K, np.nan)), dtype=float)
-            steps = np.asarray(run.get("step", np.arange(K)), dtype=float)
         else:
-            probs, train_error, epochs, steps = run, None, None, None
+            probs, train_error, epochs = run, None, None
         if len(probs) == 0:
             raise AtlasError(f"{source}: an empty run (no checkpoint); nothing to place")
         P = self._checked(probs, split, source)
         K = P.shape[0]
         epochs = np.full(K, np.nan) if epochs is None else epochs
-        steps = np.arange(K, dtype=float) if steps is None else steps
-        return P, train_error, epochs, steps
+        return P, train_error, epochs
 
     def follow(self, run, split: str = "train", exclude=()) -> Following:
         """A run so far (a run file, a dict of its arrays, or its (K, N, C) probabilities on `split`)
@@ -540,10 +562,10 @@ class Atlas:
             from ..runfile import read_run
 
             run = read_run(run)  # once: its arrays name the file (read_run's "path")
-        P, train_error, epochs, _ = self._run_of(run, split)
+        P, train_error, epochs = self._run_of(run, split)
         test_error = self._test_error_of(run, len(P))
         if self.index == "accuracy" and train_error is None:
-            train, _, _, _ = self._run_of(run, "train") if split != "train" else (P, None, None, None)
+            train = self._run_of(run, "train")[0] if split != "train" else P
             train_error = np.mean(train.argmax(-1) != self.labels["train"][None], axis=1)
         known = run.get(f"progress_{split}") if isinstance(run, dict) else None  # placed before: not again
         progress = (np.asarray(known, dtype=float) if known is not None and len(known) == len(P) else
@@ -596,6 +618,14 @@ class Atlas:
                 return np.array([np.mean(np.asarray(p).argmax(-1) != self.labels["test"]) for p in probs])
         return np.full(K, np.nan)
 
+    def _pairs_of_seeds(self) -> list[tuple[str, str]]:
+        """Every pair of reference runs of one configuration (two seeds)."""
+        pairs = []
+        for _, group in self.outcomes.groupby("configuration"):
+            members = list(group["run"])
+            pairs += [(a, b) for i, a in enumerate(members) for b in members[i + 1:]]
+        return pairs
+
     def _seed_spread(self, split: str, reached: np.ndarray, exclude: set = frozenset()) -> float:
         """The largest mean distance (over the reached t_k) between two seeds of one configuration (of
         the runs not excluded)."""
@@ -603,12 +633,7 @@ class Atlas:
             return math.nan
         if split not in self._seed_pairs:
             rows = {run: i for i, run in enumerate(self.trajectories["run"])}
-            pairs = []
-            for _, group in self.outcomes.groupby("configuration"):
-                members = list(group["run"])
-                pairs += [(a, b) for i, a in enumerate(members) for b in members[i + 1:]]
-            self._seed_pair_runs = pairs
-            pairs = [(rows[a], rows[b]) for a, b in pairs]
+            pairs = [(rows[a], rows[b]) for a, b in self._seed_pair_runs]
             with open_h5(self.path / "analysis" / split / "equal_progress.h5") as f:
                 runs = text(f["run"][()])
                 if runs != self.trajectories["run"].tolist():
