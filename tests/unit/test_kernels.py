@@ -266,12 +266,15 @@ sys.exit(0 if error < 1e-6 else 1)
 
 def check_task_sizes(row_block, col_tile):
     """Run NON_POWER_OF_TWO_CHECK in a subprocess: a kernel that writes out of bounds can abort the interpreter."""
+    import os
     import subprocess
     import sys
     from pathlib import Path
 
     script = NON_POWER_OF_TWO_CHECK.format(tests=str(Path(__file__).parent), row_block=row_block, col_tile=col_tile)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    # how far _tasks halves depends on the thread count (it wants 2 tasks per thread): fix it
+    env = dict(os.environ, NUMBA_NUM_THREADS="2")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     last = (result.stdout + result.stderr).strip().splitlines()[-1:]
     assert result.returncode == 0, f"NumbaKernel(row_block={row_block}, col_tile={col_tile}): exit {result.returncode}, {last}"
     assert last and last[0].startswith("max error"), last
