@@ -303,6 +303,7 @@ def _cut(run: dict, epoch: float) -> dict:
 def _cache_key(study: Path, k: int, split: str, runs: list) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps([str(study.resolve()), k, split, runs]).encode())
+    digest.update(Path(__file__).read_bytes())  # how the runs are cut and forecast here
     for name in ("atlas.py", "forecast.py", "live.py"):
         source = Path(__file__).resolve().parents[1] / "inpca" / "atlas" / name
         if source.exists():
@@ -363,8 +364,8 @@ def load_replay(study, k: int = 5, split: str = "train", cache: Path | None = CA
         run = read_run(study / "runs" / f"{run_id}.h5")
         for epoch in range(1, E + 1):
             part = _cut(run, epoch)
-            if len(part["epoch"]) < 2 or float(part["epoch"][-1]) < epoch - 1e-9:
-                continue  # diverged before this epoch
+            if len(part["epoch"]) < 2 or float(run["epoch"][-1]) < epoch - 1e-9:
+                continue  # diverged before this epoch (checkpoints need not fall on whole epochs)
             forecast = loaded.forecast(loaded.follow(part, split=split, exclude=held_out), k=k)
             value, low, high = forecast.estimates["final_test_error"]
             forecasts[n, epoch - 1] = (value, low, high, float(forecast.trusted))
