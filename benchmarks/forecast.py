@@ -327,48 +327,50 @@ def print_protocol(table: pd.DataFrame, counts: dict, protocol: str, args, n_ref
           f"split {args.split}; {args.bootstrap} bootstrap resamples of configurations (seed {args.seed}), "
           f"{_pct(level)} percentile intervals; took {counts['seconds']:.0f} s")
     print()
-    print("| cut | method | forecasts (of all cuts) | cuts compared | Spearman ρ [95 % CI] | MAE [95 % CI] | "
-          "selection regret | range holds the true error [95 % CI] | median range width | forecast closer |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     columns = [c for c, _, _ in METHODS]
     label = {c: name for c, name, _ in METHODS}
-    for cut, part in table.groupby("cut"):
-        finite = {c: np.isfinite(part[c].to_numpy(float)) for c in columns}
-        common = part[np.logical_and.reduce([finite[c] for c in columns])]
-        resamples = bootstrap_resamples(common["configuration"], args.bootstrap, args.seed)
-        stats = summary(common, resamples, level)
+    header = ("| cut | method | forecasts (of all cuts) | cuts compared | Spearman ρ [95 % CI] | MAE [95 % CI] | "
+              "selection regret | range holds the true error [95 % CI] | median range width | forecast closer |\n"
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+
+    def rows(cut, part: pd.DataFrame, compared: pd.DataFrame, finite: dict, fallback: bool) -> None:
+        stats = summary(compared, bootstrap_resamples(compared["configuration"], args.bootstrap, args.seed), level)
         for c in columns:
-            s = stats[c]
-            ranged = "coverage" in s
-            rng = ""
-            if ranged:
+            s, n = stats[c], int(finite[c].sum())
+            rng = width = closer = ""
+            if "coverage" in s:
                 rng = (f"{_pct(s['coverage'])} [{_pct(s['coverage_ci'][0])}, {_pct(s['coverage_ci'][1])}]"
                        + (f" (nominal {_pct(NOMINAL)})" if c == "forecast" else " (k neighbours' min-max)"))
-            closer = ""
+                width = _f(s["width"], 4)
             if "closer" in s:
                 share, ties = s["closer"]
                 closer = _pct(share) + (f" ({_pct(ties)} ties)" if ties > 0 else "")
-            print(f"| {_pct(cut)} | {label[c]} | {int(finite[c].sum())} of {len(part)} | {len(common)} | "
+            name = label[c] + (f" (the current error on the {len(part) - n} it declines)" if fallback and n < len(part)
+                               else "")
+            print(f"| {_pct(cut)} | {name} | {n} of {len(part)} | {len(compared)} | "
                   f"{_f(s['rho'], 2)} [{_f(s['rho_ci'][0], 2)}, {_f(s['rho_ci'][1], 2)}] | "
                   f"{_f(s['mae'], 4)} [{_f(s['mae_ci'][0], 4)}, {_f(s['mae_ci'][1], 4)}] | {_f(s['regret'], 4)} | "
-                  f"{rng} | {_f(s['width'], 4) if ranged else ''} | {closer} |")
-        declining = [c for c in columns if not finite[c].all()]
-        if declining:
+                  f"{rng} | {width} | {closer} |")
+
+    print("On the cuts that every method forecasts:")
+    print()
+    print(header)
+    groups = list(table.groupby("cut"))
+    for cut, part in groups:
+        finite = {c: np.isfinite(part[c].to_numpy(float)) for c in columns}
+        rows(cut, part, part[np.logical_and.reduce([finite[c] for c in columns])], finite, False)
+    if any(not np.isfinite(table[c].to_numpy(float)).all() for c in columns):
+        print()
+        print("On all cuts, a method that declines a cut taking the run's current error there (its range: on the "
+              "cuts it gave one):")
+        print()
+        print(header)
+        for cut, part in groups:
+            finite = {c: np.isfinite(part[c].to_numpy(float)) for c in columns}
             filled = part.copy()
-            for c in declining:
-                filled[c] = filled[c].where(np.isfinite(filled[c]), filled["current"])
-            resamples = bootstrap_resamples(filled["configuration"], args.bootstrap, args.seed)
-            stats = summary(filled[["configuration", "true"] + columns], resamples, level)
-            for c in declining:
-                s = stats[c]
-                closer = ""
-                if "closer" in s:
-                    share, ties = s["closer"]
-                    closer = _pct(share) + (f" ({_pct(ties)} ties)" if ties > 0 else "")
-                print(f"| {_pct(cut)} | {label[c]}, the current error where it declines | {len(part)} of {len(part)} | "
-                      f"{len(part)} | {_f(s['rho'], 2)} [{_f(s['rho_ci'][0], 2)}, {_f(s['rho_ci'][1], 2)}] | "
-                      f"{_f(s['mae'], 4)} [{_f(s['mae_ci'][0], 4)}, {_f(s['mae_ci'][1], 4)}] | {_f(s['regret'], 4)} | "
-                      f" | | {closer} |")
+            for c in columns:
+                filled[c] = filled[c].where(finite[c], filled["current"])
+            rows(cut, part, filled, finite, True)
     print()
     ranged = table[np.isfinite(table["forecast_low"]) & np.isfinite(table["forecast_high"])]
     resamples = bootstrap_resamples(ranged["configuration"], args.bootstrap, args.seed)
@@ -393,7 +395,7 @@ def print_protocol(table: pd.DataFrame, counts: dict, protocol: str, args, n_ref
     print(f"- Per cut: Atlas.follow took a median {np.median(table['follow_ms']):.0f} ms, Atlas.forecast a median "
           f"{np.median(table['forecast_ms']):.1f} ms (mean {np.mean(table['forecast_ms']):.1f} ms; the slowest, "
           f"{np.max(table['forecast_ms']) / 1000:.1f} s, was cut {slowest + 1} of {len(table)}); all forecasts "
-          f"{table['forecast_ms'].sum() / 1000:.1f} s (fitting the forecast without each held-out set included); "
+          f"{table['forecast_ms'].sum() / 1000:.1f} s (these include fitting the forecast once per held-out set); "
           f"the same call again, fitted: a median {np.median(table['forecast_again_ms']):.1f} ms.")
 
 
