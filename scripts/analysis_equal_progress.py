@@ -10,8 +10,9 @@ from inpca.logs import run_script
 def main(smk):
     from inpca.analysis import steps as analysis_steps
 
-    step = {"analysis_configurations": analysis_steps.configurations, "analysis_factors": analysis_steps.factors,
-            "analysis_geodesic": analysis_steps.distance_to_geodesic}[smk.rule]
+    step = {"analysis_configurations": analysis_steps.write_configurations,
+            "analysis_factors": analysis_steps.write_factors,
+            "analysis_geodesic": analysis_steps.write_distance_to_geodesic}[smk.rule]
     step(smk.input.equal_progress, smk.input.trajectories, smk.output.tsv, smk.output.png,
          max_final_train_error=smk.params.max_final_train_error)
 

@@ -1,4 +1,4 @@
-"""Rule analysis_summary: see inpca.analysis.steps.summary.
+"""Rule analysis_summary: see inpca.analysis.steps.write_summary.
 
 Settings it reads: as params (a change reruns the job) analysis.max_final_train_error.
 """
@@ -7,12 +7,12 @@ from inpca.logs import run_script
 
 
 def main(smk):
-    from inpca.analysis.steps import summary
+    from inpca.analysis.steps import write_summary
 
-    summary(smk.wildcards.split, smk.input.trajectories, smk.input.configurations, smk.input.factors,
-            smk.input.tube, smk.input.speed, smk.input.embedding, smk.output.md,
-            max_final_train_error=smk.params.max_final_train_error, corners_tsv=smk.input.get("corners"),
-            out_html=smk.output.html, trajectory_map_path=smk.input.trajectory_map)
+    write_summary(smk.wildcards.split, smk.input.trajectories, smk.input.configurations, smk.input.factors,
+                  smk.input.tube, smk.input.speed, smk.input.embedding, smk.output.md,
+                  max_final_train_error=smk.params.max_final_train_error, corners_tsv=smk.input.get("corners"),
+                  out_html=smk.output.html, trajectory_map_path=smk.input.trajectory_map)
 
 
 if __name__ == "__main__":

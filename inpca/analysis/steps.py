@@ -1,8 +1,10 @@
 """The analysis stage of the pipeline: each rule's files in, its table and figure out.
 
-Every step reads the equal-progress distances of one split (`results/analysis/{split}/equal_progress.h5`)
-and the trajectory table (`results/trajectories/index.tsv`), leaves out the runs that do not count
-(:func:`inpca.analysis.select_runs`), and writes under `results/analysis/{split}/`:
+Every step (``write_<what it writes>``) reads the trajectory table (`results/trajectories/index.tsv`),
+leaves out the runs that do not count (:func:`inpca.analysis.select_runs`) and writes under
+`results/analysis/{split}/`; the comparisons of whole trajectories read the equal-progress distances
+of the split (`results/analysis/{split}/equal_progress.h5`), the tube width reads the store and the
+trajectory plans, the speed the store's index, the summary the other steps' tables:
 
   configurations.tsv, dendrogram.png          distances between configurations (all fields but the seed)
   factors.tsv, factors.png                    which factors move trajectories apart
@@ -26,15 +28,15 @@ import numpy as np
 from ..config import study_command
 from ..errors import ResultsError
 from ..files import atomic_path, create, open_h5, read_table, text, write_h5, write_table
-from .claims import configuration_distances, corner_distances, factor_effects, run_pairs, tube_widths
-from .claims import distance_to_geodesic as table_of
-from .claims import speed as speed_tables
+from .claims import (configuration_distances, corner_distances, distance_to_geodesic, factor_effects, run_pairs, speed,
+                     trajectory_map, tube_widths)
 from .plots import (plot_corner_distances, plot_dendrogram, plot_distance_to_geodesic, plot_factors, plot_speed,
                     plot_tube_widths)
 from .selection import configuration_archs, configuration_labels, select_runs
 from .summary import summary_html, summary_markdown
 
 log = logging.getLogger("inpca.analysis")
+
 
 def load_trajectories(trajectories_path):
     """The trajectory table with the columns the analyses use (diverged as a bool)."""
@@ -56,15 +58,16 @@ def load_equal_progress(equal_progress_path, trajectories_path):
 
 
 def _selected(trajectories, max_final_train_error):
-
+    """The runs that count (keep) and those left out with the reason (excluded), logged."""
     keep, excluded = select_runs(trajectories, max_final_train_error)
     for run, reason in zip(excluded["run"], excluded["reason"]):
         log.info("left out %s: %s", run, reason)
     return keep, excluded
 
 
-def configurations(equal_progress_path, trajectories_path, out_tsv, out_png, *, max_final_train_error: float):
-
+def write_configurations(equal_progress_path, trajectories_path, out_tsv, out_png, *, max_final_train_error: float):
+    """configurations.tsv (the distance between every two configurations, over their seeds and t_k) and
+    dendrogram.png (:func:`inpca.analysis.configuration_distances`)."""
     dists, _, trajectories = load_equal_progress(equal_progress_path, trajectories_path)
     keep, _ = _selected(trajectories, max_final_train_error)
     labels, D, pairs = configuration_distances(dists, trajectories, keep)
@@ -72,8 +75,9 @@ def configurations(equal_progress_path, trajectories_path, out_tsv, out_png, *, 
     plot_dendrogram(labels, D, configuration_archs(trajectories, labels), out_png)
 
 
-def factors(equal_progress_path, trajectories_path, out_tsv, out_png, *, max_final_train_error: float):
-
+def write_factors(equal_progress_path, trajectories_path, out_tsv, out_png, *, max_final_train_error: float):
+    """factors.tsv and factors.png: how far apart trajectories are that differ in one factor alone
+    (:func:`inpca.analysis.factor_effects`)."""
     dists, _, trajectories = load_equal_progress(equal_progress_path, trajectories_path)
     keep, _ = _selected(trajectories, max_final_train_error)
     pairs = run_pairs(dists, trajectories, keep)
@@ -82,16 +86,17 @@ def factors(equal_progress_path, trajectories_path, out_tsv, out_png, *, max_fin
     plot_factors(table, pairs, out_png)
 
 
-def distance_to_geodesic(equal_progress_path, trajectories_path, out_tsv, out_png, *, max_final_train_error: float):
-
+def write_distance_to_geodesic(equal_progress_path, trajectories_path, out_tsv, out_png, *,
+                               max_final_train_error: float):
+    """distance_to_geodesic.tsv and .png: each trajectory's distance to the geodesic at each t_k."""
     dists, ts, trajectories = load_equal_progress(equal_progress_path, trajectories_path)
     keep, _ = _selected(trajectories, max_final_train_error)
-    table = table_of(dists, trajectories, ts=ts, keep=keep)
+    table = distance_to_geodesic(dists, trajectories, ts=ts, keep=keep)
     write_table(table, out_tsv)
     plot_distance_to_geodesic(table, out_png)
 
 
-def corners(equal_progress_path, trajectories_path, out_tsv, out_png, *, max_final_train_error: float,
+def write_corners(equal_progress_path, trajectories_path, out_tsv, out_png, *, max_final_train_error: float,
             store_index_path=None, split: str = "train", index: str = "progress"):
     """Corner-started runs against their default-init partners (:func:`inpca.analysis.corner_distances`).
     Writes an empty table (header only) and a figure that says so when no corner run has a partner.
@@ -111,7 +116,7 @@ def corners(equal_progress_path, trajectories_path, out_tsv, out_png, *, max_fin
     plot_corner_distances(table, out_png)
 
 
-def tube_width(store_blocks: dict, plans: dict, reference, trajectories_path, split: str, out_tsv, out_png, *,
+def write_tube_width(store_blocks: dict, plans: dict, reference, trajectories_path, split: str, out_tsv, out_png, *,
                max_final_train_error: float, metric: str = "bhattacharyya", threads: int | None = None):
     """Tube width: each configuration's seeds at equal progress, computed from the store and the plans
     one configuration at a time. A CPU job on any machine: each seed is compared with one mean
@@ -138,7 +143,7 @@ def tube_width(store_blocks: dict, plans: dict, reference, trajectories_path, sp
     plot_tube_widths(table, ts, out_png)
 
 
-def trajectory_map(equal_progress_path, trajectories_path, split: str, out_h5, out_png, out_html, *,
+def write_trajectory_map(equal_progress_path, trajectories_path, split: str, out_h5, out_png, out_html, *,
                    max_final_train_error: float, color_by: str = "arch", geodesic_weight=1.0,
                    n_components: int = 10):
     """The map of whole trajectories (:func:`inpca.analysis.trajectory_map`) -> `trajectory_map.h5`:
@@ -146,11 +151,10 @@ def trajectory_map(equal_progress_path, trajectories_path, split: str, out_h5, o
     index.tsv (`row`); attributes split, geodesic_weight, nn_same_arch, nn_chance, silhouette; and its
     figures, PNG and interactive HTML."""
     from ..plots import plot_trajectory_map_html, plot_trajectory_map_png
-    from .claims import trajectory_map as map_of
 
     dists, _, trajectories = load_equal_progress(equal_progress_path, trajectories_path)
     keep, _ = _selected(trajectories, max_final_train_error)
-    result = map_of(dists, trajectories, keep, n_components=n_components, geodesic_weight=geodesic_weight)
+    result = trajectory_map(dists, trajectories, keep, n_components=n_components, geodesic_weight=geodesic_weight)
     table = trajectories.iloc[result["rows"]].reset_index(drop=True)
     table["configuration"] = configuration_labels(trajectories).to_numpy()[result["rows"]]
 
@@ -172,41 +176,42 @@ def trajectory_map(equal_progress_path, trajectories_path, split: str, out_h5, o
              100 * result["nn_chance"])
 
 
-def speed(store_index_path, trajectories_path, split: str, out_runs_tsv, out_configurations_tsv, out_png, *,
-          max_final_train_error: float, levels=(0.5, 0.8, 0.9)):
-
+def write_speed(store_index_path, trajectories_path, split: str, out_runs_tsv, out_configurations_tsv, out_png, *,
+                max_final_train_error: float, levels=(0.5, 0.8, 0.9)):
+    """speed_runs.tsv, speed_configurations.tsv and speed.png: epochs and steps each run (and each
+    configuration, over its seeds) took to reach the progress `levels` (:func:`inpca.analysis.speed`)."""
     points = read_table(store_index_path)
     trajectories = load_trajectories(trajectories_path)
     keep, _ = _selected(trajectories, max_final_train_error)
-    per_run, per_configuration = speed_tables(points, trajectories, keep, split, levels=tuple(levels))
+    per_run, per_configuration = speed(points, trajectories, keep, split, levels=tuple(levels))
     write_table(per_run, out_runs_tsv)
     write_table(per_configuration, out_configurations_tsv)
     plot_speed(points, per_run, split, out_png)
 
 
-def summary(split: str, trajectories_path, configurations_tsv, factors_tsv, tube_tsv, speed_configurations_tsv,
-            embedding_path, out_md, *, max_final_train_error: float, corners_tsv=None, out_html=None,
-            trajectory_map_path=None):
+def write_summary(split: str, trajectories_path, configurations_tsv, factors_tsv, tube_tsv, speed_configurations_tsv,
+                  embedding_path, out_md, *, max_final_train_error: float, corners_tsv=None, out_html=None,
+                  trajectory_map_path=None):
     """summary.md, and with ``out_html`` the same text as an HTML page (:func:`inpca.analysis.summary_html`);
-    ``corners_tsv`` (the table of :func:`corners`) only in a study with corners adds its section."""
+    ``corners_tsv`` (the table of :func:`write_corners`) only in a study with corners adds its section."""
 
     trajectories = load_trajectories(trajectories_path)
     keep, excluded = _selected(trajectories, max_final_train_error)
     with open_h5(embedding_path) as f:
         explained_stress = f["explained_stress"][:3].tolist()
-    trajectory_map = None
+    the_map = None
     if trajectory_map_path is not None:
         with open_h5(trajectory_map_path) as f:
-            trajectory_map = {"explained_stress": f["explained_stress"][:3],
+            the_map = {"explained_stress": f["explained_stress"][:3],
                               **{k: float(f.attrs[k]) for k in ("nn_same_arch", "nn_chance", "silhouette")}}
-    text = summary_markdown(
+    markdown = summary_markdown(
         split, excluded=excluded, configuration_pairs=read_table(configurations_tsv),
         factors=read_table(factors_tsv), tube=read_table(tube_tsv),
         speed_per_configuration=read_table(speed_configurations_tsv), explained_stress=explained_stress,
         n_runs=int((trajectories["kind"] == "run").sum()),
-        corners=read_table(corners_tsv) if corners_tsv is not None else None, trajectory_map=trajectory_map)
+        corners=read_table(corners_tsv) if corners_tsv is not None else None, trajectory_map=the_map)
     with atomic_path(out_md) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(markdown)
     if out_html is not None:
         with atomic_path(out_html) as tmp:
-            tmp.write_text(summary_html(text, f"inpca: analysis of the {split} split"), encoding="utf-8")
+            tmp.write_text(summary_html(markdown, f"inpca: analysis of the {split} split"), encoding="utf-8")

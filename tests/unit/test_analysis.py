@@ -787,8 +787,8 @@ def test_corner_steps_write_the_table_and_the_summary_section(tmp_path):
 
     write_h5(tmp_path / "equal_progress.h5", fill)
     write_h5(tmp_path / "embedding.h5", lambda f: create(f, "explained_stress", np.array([0.5, 0.7, 0.8, 0.9])))
-    analysis_steps.corners(tmp_path / "equal_progress.h5", index, tmp_path / "corners.tsv", tmp_path / "corners.png",
-                           max_final_train_error=0.1)
+    analysis_steps.write_corners(tmp_path / "equal_progress.h5", index, tmp_path / "corners.tsv",
+                                 tmp_path / "corners.png", max_final_train_error=0.1)
     from inpca.files import read_table
 
     table = read_table(tmp_path / "corners.tsv")
@@ -799,23 +799,24 @@ def test_corner_steps_write_the_table_and_the_summary_section(tmp_path):
         pd.DataFrame(columns=["unused"]).to_csv(tmp_path / f"{name}.tsv", sep="\t", index=False)  # header only
     args = ("train", index, *(tmp_path / f"{n}.tsv" for n in ("configurations", "factors", "tube", "speed")),
             tmp_path / "embedding.h5")
-    analysis_steps.summary(*args, tmp_path / "summary.md", max_final_train_error=0.1,
-                           corners_tsv=tmp_path / "corners.tsv", out_html=tmp_path / "summary.html")
+    analysis_steps.write_summary(*args, tmp_path / "summary.md", max_final_train_error=0.1,
+                                 corners_tsv=tmp_path / "corners.tsv", out_html=tmp_path / "summary.html")
     text = (tmp_path / "summary.md").read_text()
     assert "## 5. Networks that start far from ignorance" in text
     page = (tmp_path / "summary.html").read_text(encoding="utf-8")
     assert "<h2>5. Networks that start far from ignorance</h2>" in page and "<td>random_labels</td>" in page
     assert "| random_labels | 0.5 | 0.25 | 0.01 | 25 | 0.01 |" in text
-    analysis_steps.summary(*args, tmp_path / "plain.md", max_final_train_error=0.1)
+    analysis_steps.write_summary(*args, tmp_path / "plain.md", max_final_train_error=0.1)
     assert "## 5." not in (tmp_path / "plain.md").read_text()
     # no corner-started run kept: a header-only table and a figure that says so
     strict = trajectories.assign(final_train_error=np.where(trajectories["init.name"].notna(), 0.5, 0.01))
     strict.to_csv(index, sep="\t", index=False)
-    analysis_steps.corners(tmp_path / "equal_progress.h5", index, tmp_path / "none.tsv", tmp_path / "none.png",
-                           max_final_train_error=0.1)
+    analysis_steps.write_corners(tmp_path / "equal_progress.h5", index, tmp_path / "none.tsv", tmp_path / "none.png",
+                                 max_final_train_error=0.1)
     assert read_table(tmp_path / "none.tsv").empty
     _png(tmp_path / "none.png")
-    analysis_steps.summary(*args, tmp_path / "none.md", max_final_train_error=0.1, corners_tsv=tmp_path / "none.tsv")
+    analysis_steps.write_summary(*args, tmp_path / "none.md", max_final_train_error=0.1,
+                                 corners_tsv=tmp_path / "none.tsv")
     assert "No kept corner-started run has a default-init partner" in (tmp_path / "none.md").read_text()
 
 
