@@ -795,9 +795,13 @@ class Atlas:
         key = ("model", split, k, excluded)
         if key not in self._forecast_cache:
             rows = self.reference_cuts(split, k)
-            residual_key = ("residuals", split, k)
+            # the range is as wide as the forecast errs on what is new: a configuration, or, when the runs
+            # left out span several configurations (an architecture held out), a whole architecture
+            several = rows.loc[rows["run"].isin(excluded), "configuration"].nunique() > 1
+            by = "arch" if several else "configuration"
+            residual_key = ("residuals", split, k, by)
             if residual_key not in self._forecast_cache:
-                self._forecast_cache[residual_key] = out_of_fold_residuals(rows)
+                self._forecast_cache[residual_key] = out_of_fold_residuals(rows, by=by)
             kept = ~rows["run"].isin(excluded).to_numpy()
             models = [key for key in self._forecast_cache if key[0] == "model"]
             for old in models[:max(0, len(models) - 7)]:  # a benchmark holds out one set after another
@@ -839,7 +843,8 @@ class Atlas:
         checkpoint, `history` the run so far ({split: list of (N, C)}, train_error, epoch lists, the
         latest included; ``progress_<split>``, the progress of the checkpoints before the latest, may
         be given so they are not measured again; ``test_error`` the test errors, else they are measured
-        on ``history["test"]``). `history` is not changed. `total_epochs`: see :meth:`forecast`. Returns (row, forecast):
+        on ``history["test"]``). `history` is not changed.
+        `total_epochs`: see :meth:`forecast`. Returns (row, forecast):
         step, epoch, per split the coordinates (pc1..pc3), progress and nearest reference point; the
         reached t, the nearest configuration and its distance, the forecast final test error with its
         range, whether it is trusted and why not. :class:`inpca.atlas.live.LiveTable` keeps the history."""

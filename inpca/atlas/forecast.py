@@ -21,11 +21,13 @@ runs left out of the references (as a new configuration would be), never on the 
 excluded from a follow (a benchmark's held-out configuration or architecture) are left out of the
 fit too.
 
-The 80 % range is split-conformal: the absolute log residuals of out-of-fold predictions (folds by
-configuration) of the reference cuts, their 80 % quantile (finite-sample corrected) per training cut
-(the one nearest the fraction of training the run has done), put around the forecast in log space. It holds the true final error in 80 %
-of cuts of configurations like the references; for a family the atlas has never seen it is a
-statement about the references, not a guarantee.
+The 80 % range is split-conformal: the absolute log residuals of out-of-fold predictions of the
+reference cuts (folds by configuration; by architecture when the runs left out span several
+configurations, as when a benchmark holds out an architecture), their 80 % quantile (finite-sample
+corrected) per training cut (the one nearest the fraction of training the run has done), put around
+the forecast in log space. It holds the true final error in 80 % of cuts of runs as new to the atlas
+as the folds are; for a family unlike every reference it is a statement about the references, not
+a guarantee.
 """
 
 from __future__ import annotations
@@ -127,16 +129,18 @@ def _one_thread():
     return threadpool_limits(limits=1, user_api="openmp")
 
 
-def out_of_fold_residuals(rows: pd.DataFrame, folds: int = 5) -> np.ndarray:
-    """|log residual| of each reference cut, predicted by a model fitted without its configuration's
-    fold (configurations dealt round-robin into `folds` folds, in their order in `rows`)."""
-    configurations = list(dict.fromkeys(rows["configuration"]))
-    fold_of = {c: i % folds for i, c in enumerate(configurations)}
-    fold = rows["configuration"].map(fold_of).to_numpy()
+def out_of_fold_residuals(rows: pd.DataFrame, folds: int = 5, by: str = "configuration") -> np.ndarray:
+    """|log residual| of each reference cut, predicted by a model fitted without its fold: the values
+    of column `by` (its configuration, or its architecture) dealt round-robin into `folds` folds, in
+    their order in `rows`. The folds are what a forecast is new by: a configuration the atlas has not
+    seen, or a whole architecture."""
+    groups = list(dict.fromkeys(rows[by]))
+    fold_of = {c: i % folds for i, c in enumerate(groups)}
+    fold = rows[by].map(fold_of).to_numpy()
     columns = [name for name in FEATURES if rows[name].notna().any()]
     X, y = rows[columns].to_numpy(dtype=float), rows["target"].to_numpy(dtype=float)
     residual = np.full(len(rows), np.nan)
-    for f in range(min(folds, len(configurations))):
+    for f in range(min(folds, len(groups))):
         test = fold == f
         if test.all() or not test.any():
             continue
