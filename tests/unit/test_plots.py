@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from inpca import plots
+from inpca.figures import pyplot
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RUNS = ["run-a1", "run-b2", "run-c3"]
@@ -138,14 +139,14 @@ def test_every_3d_figure_marks_a_time_like_axis_the_same_way():
     axis (λ < 0) has a red label, line and ticks in the PNG and a red title and line in the HTML."""
     from matplotlib.colors import to_hex
 
-    fig = plots.pyplot().figure()
+    fig = pyplot().figure()
     ax = fig.add_subplot(projection="3d")
     plots._label_axes_png(ax, [8.24, -0.65, 0.31])
     red = to_hex(plots.TIMELIKE_COLOR)
     assert to_hex(ax.yaxis.label.get_color()) == red and to_hex(ax.yaxis.line.get_color()) == red
     assert to_hex(ax.xaxis.label.get_color()) != red and to_hex(ax.zaxis.line.get_color()) != red
     assert ax.yaxis.label.get_text() == "PC2 (λ=\u22120.65, time-like)"
-    plots.pyplot().close(fig)
+    pyplot().close(fig)
     scene = plots._scene([8.24, -0.65, 0.31])
     assert scene["yaxis"]["linecolor"] == plots.TIMELIKE_COLOR
     assert scene["yaxis"]["title"]["font"]["color"] == plots.TIMELIKE_COLOR
@@ -476,7 +477,7 @@ def atlas_png_figure(monkeypatch, emb, index, placed, out):
     from matplotlib.text import Text
 
     kept = {}
-    save = plots.save_png
+    save = plots.atlas.save_png
 
     def keep(fig, path):
         fig.canvas.draw()
@@ -490,7 +491,7 @@ def atlas_png_figure(monkeypatch, emb, index, placed, out):
         kept["labels"] = {t.get_text(): (t.get_color(), Text.get_window_extent(t, renderer)) for t in ax.texts}
         save(fig, path)
 
-    monkeypatch.setattr(plots, "save_png", keep)
+    monkeypatch.setattr(plots.atlas, "save_png", keep)
     plots.plot_atlas_png(emb, index, placed, out)
     assert_png(out)
     return kept
