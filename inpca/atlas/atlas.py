@@ -874,10 +874,12 @@ class Atlas:
                     "forecast_trusted": forecast.trusted, "forecast_note": forecast.reason})
         return row, forecast
 
-    def trace(self, run, split: str = "train", k: int = 5) -> pd.DataFrame:
+    def trace(self, run, split: str = "train", k: int = 5, total_epochs: float | None = None) -> pd.DataFrame:
         """A recorded run (a run file, or a dict like :func:`inpca.runfile.read_run`'s) placed checkpoint
         by checkpoint as if it were being recorded (:class:`inpca.atlas.live.LiveTable`): one
-        :meth:`checkpoint_row` per checkpoint, each from the checkpoints up to it."""
+        :meth:`checkpoint_row` per checkpoint, each from the checkpoints up to it. `total_epochs`: how
+        long the run trained (:meth:`forecast`); by default its last checkpoint's epoch, as the live
+        recorder knows it from its schedule."""
         from ..runfile import read_run
         from .live import LiveTable
 
@@ -885,7 +887,10 @@ class Atlas:
         run = read_run(run) if isinstance(run, (str, Path)) else run
         checked = {s: self._run_of({**run, "attrs": run.get("attrs", {})}, s)[0] for s in self.splits}
         train_error = np.asarray(run["train_error"], dtype=float)
-        table = LiveTable(self, None, split, k)
+        if total_epochs is None:
+            last = float(np.asarray(run["epoch"], dtype=float)[-1]) if len(run["epoch"]) else math.nan
+            total_epochs = last if math.isfinite(last) and last > 0 else None
+        table = LiveTable(self, None, split, k, total_epochs)
         for i in range(checked[split].shape[0]):
             table.add(run["step"][i], run["epoch"][i], {s: checked[s][i] for s in self.splits}, train_error[i],
                       write=False)
