@@ -46,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.embedding import (  # noqa: E402
     CHECKPOINTS_PER_TRAJECTORY, bhattacharyya_matrix, synthetic_sqrt_probabilities)
-from inpca.embedding import InPCA, landmark_inpca, landmark_rows_every, landmark_weights  # noqa: E402
+from inpca.embedding import InPCA  # noqa: E402
+from inpca.landmarks import landmark_inpca, landmark_rows_every, landmark_weights  # noqa: E402
 
 N_COMPONENTS = 10
 COMPARED_AXES = 3

@@ -12,7 +12,8 @@ The package by stage of the pipeline (each rule's script in ``scripts/`` calls o
 - files: :mod:`.files` (HDF5, TSV, atomic writes), :mod:`.runfile` (run files), :mod:`.store`
   (blocks of points, the reference points, index.tsv);
 - distances: :mod:`.distances` and :mod:`.kernels` (CPU and GPU), :mod:`.tiles` (per pair of blocks);
-- the map: :mod:`.embedding` (InPCA, landmarks), :mod:`.block_eigen` (its eigensolver for distances
+- the map: :mod:`.embedding` (InPCA), :mod:`.landmarks` (landmark InPCA), :mod:`.row_blocks` (reading D in
+  row blocks), :mod:`.block_eigen` (its eigensolver for distances
   on disk), :mod:`.embedding_file` (the embed step),
   :mod:`.geodesic` (P0 -> P*, progress), :mod:`.plots` and :mod:`.figures` (the figures);
 - whole trajectories: :mod:`.trajectories` (reindexing at equal progress), :mod:`.trajectory_files`

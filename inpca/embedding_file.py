@@ -46,7 +46,8 @@ def load_fitted(path):
     """A fitted InPCA restored from an embedding file: every fitted attribute is set, so transform()
     works and check_is_fitted passes. The file does not record the fit's W-product count, so
     ``n_matvec_`` is 0 (no W-product was computed for this object)."""
-    from .embedding import InPCA, WeightedLandmarkInPCA
+    from .embedding import InPCA
+    from .landmarks import WeightedLandmarkInPCA
 
     with open_h5(path) as f:
         model = InPCA(n_components=f["eigenvalues"].shape[0])
@@ -95,10 +96,11 @@ def embed(distances, index_path, out_path, *, split: str, n_components: int = 10
 
     Landmark tiles (``embedding.method: landmarks``; the tiles say so): InPCA is fitted on the landmarks'
     own L x L distances and every point is placed by out-of-sample projection from its distances to
-    the landmarks (:func:`inpca.embedding.landmark_inpca`). The file then also holds `landmarks`
+    the landmarks (:func:`inpca.landmarks.landmark_inpca`). The file then also holds `landmarks`
     (their rows), and eigenvalues, explained stress and components are the landmark fit's.
     """
-    from .embedding import InPCA, landmark_inpca
+    from .embedding import InPCA
+    from .landmarks import landmark_inpca
     from .tiles import LandmarkColumns
 
     started = time.time()

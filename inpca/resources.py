@@ -139,7 +139,7 @@ def study_points(study) -> int:
 
 
 def landmark_points(study) -> int:
-    """Landmarks of `embedding.method: landmarks` (inpca.embedding.landmark_rows_every): every
+    """Landmarks of `embedding.method: landmarks` (inpca.landmarks.landmark_rows_every): every
     reference point (blocks ref and corners), and of each run every landmark_every-th checkpoint and
     its last."""
     every = study.config["embedding"]["landmark_every"]

@@ -321,7 +321,7 @@ def landmark_rows(block_path, every: int) -> tuple[np.ndarray, np.ndarray]:
     """Positions in a block of its landmark points: every reference point, and of each run every
     `every`-th checkpoint and its last (a function of the block alone, so adding a run changes only
     the landmarks of its own block); and how many points each stands for (`landmark_weights`)."""
-    from .embedding import landmark_rows_every, landmark_weights
+    from .landmarks import landmark_rows_every, landmark_weights
 
     with open_h5(block_path) as f:
         runs = [r.decode() for r in f["run"][()]]

@@ -471,7 +471,7 @@ def trajectory_map(dists, trajectories: pd.DataFrame, keep, n_components: int = 
     architecture; the authors' ``inpca_reindexed.py``).
 
     ``geodesic_weight``: how many trajectories the geodesic counts for in the centring and the
-    eigenproblem (weighted InPCA, :class:`inpca.embedding.WeightedLandmarkInPCA`); 1 is plain InPCA,
+    eigenproblem (weighted InPCA, :class:`inpca.landmarks.WeightedLandmarkInPCA`); 1 is plain InPCA,
     "authors" is the authors' ``--weight_geod`` (the number of trajectories / 10).
 
     Returns a dict: ``rows`` (the kept trajectories' rows of ``trajectories``), ``coords`` (len(rows), k),
@@ -483,7 +483,8 @@ def trajectory_map(dists, trajectories: pd.DataFrame, keep, n_components: int = 
     """
     from sklearn.metrics import silhouette_score
 
-    from ..embedding import InPCA, WeightedLandmarkInPCA
+    from ..embedding import InPCA
+    from ..landmarks import WeightedLandmarkInPCA
 
     _check_trajectories(trajectories)
     keep = _check_keep(keep, len(trajectories))

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from inpca.embedding import InPCA, WeightedLandmarkInPCA
+from inpca.embedding import InPCA
+from inpca.landmarks import WeightedLandmarkInPCA
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,7 @@ def test_scikit_learn_estimator_checks(estimator, check):
 def test_array_api_check_with_scipy_array_api_enabled():
     script = (
         "from sklearn.utils.estimator_checks import check_estimator\n"
-        "from inpca.embedding import InPCA, WeightedLandmarkInPCA\n"
+        "from inpca.embedding import InPCA\nfrom inpca.landmarks import WeightedLandmarkInPCA\n"
         "for estimator in (InPCA(n_components=2), WeightedLandmarkInPCA(n_components=2)):\n"
         "    results = [r for r in check_estimator(estimator, on_fail=None)\n"
         "               if r['check_name'] == 'check_array_api_input']\n"

@@ -6,8 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from inpca.embedding import (InPCA, LandmarkEmbedding, embedded_distances, landmark_inpca,
-                             landmark_rows_every)
+from inpca.embedding import InPCA, embedded_distances
+from inpca.landmarks import LandmarkEmbedding, landmark_inpca, landmark_rows_every
 from unit.test_embedding import fan_of_geodesics
 
 pytestmark = pytest.mark.usefixtures("single_threaded_blas")
@@ -182,7 +182,8 @@ def test_landmark_rows_every_rejects_bad_input():
 
 def test_a_landmark_of_weight_two_is_a_point_counted_twice():
     """WeightedLandmarkInPCA is InPCA with each landmark repeated `weight` times."""
-    from inpca.embedding import InPCA, WeightedLandmarkInPCA
+    from inpca.embedding import InPCA
+    from inpca.landmarks import WeightedLandmarkInPCA
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(12, 5))
@@ -201,7 +202,7 @@ def test_a_landmark_of_weight_two_is_a_point_counted_twice():
 
 
 def test_weighted_fit_refuses_bad_weights_and_distances_and_streams_transform(trajectory_distances):
-    from inpca.embedding import WeightedLandmarkInPCA
+    from inpca.landmarks import WeightedLandmarkInPCA
 
     D = trajectory_distances[:60, :60]
     weights = np.linspace(1.0, 3.0, 60)
@@ -233,7 +234,7 @@ def test_weighted_fit_refuses_bad_weights_and_distances_and_streams_transform(tr
 
 
 def test_landmark_weights_count_the_points_each_landmark_stands_for():
-    from inpca.embedding import landmark_rows_every, landmark_weights
+    from inpca.landmarks import landmark_rows_every, landmark_weights
 
     runs = np.array(["ref"] * 2 + ["a"] * 10 + ["b"] * 7)
     kinds = np.array(["reference"] * 2 + ["run"] * 17)
@@ -267,7 +268,8 @@ def test_weighted_landmarks_of_every_second_checkpoint_stay_within_the_measured_
     """Measured on this study (960 points, 504 landmarks): weighted, top-3 coordinates 0.58 % off
     and S(3) 0.0009 off; unweighted 30 % and 0.008. The test allows 2 % and 0.005."""
     from inpca.distances import pairwise
-    from inpca.embedding import InPCA, landmark_inpca, landmark_rows_every, landmark_weights
+    from inpca.embedding import InPCA
+    from inpca.landmarks import landmark_inpca, landmark_rows_every, landmark_weights
 
     P, runs, index = _small_trajectories()
     D = pairwise(P, device="cpu")

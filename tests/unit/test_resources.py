@@ -245,7 +245,7 @@ def test_a_subset_corner_trains_no_longer_than_a_random_labels_corner(with_corne
 
 
 def test_landmark_points_are_those_the_embedding_picks(with_corners):
-    from inpca.embedding import landmark_rows_every
+    from inpca.landmarks import landmark_rows_every
 
     for every in (1, 4, 5):
         study = study_of("presets/digits-corners.yaml", embedding={"method": "landmarks", "landmark_every": every})
