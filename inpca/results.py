@@ -197,13 +197,12 @@ class Results:
         True when that cannot be told (no marker, a config file gone), so the remedy stays the target."""
         import yaml
 
-        from .config import STUDY_MARKER
+        from .folders import study_config_files
 
-        marker = self.path / STUDY_MARKER
-        if (self.path / "atlas").is_dir() or not marker.is_file():
+        config_files = study_config_files(self.path)
+        if (self.path / "atlas").is_dir() or config_files is None:
             return True
-        for name in marker.read_text().strip().split(", "):  # the config files, as results_folder names them
-            config_file = self.path.resolve().parent / name  # relative to the Snakefile's folder (or absolute)
+        for config_file in config_files:
             try:
                 config = yaml.safe_load(config_file.read_text())
             except (OSError, yaml.YAMLError):

@@ -615,8 +615,12 @@ class Atlas:
                 return np.asarray(run["test_error"], dtype=float)
             probs = run.get("test_probs")
             if probs is not None and len(probs) == K and K and np.shape(probs[0])[0] == self.n_samples["test"]:
-                return np.array([np.mean(np.asarray(p).argmax(-1) != self.labels["test"]) for p in probs])
+                return np.array([self.test_error(p) for p in probs])
         return np.full(K, np.nan)
+
+    def test_error(self, probs) -> float:
+        """The 0/1 error of one checkpoint's (N, C) test probabilities on the atlas' test labels."""
+        return float(np.mean(np.asarray(probs).argmax(-1) != self.labels["test"]))
 
     def _pairs_of_seeds(self) -> list[tuple[str, str]]:
         """Every pair of reference runs of one configuration (two seeds)."""
@@ -714,7 +718,9 @@ class Atlas:
         if len(test_error) < 2 or not np.isfinite(test_error[-1]):  # nothing of the training seen yet
             return None
         floor = self._error_floor()
-        finals = self.outcomes.set_index("run")["final_test_error"]
+        if ("finals",) not in self._forecast_cache:  # every forecast reads it: indexed once
+            self._forecast_cache[("finals",)] = self.outcomes.set_index("run")["final_test_error"]
+        finals = self._forecast_cache[("finals",)]
         curve = curve_features(following.epochs, test_error, following.train_error, total_epochs, floor)
         return feature_row(curve, analogue_features(following, k, self._reference_curves(following.split), finals,
                                                     floor))

@@ -61,18 +61,18 @@ class LiveTable:
                 "test_error": list(self._test_error),
                 "epoch": list(self._epoch), f"progress_{self.split}": list(self._progress)}
 
-    def _remember(self, probs: dict, train_error: float, epoch: float, progress: float) -> None:
+    def _remember(self, probs: dict, train_error: float, test_error: float, epoch: float, progress: float) -> None:
         for s in self._probs:
             self._probs[s].append(np.asarray(probs[s], dtype=np.float32))
         self._train_error.append(float(train_error))
-        self._test_error.append(self._test_error_of(probs))
+        self._test_error.append(test_error)
         self._epoch.append(float(epoch))
         self._progress.append(float(progress))
 
     def _test_error_of(self, probs: dict) -> float:
         if "test" not in probs:
             return float("nan")
-        return float(np.mean(np.asarray(probs["test"]).argmax(-1) != self.atlas.labels["test"]))
+        return self.atlas.test_error(probs["test"])
 
     def add(self, step: int, epoch: float, probs: dict, train_error: float, write: bool = True):
         """Place the checkpoint `step` (probs {split: (N, C)}, every split of the atlas) after those
@@ -84,12 +84,13 @@ class LiveTable:
         history = self.history()
         for s in self._probs:
             history[s].append(probs[s])
+        test_error = self._test_error_of(probs)
         history["train_error"].append(float(train_error))
-        history["test_error"].append(self._test_error_of(probs))
+        history["test_error"].append(test_error)
         history["epoch"].append(float(epoch))
         row, forecast = self.atlas.checkpoint_row({s: probs[s] for s in self._probs}, history, self.split, self.k,
                                                   step=step, epoch=epoch, total_epochs=self.total_epochs)
-        self._remember(probs, train_error, epoch, row[f"{self.split}_progress"])
+        self._remember(probs, train_error, test_error, epoch, row[f"{self.split}_progress"])
         if self.path is not None:
             row["place_seconds"] = time.perf_counter() - started
         self.rows.append(row)
@@ -113,7 +114,8 @@ class LiveTable:
             if step in kept:
                 row = kept.pop(step)
                 progress = self.atlas.progress(checkpoint["probs"][self.split], self.split)
-                self._remember(checkpoint["probs"], checkpoint["train_error"], checkpoint["epoch"], progress)
+                self._remember(checkpoint["probs"], checkpoint["train_error"], self._test_error_of(checkpoint["probs"]),
+                               checkpoint["epoch"], progress)
                 self.rows.append(row)
             else:
                 self.add(step, checkpoint["epoch"], checkpoint["probs"], checkpoint["train_error"], write=False)
