@@ -40,7 +40,7 @@ a corner-started run and the same training from the default start are different 
 (labels such as ``"fc · random_labels"`` and ``"fc · default init"``). The label columns ``init``
 and ``corner`` of the trajectory table are not used (older tables lack them).
 
-Config values are compared after normalisation (see :func:`_norm`): ``0.0`` and ``0``, ``True``
+Config values are compared after normalisation (see :func:`normalised`): ``0.0`` and ``0``, ``True``
 and ``"true"``, ``"[64, 64]"`` and ``"[64,64]"`` are equal, and an empty cell equals NaN, so a
 table read back from TSV groups as the in-memory one does.
 
@@ -58,6 +58,7 @@ The package, by job:
 * :mod:`.steps`: the pipeline's analysis rules, files in and files out.
 """
 
+from ..configurations import FACTORS, configuration_archs, configuration_labels
 from .claims import (
     DEFAULT_LEVELS,
     FACTOR_COLUMNS,
@@ -70,7 +71,7 @@ from .claims import (
     trajectory_map,
     tube_widths,
 )
-from .selection import FACTORS, configuration_archs, configuration_labels, select_runs
+from .selection import select_runs
 from .summary import summary_html, summary_markdown
 
 __all__ = [

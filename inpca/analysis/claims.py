@@ -10,12 +10,15 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from ..configurations import (DEFAULT_INIT, FACTORS, archs_of, check_trajectories, config_frame, configuration_labels,
+                              factor_of, geodesic_mask, geodesic_row, init_fields_shown, init_label, is_init_field,
+                              ordered_configurations, run_mask)
+from ..embedding import InPCA
 from ..errors import ResultsError
+from ..landmarks import WeightedLandmarkInPCA
 from ..study import GEODESIC
 from ..trajectories import first_crossing
-from .selection import (DEFAULT_INIT, FACTORS, _archs, _check_dists, _check_keep, _check_trajectories, _config_frame,
-                        _factor_of, _geodesic_row, _init_fields, _init_label, _is_geodesic, _is_init, _is_run,
-                        _ordered_configurations, configuration_labels)
+from .selection import check_dists, check_keep
 
 
 DEFAULT_LEVELS = (0.5, 0.8, 0.9)
@@ -41,16 +44,16 @@ def configuration_distances(dists, trajectories: pd.DataFrame, keep) -> tuple[li
     ``a, b, distance, arch_a, arch_b, same_arch`` (arch of the geodesic: 'geodesic'; same_arch is False
     for its pairs).
     """
-    _check_trajectories(trajectories)
-    keep = _check_keep(keep, len(trajectories))
-    dists = _check_dists(dists, len(trajectories))
+    check_trajectories(trajectories)
+    keep = check_keep(keep, len(trajectories))
+    dists = check_dists(dists, len(trajectories))
     rows = np.flatnonzero(keep)
     mean = dists.mean(axis=0)
     if rows.size and not np.isfinite(mean[np.ix_(rows, rows)]).all():
         raise ResultsError("dists: non-finite distances between kept trajectories")
     lab = configuration_labels(trajectories).to_numpy()
-    archs = _archs(trajectories)
-    labels = _ordered_configurations(lab, archs, rows)
+    archs = archs_of(trajectories)
+    labels = ordered_configurations(lab, archs, rows)
     members = [rows[lab[rows] == l] for l in labels]
     g = len(labels)
     D = np.zeros((g, g))
@@ -89,14 +92,14 @@ def run_pairs(dists, trajectories: pd.DataFrame, keep) -> pd.DataFrame:
     initialization (``init.*``; a default-init run counts as ``init.name = "default"``) and other (any
     remaining field, e.g. ``dataset.*``).
     """
-    _check_trajectories(trajectories)
-    keep = _check_keep(keep, len(trajectories))
-    dists = _check_dists(dists, len(trajectories))
-    rows = np.flatnonzero(keep & _is_run(trajectories))
-    frame = _config_frame(trajectories).iloc[rows]
+    check_trajectories(trajectories)
+    keep = check_keep(keep, len(trajectories))
+    dists = check_dists(dists, len(trajectories))
+    rows = np.flatnonzero(keep & run_mask(trajectories))
+    frame = config_frame(trajectories).iloc[rows]
     groups: dict[str, list[str]] = {}
     for c in frame.columns:
-        groups.setdefault(_factor_of(str(c)), []).append(c)
+        groups.setdefault(factor_of(str(c)), []).append(c)
     codes = {}
     for factor in FACTORS:
         cols = groups.get(factor)
@@ -106,11 +109,11 @@ def run_pairs(dists, trajectories: pd.DataFrame, keep) -> pd.DataFrame:
                                       dtype=object))[0]
         if len(set(code)) > 1:
             codes[factor] = code
-    arch_code = pd.factorize(pd.Series(_archs(trajectories)[rows]))[0]
+    arch_code = pd.factorize(pd.Series(archs_of(trajectories)[rows]))[0]
     iu, ju = np.triu_indices(len(rows), 1)
     mean = dists.mean(axis=0)
     runs = trajectories["run"].astype(str).to_numpy()
-    archs = _archs(trajectories)
+    archs = archs_of(trajectories)
     out = pd.DataFrame({"run_a": runs[rows[iu]], "run_b": runs[rows[ju]], "arch_a": archs[rows[iu]],
                         "arch_b": archs[rows[ju]], "distance": mean[rows[iu], rows[ju]]})
     differ = {}
@@ -209,14 +212,14 @@ def distance_to_geodesic(dists, trajectories: pd.DataFrame, ts=None, keep=None) 
     within a run. ``ts`` (T,) are the t_k (default k/T, k = 0..T-1); ``keep`` (optional) restricts the
     table to kept runs. Needs exactly one geodesic row.
     """
-    _check_trajectories(trajectories)
-    dists = _check_dists(dists, len(trajectories))
-    keep = _check_keep(keep, len(trajectories))
+    check_trajectories(trajectories)
+    dists = check_dists(dists, len(trajectories))
+    keep = check_keep(keep, len(trajectories))
     t = _grid(ts, dists.shape[0])
-    g = _geodesic_row(trajectories)
-    rows = np.flatnonzero(_is_run(trajectories) & keep)
+    g = geodesic_row(trajectories)
+    rows = np.flatnonzero(run_mask(trajectories) & keep)
     lab = configuration_labels(trajectories).to_numpy()
-    archs = _archs(trajectories)
+    archs = archs_of(trajectories)
     runs = trajectories["run"].astype(str).to_numpy()
     T = len(t)
     return pd.DataFrame({
@@ -241,17 +244,17 @@ def tube_widths(trajectories: pd.DataFrame, keep, ts, read_probs: Callable[[list
     ``configuration, arch, run, t, distance`` (empty, with those columns, when no configuration has two
     kept seeds).
     """
-    _check_trajectories(trajectories)
-    keep = _check_keep(keep, len(trajectories))
+    check_trajectories(trajectories)
+    keep = check_keep(keep, len(trajectories))
     ts = np.asarray(ts, dtype=float)
     if ts.ndim != 1 or ts.size == 0:
         raise ResultsError(f"ts: expected a 1-D array of the t_k, got shape {ts.shape}")
     lab = configuration_labels(trajectories).to_numpy()
-    archs = _archs(trajectories)
+    archs = archs_of(trajectories)
     runs = trajectories["run"].astype(str).to_numpy()
-    rows = np.flatnonzero(keep & _is_run(trajectories))
+    rows = np.flatnonzero(keep & run_mask(trajectories))
     frames = []
-    for conf in _ordered_configurations(lab, archs, rows):
+    for conf in ordered_configurations(lab, archs, rows):
         members = rows[lab[rows] == conf]
         if len(members) < 2:
             continue
@@ -303,8 +306,8 @@ def speed(points: pd.DataFrame, trajectories: pd.DataFrame, keep, split: str,
       level>``, fastest first, configurations that never reach it last (among them, by the lower
       levels); ``parameters`` sits next to the ranks so "larger networks are faster" can be read off.
     """
-    _check_trajectories(trajectories)
-    keep = _check_keep(keep, len(trajectories))
+    check_trajectories(trajectories)
+    keep = check_keep(keep, len(trajectories))
     if not isinstance(points, pd.DataFrame):
         raise ResultsError(f"points: expected a pandas DataFrame, got {type(points).__name__}")
     column = f"progress_{split}"
@@ -324,8 +327,8 @@ def speed(points: pd.DataFrame, trajectories: pd.DataFrame, keep, split: str,
     sort_cols = ["step", "epoch"] + (["checkpoint"] if "checkpoint" in pts.columns else [])
     by_run = {run: g.sort_values(sort_cols, kind="mergesort") for run, g in pts.groupby("run", sort=False)}
     lab = configuration_labels(trajectories).to_numpy()
-    archs = _archs(trajectories)
-    is_run = _is_run(trajectories)
+    archs = archs_of(trajectories)
+    is_run = run_mask(trajectories)
     records = []
     for i in np.flatnonzero(is_run):
         row = trajectories.iloc[i]
@@ -409,28 +412,28 @@ def corner_distances(dists, trajectories: pd.DataFrame, keep, ts=None, start=Non
     fits most of the data): below its start, its reindexed runs sit at the corner itself.
     Empty (with those columns) when no kept corner-started run has a partner.
     """
-    _check_trajectories(trajectories)
-    keep = _check_keep(keep, len(trajectories))
-    dists = _check_dists(dists, len(trajectories))
+    check_trajectories(trajectories)
+    keep = check_keep(keep, len(trajectories))
+    dists = check_dists(dists, len(trajectories))
     t = _grid(ts, dists.shape[0])
     empty = pd.DataFrame({c: pd.Series(dtype=float if c in ("t", "distance") else int if c == "pairs" else object)
                           for c in CORNER_COLUMNS})
-    frame = _config_frame(trajectories)
+    frame = config_frame(trajectories)
     if "init.name" not in frame.columns:
         return empty
-    is_run = _is_run(trajectories)
+    is_run = run_mask(trajectories)
     rows = np.flatnonzero(keep & is_run)
     lab = configuration_labels(trajectories).to_numpy()
-    archs = _archs(trajectories)
-    base_cols = [c for c in frame.columns if not _is_init(c) and c != "seed"]
+    archs = archs_of(trajectories)
+    base_cols = [c for c in frame.columns if not is_init_field(c) and c != "seed"]
     base = [tuple(r) for r in frame[base_cols].itertuples(index=False, name=None)]
     default = (frame["init.name"] == DEFAULT_INIT).to_numpy()
     no_seed = frame.drop(columns=[c for c in frame.columns if c == "seed"])
-    init_fields = _init_fields(no_seed, np.flatnonzero(is_run))
+    init_fields = init_fields_shown(no_seed, np.flatnonzero(is_run))
     records = no_seed.to_dict("records")
-    members = {conf: rows[lab[rows] == conf] for conf in _ordered_configurations(lab, archs, rows)}
+    members = {conf: rows[lab[rows] == conf] for conf in ordered_configurations(lab, archs, rows)}
     defaults = {conf: m for conf, m in members.items() if default[m[0]]}
-    corners = sorted((_init_label(records[m[0]], init_fields), conf) for conf, m in members.items() if not default[m[0]])
+    corners = sorted((init_label(records[m[0]], init_fields), conf) for conf, m in members.items() if not default[m[0]])
     frames = []
 
     starts = (np.full(len(trajectories), np.nan) if start is None
@@ -483,17 +486,14 @@ def trajectory_map(dists, trajectories: pd.DataFrame, keep, n_components: int = 
     """
     from sklearn.metrics import silhouette_score
 
-    from ..embedding import InPCA
-    from ..landmarks import WeightedLandmarkInPCA
-
-    _check_trajectories(trajectories)
-    keep = _check_keep(keep, len(trajectories))
-    dists = _check_dists(dists, len(trajectories))
+    check_trajectories(trajectories)
+    keep = check_keep(keep, len(trajectories))
+    dists = check_dists(dists, len(trajectories))
     rows = np.flatnonzero(keep)
     mean = dists.mean(axis=0)[np.ix_(rows, rows)]
     if not np.isfinite(mean).all():
         raise ResultsError("dists: non-finite distances between kept trajectories")
-    geodesic = _is_geodesic(trajectories)[rows]
+    geodesic = geodesic_mask(trajectories)[rows]
     if geodesic_weight == "authors":
         geodesic_weight = max(len(rows) / 10.0, 1e-12)
     geodesic_weight = float(geodesic_weight)
@@ -505,7 +505,7 @@ def trajectory_map(dists, trajectories: pd.DataFrame, keep, n_components: int = 
     else:
         weights = np.where(geodesic, geodesic_weight, 1.0)
         model = WeightedLandmarkInPCA(n_components=k).fit(mean, sample_weight=weights)
-    archs = _archs(trajectories)[rows]
+    archs = archs_of(trajectories)[rows]
     runs = ~geodesic
     run_dists, run_archs = mean[np.ix_(runs, runs)], archs[runs]
     n = int(runs.sum())

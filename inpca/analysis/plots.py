@@ -26,11 +26,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..configurations import DEFAULT_INIT, SEP
 from ..errors import ResultsError
 from ..figures import EXCLUDED_COLOR, arch_colors, pyplot, save_png
 from ..study import GEODESIC
 from .claims import BETWEEN_SEEDS, TO_DEFAULT
-from .selection import DEFAULT_INIT, SEP
 
 TUBE_TARGETS = (0.1, 0.25, 0.4, 0.55, 0.7, 0.9)
 SEED_COLOR = "#7f7f7f"

@@ -26,13 +26,17 @@ import logging
 import numpy as np
 
 from ..config import study_command
+from ..configurations import configuration_archs, configuration_labels
+from ..distances import pairwise
 from ..errors import ResultsError
 from ..files import atomic_path, create, open_h5, read_table, text, write_h5, write_table
+from ..plots import plot_trajectory_map_html, plot_trajectory_map_png
+from ..trajectory_files import ReindexedBlock
 from .claims import (configuration_distances, corner_distances, distance_to_geodesic, factor_effects, run_pairs, speed,
                      trajectory_map, tube_widths)
 from .plots import (plot_corner_distances, plot_dendrogram, plot_distance_to_geodesic, plot_factors, plot_speed,
                     plot_tube_widths)
-from .selection import configuration_archs, configuration_labels, select_runs
+from .selection import select_runs
 from .summary import summary_html, summary_markdown
 
 log = logging.getLogger("inpca.analysis")
@@ -121,9 +125,6 @@ def write_tube_width(store_blocks: dict, plans: dict, reference, trajectories_pa
     """Tube width: each configuration's seeds at equal progress, computed from the store and the plans
     one configuration at a time. A CPU job on any machine: each seed is compared with one mean
     trajectory, T distances per seed. `store_blocks`, `plans`: {block: path} of the trajectory blocks."""
-    from ..distances import pairwise
-    from ..trajectory_files import ReindexedBlock
-
     trajectories = load_trajectories(trajectories_path)
     keep, _ = _selected(trajectories, max_final_train_error)
     with contextlib.ExitStack() as stack:
@@ -150,8 +151,6 @@ def write_trajectory_map(equal_progress_path, trajectories_path, split: str, out
     coords (P, k), eigenvalues (k,), explained_stress (k,), run, kind (P,) and the trajectories' rows of
     index.tsv (`row`); attributes split, geodesic_weight, nn_same_arch, nn_chance, silhouette; and its
     figures, PNG and interactive HTML."""
-    from ..plots import plot_trajectory_map_html, plot_trajectory_map_png
-
     dists, _, trajectories = load_equal_progress(equal_progress_path, trajectories_path)
     keep, _ = _selected(trajectories, max_final_train_error)
     result = trajectory_map(dists, trajectories, keep, n_components=n_components, geodesic_weight=geodesic_weight)

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..configurations import DEFAULT_INIT
 from ..errors import ResultsError
 from ..study import GEODESIC
 from .claims import BETWEEN_SEEDS, CORNER_COLUMNS, TO_DEFAULT
-from .selection import DEFAULT_INIT
 
 
 # The values of t at which summary.md reports the corners (the nearest t of the grid).
