@@ -3,7 +3,8 @@
 The package by stage of the pipeline (each rule's script in ``scripts/`` calls one of these):
 
 - the study: :mod:`.config` (the schema, checks, defaults), :mod:`.folders` (a study's folder and the
-  commands that make it), :mod:`.study` (runs, ids, blocks, tiles),
+  commands that make it), :mod:`.study` (runs, ids, blocks, tiles), :mod:`.configurations` (what a
+  configuration is: its fields, factors and label, for the analysis and the atlas alike),
   :mod:`.resources` (cluster estimates), :mod:`.devices` (which GPU a job takes);
 - networks and data: :mod:`.data`, :mod:`.models`, :mod:`.schedule`, :mod:`.train` (the grid's
   training), :mod:`.corners` (pre-trained starting points), :mod:`.record` (one's own training),
@@ -24,6 +25,12 @@ The package by stage of the pipeline (each rule's script in ``scripts/`` calls o
 - for one's own analysis: :mod:`.results` (a finished study in one line).
 
 Errors the project refuses are :mod:`.errors`; rule scripts log through :mod:`.logs`.
+
+Modules import each other downwards only: the base (the study's files, config and folders) below the
+computations below the products (the analysis, the plots, the atlas, the recorder, ``results``); the
+analysis and the atlas do not import each other; an import inside a function is there only to keep a
+heavy or optional library (torch, numba, triton, scikit-learn, optuna) out of a module that does not
+need it (``tests/unit/test_import_graph.py`` checks all three).
 
 The public API is at the top::
 

@@ -33,6 +33,7 @@ from .folders import (
     study_config_file,
     study_folder,
 )
+from .resources import dataset_size
 
 #: The schema, shipped inside the package (``inpca/schemas/config.schema.yaml``) and found through
 #: importlib.resources, so an installed package (a wheel, no checkout) validates as the workflow does;
@@ -375,8 +376,6 @@ def check_arch_fits(arch: dict, input_shape: tuple) -> None:
 
 def _check_semantics(config: dict) -> None:
     """Rules a JSON schema cannot express well, with the same one-line messages."""
-    from .resources import dataset_size
-
     dataset = config["dataset"]
     if dataset["name"] == "recorded":
         if config["grid"]:
@@ -417,8 +416,6 @@ MIN_SAMPLES_PER_CLASS = 10
 
 def _check_recorded_samples(dataset: dict) -> None:
     """Refuse a data set (or a `keep_every`) that leaves too few samples to record on."""
-    from .resources import dataset_size
-
     full, kept = dataset_size(dataset, recorded=False), dataset_size(dataset)
     need = MIN_SAMPLES_PER_CLASS * full[2]
     minimum = (f"each split must keep at least {need} ({MIN_SAMPLES_PER_CLASS} per class: distances and errors are "
@@ -436,8 +433,6 @@ def _check_recorded_samples(dataset: dict) -> None:
 
 
 def _check_init(init: dict, where: str, dataset: dict, n_train: int) -> None:
-    from .resources import dataset_size
-
     optimizer = init.get("optimizer")
     if optimizer and optimizer["name"] == "sgd" and optimizer["nesterov"] and not optimizer["momentum"]:
         raise ConfigError(f"{where}.optimizer: nesterov needs momentum > 0")

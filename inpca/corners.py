@@ -45,6 +45,7 @@ from . import __version__
 from .config import SPLITS
 from .errors import DatasetError, InpcaError, RunFileError
 from .files import atomic_path, create, open_h5, write_h5
+from .train import Training, evaluate, train_epochs
 
 log = logging.getLogger("inpca.corners")
 
@@ -128,8 +129,6 @@ def pretrain_corner(corner: dict, corner_id: str, weights_path, predictions_path
     pre-training that diverges, and a corner whose predictions are not finite.
     """
     import torch
-
-    from .train import Training, evaluate, train_epochs
 
     init = corner["init"]
     if init["name"] not in KINDS:

@@ -158,7 +158,7 @@ def validate_probabilities(P, name: str = "P", atol: float = 1e-3) -> None:
 
 
 @contextlib.contextmanager
-def _thread_limit(threads: int | None, kernel_name: str):
+def thread_limit(threads: int | None, kernel_name: str):
     """Run with at most `threads` threads in torch (and numba), restoring the previous settings."""
     if threads is None:
         yield
@@ -273,7 +273,7 @@ def pairwise_streamed(read_p: Callable, n_samples: int, read_q: Callable | None 
     _check_metric(metric)
     device = resolve_device(device)
     name = default_kernel_name("cpu" if device == "cpu" else "cuda")
-    with _thread_limit(threads, name):
+    with thread_limit(threads, name):
         return _streamed(read_p, n_samples, read_q, metric, get_kernel(name, device), chunk_samples,
                          validate=validate, atol=sum_tolerance)
 
@@ -333,6 +333,6 @@ def pairwise(P, Q=None, metric: str = "bhattacharyya", device: str = "auto", thr
     widest = max(m, Q.shape[0] if Q is not None else 0)
     chunk = int(min(n, max(256, PAIRWISE_CHUNK_ELEMENTS[kind] // (widest * c))))
     read_q = None if Q is None else (lambda start, stop: Q[:, start:stop])
-    with _thread_limit(threads, name):
+    with thread_limit(threads, name):
         return _streamed(lambda start, stop: P[:, start:stop], n, read_q, metric, get_kernel(name, device),
                          chunk, validate=False)

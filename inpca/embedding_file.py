@@ -26,9 +26,12 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .embedding import InPCA
 from .errors import ResultsError
 from .files import open_h5, write_h5
+from .landmarks import WeightedLandmarkInPCA, landmark_inpca
 from .resources import IN_MEMORY_POINTS, LANDMARK_IN_MEMORY_ENTRIES
+from .tiles import LandmarkColumns, open_tiles
 
 log = logging.getLogger("inpca.embedding")
 
@@ -46,9 +49,6 @@ def load_fitted(path):
     """A fitted InPCA restored from an embedding file: every fitted attribute is set, so transform()
     works and check_is_fitted passes. The file does not record the fit's W-product count, so
     ``n_matvec_`` is 0 (no W-product was computed for this object)."""
-    from .embedding import InPCA
-    from .landmarks import WeightedLandmarkInPCA
-
     with open_h5(path) as f:
         model = InPCA(n_components=f["eigenvalues"].shape[0])
         if "landmark_weights" in f:
@@ -72,8 +72,6 @@ def _distance_matrix(distances, index_path):
     """(D, run, kind, metric, name) from a split's tiles ({(a, b): path}, read in place: distance tiles,
     or landmark tiles, where D is the (M, L) matrix of distances to the landmarks, a LandmarkColumns),
     or from an assembled distance file."""
-    from .tiles import open_tiles
-
     if isinstance(distances, dict):
         with open_tiles(distances, index_path) as D:
             yield D, np.array(D.run, dtype="S"), np.array(D.kind, dtype="S"), D.metric, f"the tiles of {index_path}"
@@ -99,10 +97,6 @@ def embed(distances, index_path, out_path, *, split: str, n_components: int = 10
     the landmarks (:func:`inpca.landmarks.landmark_inpca`). The file then also holds `landmarks`
     (their rows), and eigenvalues, explained stress and components are the landmark fit's.
     """
-    from .embedding import InPCA
-    from .landmarks import landmark_inpca
-    from .tiles import LandmarkColumns
-
     started = time.time()
     with threadpool_limits(limits=threads, user_api="blas"), _distance_matrix(distances, index_path) as source:
         dset, runs, kinds, metric, name = source

@@ -48,7 +48,7 @@ __all__ = [
 
 # Samples whose endpoints are closer than this angle (rad) are copied instead of interpolated:
 # sin(theta) in the denominator would amplify rounding (the authors' code uses the same threshold).
-_MIN_ANGLE = 1e-8
+MIN_ANGLE = 1e-8
 
 # Floor on BC inside the progress objective so that -log BC stays finite (-log 1e-300 = 690.8).
 _MIN_BC = 1e-300
@@ -88,7 +88,7 @@ def geodesic(P, Q, ts, dtype=None):
     sqrt_p = np.sqrt(np.clip(P.astype(np.float64), 0.0, None))
     sqrt_q = np.sqrt(np.clip(Q.astype(np.float64), 0.0, None))
     theta = np.arccos(np.clip(np.einsum("nc,nc->n", sqrt_p, sqrt_q), 0.0, 1.0))
-    moving = theta >= _MIN_ANGLE
+    moving = theta >= MIN_ANGLE
     sin_theta = np.where(moving, np.sin(theta), 1.0)
     out = np.empty((ts.size,) + P.shape, dtype=dtype)
     for i, t in enumerate(ts):

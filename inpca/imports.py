@@ -1,4 +1,6 @@
-"""Run files recorded by one's own training (:mod:`inpca.record`) brought into a study.
+"""Run files recorded by one's own training (:mod:`inpca.record`) brought into a study: the
+`import_run` job. What the workflow needs at parse time (finding and naming the recordings) is
+:mod:`inpca.recordings`, so that this module may import the store.
 
 The config's `imports` lists files or glob patterns. When Snakemake parses the workflow, each file is
 opened (h5py, imported only when a study has imports) for its identity: the run config it carries, its
@@ -14,10 +16,12 @@ NaN, negative probabilities, row sums) and writes it as `results/runs/{run}.h5` 
 
 from __future__ import annotations
 
+import logging
+
 from .config import SPLITS
-# Finding and naming the recordings (parse time) lives in a module of its own, which the study's plan
-# imports without this module's job; named here too.
-from .recordings import PREFIX, RUN_ID_PATTERN, ImportedRun, scan  # noqa: F401
+from .errors import StoreError
+from .runfile import METRICS, check_probabilities, read_run, write_run
+from .store import check_fits_reference, read_reference
 
 
 def import_run(source, out_path, run_id: str, sum_tolerance: float = 1e-3, reference=None) -> None:
@@ -26,12 +30,6 @@ def import_run(source, out_path, run_id: str, sum_tolerance: float = 1e-3, refer
     `reference`: the study's reference block when the study has a data set of its own; a recording
     made on other data is refused, naming both files.
     """
-    import logging
-
-    from .errors import StoreError
-    from .runfile import METRICS, check_probabilities, read_run, write_run
-    from .store import check_fits_reference, read_reference
-
     run = read_run(source)
     for split in SPLITS:
         if f"{split}_labels" not in run:

@@ -20,6 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from .config import study_command
 from .errors import InpcaError, first_line
 
 log = logging.getLogger("inpca")
@@ -133,7 +134,6 @@ def os_refusal(exc: OSError, outputs=()) -> str | None:
     temporary name that is removed when the write fails."""
     if exc.errno not in _OS_REFUSALS:
         return None
-    from .config import study_command
 
     path, where = _refused_path(exc, outputs)
     rerun = study_command(path)

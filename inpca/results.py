@@ -27,6 +27,9 @@ import numpy as np
 from .config import command_for_folder, study_command
 from .errors import ResultsError
 from .files import open_h5, read_table, text
+from .folders import study_config_files
+from .tiles import TiledMatrix, study_tile_paths
+from .trajectory_files import ReindexedBlock
 
 __all__ = ["Results", "load"]
 
@@ -80,8 +83,6 @@ class Reindexed:
         self.t = self._block(self._rows[0][0]).t
 
     def _block(self, block: str):
-        from .trajectory_files import ReindexedBlock
-
         key = ("reindexed", self._split, block)
         if key not in self._results._open:
             path = self._results.path
@@ -157,7 +158,6 @@ class Results:
         assembled = self.path / "distances" / f"{split}.h5"
         if assembled.exists():
             return self._h5(assembled)["D"]
-        from .tiles import TiledMatrix, study_tile_paths
 
         key = self.path / "distances" / split / "tiles"
         if key not in self._open:
@@ -196,8 +196,6 @@ class Results:
         """Whether the study's config files (named by its results folder's marker) have an `atlas` key;
         True when that cannot be told (no marker, a config file gone), so the remedy stays the target."""
         import yaml
-
-        from .folders import study_config_files
 
         config_files = study_config_files(self.path)
         if (self.path / "atlas").is_dir() or config_files is None:

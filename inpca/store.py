@@ -56,6 +56,9 @@ from .errors import RunFileError, StoreError
 from .files import atomic_path, create, open_h5, text_of, write_h5
 from .runfile import check_probabilities, read_run
 from .config import SPLITS
+from .corners import read_corner
+from .data import load_study_dataset
+from .geodesic import distance_to_truth, geodesic, ignorance, progress_many, reference_points, truth
 from .study import METRICS, POINT_FIELDS, flatten, index_columns
 
 log = logging.getLogger("inpca.store")
@@ -71,8 +74,6 @@ def _probs_chunks(n: int, c: int):
 
 
 def _point_metrics(probs: dict, labels: dict, num_classes: int, progress_mode: str) -> dict:
-    from .geodesic import distance_to_truth, progress_many
-
     out = {}
     for split in SPLITS:
         out[f"progress_{split}"] = progress_many(probs[split], labels[split], num_classes, mode=progress_mode)
@@ -137,13 +138,9 @@ def write_reference(out_path, dataset_spec: dict, geodesic_points: int, data_dir
     For `dataset: recorded` the labels (and the data's fingerprint) come from `recorded_run`, one of
     the study's imported run files.
     """
-    from .geodesic import reference_points
-
     if dataset_spec["name"] == "recorded":
         labels, C, fingerprint, name = _recorded_data(recorded_run)
     else:
-        from .data import load_study_dataset
-
         dataset = load_study_dataset(dataset_spec, data_dir_base)
         labels = {"train": np.asarray(dataset.y_train, np.int64), "test": np.asarray(dataset.y_test, np.int64)}
         C, fingerprint, name = dataset.num_classes, dataset.fingerprint, dataset.name
@@ -165,9 +162,6 @@ def write_corner_curves(out_path, corner_paths: dict, reference_path, geodesic_p
     """The corners block: for each corner (id -> its predictions file, results/corners/{id}.h5) the
     geodesics P0 -> corner and corner -> P*, geodesic_points + 2 points each (module docstring).
     Refuses a corner file of other data (fingerprint), of the wrong shape or with bad probabilities."""
-    from .corners import read_corner
-    from .geodesic import geodesic, ignorance, truth
-
     ref = read_reference(reference_path)
     attrs = ref["attrs"]
     C = int(attrs["num_classes"])

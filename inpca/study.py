@@ -32,6 +32,7 @@ from pathlib import Path
 from .config import (ARCHITECTURES, SCHEMA_PATH, SPLITS, as_list, cached_schema, check_data_present, resolve_column,
                      validate_config)
 from .errors import ConfigError
+from .recordings import scan
 
 # Bump one of these when package code changes what a stage produces on purpose: rules take the
 # number as a param, so Snakemake reruns that stage (and what depends on it) and nothing earlier.
@@ -225,8 +226,6 @@ def load_study(config: dict, schema_path: str | Path = SCHEMA_PATH, check_data: 
         check_data_present(config["dataset"])
     runs = expand_grid(config)
     if config["imports"]:
-        from .recordings import scan
-
         imported = scan(config["imports"])
         runs = dict(sorted({**runs, **{rid: run.study_entry() for rid, run in imported.items()}}.items()))
         if config["dataset"]["name"] == "recorded":

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from .tiles import TiledMatrix, study_tile_paths
+
 REPO = Path(__file__).resolve().parents[1]  # the repository: the workflow beside the package
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "report", "profiles", "envs", "inpca"]  # the schema is in inpca/
@@ -80,8 +82,6 @@ def job_counts(output: str) -> dict[str, int]:
 
 def split_distances(workdir: Path, split: str):
     """The (M, M) distances of a finished study, read from its tiles (no assembled copy is made)."""
-    from inpca.tiles import TiledMatrix, study_tile_paths
-
     index = workdir / "results/store/index.tsv"
     return TiledMatrix(study_tile_paths(workdir / f"results/distances/{split}/tiles", index), index)
 

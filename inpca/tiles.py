@@ -21,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .block_eigen import upper_parts
+from .devices import claim_gpu, resolve_device
+from .distances import pairwise_streamed
 from .errors import ResultsError
 from .files import open_h5, write_h5
 from .store import open_block
@@ -30,8 +33,6 @@ log = logging.getLogger("inpca.tiles")
 
 def job_device(device: str) -> str:
     """The tile job's device; on a machine with several GPUs, one that no other job holds."""
-    from .devices import claim_gpu, resolve_device
-
     device = resolve_device(device)
     if device == "cuda":
         claim_gpu()
@@ -66,8 +67,6 @@ def compute_tile(block_a, block_b, split: str, out_path, *, metric: str = "bhatt
     the store's own (store.sum_tolerance): a block the store accepted passes the same check here.
     (Distances at equal progress: :func:`inpca.trajectory_files.equal_progress_tile`.)
     """
-    from .distances import pairwise_streamed
-
     started = time.time()
     device = job_device(device)
     with _block_pair(block_a, block_b, split) as (pa, pb, n, same):
@@ -252,8 +251,6 @@ class TiledMatrix(_TileFiles):
         its diagonal (it is stored whole, but symmetric). HDF5 converts straight into one reused
         float64 buffer, so ``part`` is valid only until the next one is yielded.
         """
-        from .block_eigen import upper_parts
-
         widest = max(stop - start for start, stop in self.ranges.values())
         rows_per_slab = max(1, int(block_bytes) // (8 * widest))
         buffer = np.empty(rows_per_slab * widest)
@@ -337,8 +334,6 @@ def compute_landmark_tile(block_a, block_b, split: str, out_path, *, every: int,
     """The landmark columns of two blocks: `D_ab` (M_a, L_b), every point of a to the landmarks of b,
     and `D_ba` (M_b, L_a) (absent when a == b), with the landmark positions `landmarks_a`,
     `landmarks_b`. What landmark InPCA needs of the pair, instead of the M_a x M_b tile."""
-    from .distances import pairwise_streamed
-
     started = time.time()
     device = job_device(device)
     (la, weights_a), (lb, weights_b) = landmark_rows(block_a, every), landmark_rows(block_b, every)

@@ -33,7 +33,7 @@ import numpy as np
 from . import __version__
 from .config import SPLITS, complete_section
 from .data import load_dataset, subsample
-from .devices import resolve_device
+from .devices import claim_gpu, resolve_device
 from .errors import ConfigError, InpcaError, RunFileError, first_line, rebuild_hint
 from .files import atomic_path
 from .runfile import CHECKPOINT_DATASETS, METRICS, read_checkpoints, write_run
@@ -210,8 +210,6 @@ def set_up_torch(device: str, threads: int, seed: int) -> str:
 
     device = resolve_device(device)
     if device == "cuda":
-        from .devices import claim_gpu
-
         claim_gpu()
     torch.set_num_threads(threads)
     if device == "cpu":

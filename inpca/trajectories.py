@@ -45,7 +45,7 @@ import math
 import numpy as np
 
 from .distances import pairwise
-from .geodesic import geodesic, ignorance, truth
+from .geodesic import MIN_ANGLE, geodesic, ignorance, truth
 
 __all__ = [
     "INDICES",
@@ -163,14 +163,12 @@ def _models_at_torch(p_lower, p_upper, same, fraction, device: str):
     """inpca.geodesic.geodesic's formula, batched over runs, in torch float64 on `device`."""
     import torch
 
-    from .geodesic import _MIN_ANGLE
-
     a = torch.as_tensor(np.asarray(p_lower), device=device).to(torch.float64)
     b = torch.as_tensor(np.asarray(p_upper), device=device).to(torch.float64)
     t = torch.as_tensor(np.asarray(fraction, dtype=np.float64), device=device)[:, None]
     sqrt_a, sqrt_b = a.clamp_min(0).sqrt(), b.clamp_min(0).sqrt()
     theta = torch.arccos((sqrt_a * sqrt_b).sum(-1).clamp(0.0, 1.0))  # (R, N)
-    moving = theta >= _MIN_ANGLE
+    moving = theta >= MIN_ANGLE
     sin_theta = torch.where(moving, torch.sin(theta), torch.ones_like(theta))
     weight_a = torch.where(moving, torch.sin((1.0 - t) * theta) / sin_theta, torch.ones_like(theta))
     weight_b = torch.where(moving, torch.sin(t * theta) / sin_theta, torch.zeros_like(theta))

@@ -43,9 +43,14 @@ from pathlib import Path
 import numpy as np
 
 from .config import SPLITS
+from .distances import pairwise_streamed, thread_limit
 from .errors import ResultsError
-from .files import create, open_h5, text, write_h5
+from .files import atomic_path, create, open_h5, text, write_h5
+from .kernels import default_kernel_name
+from .store import open_block, read_reference
 from .study import GEODESIC, POINT_FIELDS
+from .tiles import job_device
+from .trajectories import geodesic_trajectory, index_grid, index_values, interpolate_rows, reindex_metrics, reindex_plan
 
 log = logging.getLogger("inpca.trajectories")
 
@@ -73,18 +78,11 @@ def plan_block(block_path, reference_path, out_path, *, index: str = "progress",
     """Plan the reindexing of every run of a store block (or, for the reference block, of the geodesic)
     and the loss and error of each model at equal progress (layout: module docstring). `threads`: at
     most this many for the interpolation kernel (None: numba's default, every core)."""
-    from .distances import _thread_limit
-    from .kernels import default_kernel_name
-
-    with _thread_limit(threads, default_kernel_name("cpu")):
+    with thread_limit(threads, default_kernel_name("cpu")):
         _plan_block(block_path, reference_path, out_path, index=index, points=points)
 
 
 def _plan_block(block_path, reference_path, out_path, *, index: str, points: int) -> None:
-    from .store import open_block, read_reference
-    from .trajectories import (geodesic_trajectory, index_grid, index_values, interpolate_rows, reindex_metrics,
-                               reindex_plan)
-
     started = time.time()
     ts = index_grid(points)
     reference = read_reference(reference_path)
@@ -150,8 +148,6 @@ class ReindexedBlock:
     """
 
     def __init__(self, block_path, plan_path, reference_path, split: str, device: str = "cpu"):
-        from .store import open_block, read_reference
-
         with open_h5(plan_path) as plan:
             self.rows = plan[f"{split}_rows"][()]
             self.fraction = plan[f"{split}_fraction"][()]
@@ -211,10 +207,7 @@ class ReindexedBlock:
     def at(self, k: int) -> np.ndarray:
         """Every trajectory of the block at t_k, (R, N, C) float32."""
         if self.is_geodesic:
-            from .trajectories import geodesic_trajectory
-
             return geodesic_trajectory(self.labels, self.num_classes, self.t[k:k + 1]).astype(np.float32)
-        from .trajectories import interpolate_rows
 
         lower, upper = self.rows[:, k, 0], self.rows[:, k, 1]
         slot = self._slots(np.concatenate([lower, upper]))
@@ -224,10 +217,7 @@ class ReindexedBlock:
     def trajectory(self, r: int) -> np.ndarray:
         """Trajectory r of the block at every t_k, (T, N, C) float32."""
         if self.is_geodesic:
-            from .trajectories import geodesic_trajectory
-
             return geodesic_trajectory(self.labels, self.num_classes, self.t).astype(np.float32)
-        from .trajectories import interpolate_rows
 
         start, stop = int(self.rows[r].min()), int(self.rows[r].max()) + 1
         probs = self._probs[start:stop]  # the run's checkpoints it uses, in one read
@@ -241,16 +231,12 @@ def equal_progress_tile(block_a, plan_a, block_b, plan_b, reference_path, split:
     """Distances between the trajectories of two store blocks at each t_k of their plans, `D` (T, R_a,
     R_b), computed from the store one t_k at a time with the kernels of the point tiles (layout: module
     docstring). A diagonal tile (a == b) is symmetric with a zero diagonal."""
-    from .distances import _thread_limit, pairwise_streamed
-    from .kernels import default_kernel_name
-    from .tiles import job_device
-
     started = time.time()
     device = job_device(device)
     same = Path(plan_a) == Path(plan_b)
     with contextlib.ExitStack() as stack:
         if device == "cpu":  # the interpolation kernel within the job's threads too, not only the distances
-            stack.enter_context(_thread_limit(threads, default_kernel_name("cpu")))
+            stack.enter_context(thread_limit(threads, default_kernel_name("cpu")))
         a = stack.enter_context(ReindexedBlock(block_a, plan_a, reference_path, split, device))
         b = a if same else stack.enter_context(ReindexedBlock(block_b, plan_b, reference_path, split, device))
         if len(a.t) != len(b.t) or not np.array_equal(a.t, b.t):
@@ -295,8 +281,6 @@ def _last_checkpoints(store_index_path) -> dict[str, dict]:
 
 def write_trajectory_index(out_path, trajectory_blocks: dict, store_index_path) -> None:
     """index.tsv of the trajectories, in equal-progress matrix order (blocks in the given order)."""
-    from .files import atomic_path
-
     last = _last_checkpoints(store_index_path)
     config_columns = list(dict.fromkeys(k for row in last.values() for k in row if k not in _RUN_COLUMNS_SKIPPED))
     rows = []

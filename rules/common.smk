@@ -17,7 +17,7 @@ from inpca.study import (
     runs_table_rows,
 )
 from inpca.config import SPLITS, atlas_files, check_atlas, claim_results_folder, results_folder
-from inpca.imports import RUN_ID_PATTERN as IMPORTED_RUN_PATTERN
+from inpca.recordings import RUN_ID_PATTERN as IMPORTED_RUN_PATTERN
 from inpca import resources as estimate
 from inpca.devices import gpus_for_device
 

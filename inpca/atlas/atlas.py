@@ -3,6 +3,8 @@ following a run at equal progress against its reference trajectories, forecastin
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import re
@@ -11,10 +13,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
-from ..config import SPLITS, STUDY_MARKER, atlas_files, command_for_folder, study_command
+from ..config import SPLITS, STUDY_MARKER, atlas_files, command_for_folder, complete_section, study_command
+from ..configurations import configuration_labels
+from ..data import load_study_dataset
+from ..distances import ReferencePoints, validate_probabilities
+from ..embedding_file import load_fitted
 from ..errors import ResultsError
-from ..files import open_h5, read_table, text
+from ..files import open_h5, read_table, text, write_table
+from ..folders import study_config_files
+from ..geodesic import distance_to_truth, progress_many
+from ..runfile import read_run
+from ..store import open_block
+from ..trajectories import index_values, model_at, reindex_plan
+from ..trajectory_files import ReindexedBlock
+from .forecast import (FEATURES, FORECAST_VERSION, ForecastModel, TRAINING_CUTS, analogue_features, curve_features,
+                       feature_row, out_of_fold_residuals)
+from .live import LiveTable
 
 log = logging.getLogger("inpca.atlas")
 
@@ -33,18 +49,12 @@ DEFAULT_MEMORY_GB = 2.0
 
 def _digest(array: np.ndarray) -> bytes:
     """A short fingerprint of a checkpoint's probabilities (a key of the follow memo)."""
-    import hashlib
-
     return hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=16).digest()
 
 
 def _chunk_samples(folder: Path) -> int:
     """The study's distance.chunk_samples, read from its config files (the last that sets it), so the
     atlas computes distances in the chunks of its tiles; the default when they cannot be read."""
-    import yaml
-
-    from ..folders import study_config_files
-
     chunk = CHUNK_SAMPLES
     for config_file in study_config_files(folder) or []:
         try:
@@ -297,8 +307,6 @@ class Atlas:
                 raise AtlasError(f"{store}: not made yet; make it with: {self._command('store')}")
 
     def _load_embedding(self, split: str) -> None:
-        from ..embedding_file import load_fitted
-
         path = self.path / "embedding" / f"{split}.h5"
         self.models[split] = load_fitted(path)
         with open_h5(path) as f:
@@ -316,7 +324,6 @@ class Atlas:
     def _outcomes(self) -> pd.DataFrame:
         """One row per reference run (not diverged): its configuration, final errors, losses, progress,
         epochs and steps to the speed levels (of the first split), config fields."""
-        from ..analysis.selection import configuration_labels
 
         table = self.trajectories.copy()
         table["configuration"] = configuration_labels(table).to_numpy()
@@ -358,8 +365,6 @@ class Atlas:
     def dataset_spec(self) -> dict:
         """The study's data set as a config section (name, split, keep_every, ...), as its runs were
         trained on it (the run configs a store block keeps, with their types)."""
-        import json
-
         for block in dict.fromkeys(self.points["block"]):
             with open_h5(self.path / "store" / f"{block}.h5") as f:
                 configs = json.loads(f.attrs.get("runs", "{}"))
@@ -371,9 +376,6 @@ class Atlas:
     def dataset(self):
         """The samples a new network must be evaluated on, in the atlas' order (:class:`inpca.data.Dataset`,
         ``keep_every`` included); checked against the atlas' fingerprint."""
-        from ..config import complete_section
-        from ..data import load_study_dataset
-
         spec = self.dataset_spec()
         if spec.get("name") in (None, "recorded"):
             raise AtlasError(f"{self.path}: a study of recorded runs keeps only their labels; evaluate a new network on "
@@ -388,8 +390,6 @@ class Atlas:
 
     def _checked(self, probs, split: str, what: str) -> np.ndarray:
         """(M, N, C) float32 probabilities of `split`, or one line saying what is wrong."""
-        from ..distances import validate_probabilities
-
         P = np.asarray(probs.detach().cpu().numpy() if hasattr(probs, "detach") else probs)
         if P.ndim == 2:
             P = P[None]
@@ -424,8 +424,6 @@ class Atlas:
 
     def _prepared(self, Q: np.ndarray):
         """Reference points ready for the kernels (validated and square-rooted once)."""
-        from ..distances import ReferencePoints
-
         return ReferencePoints(Q, metric=self.metric, device=self.device, chunk_samples=self.chunk_samples)
 
     def _reference_points(self, split: str):
@@ -442,8 +440,6 @@ class Atlas:
 
     def _read_points(self, split: str, rows: np.ndarray):
         """The probabilities of the given index rows (increasing), block by block, from the store."""
-        from ..store import open_block
-
         blocks = self.points["block"].to_numpy()
         within = self.points["row"].to_numpy().astype(np.int64)
         for block in dict.fromkeys(blocks[rows]):
@@ -476,8 +472,6 @@ class Atlas:
         return self._place(P, split, nearest)
 
     def _place(self, P: np.ndarray, split: str, nearest: int = 5) -> Placement:
-        from ..geodesic import distance_to_truth, progress_many
-
         d = self._distances_to_points(P, split)[0]
         coords = self.models[split].transform(d[None])[0]
         rows = self.reference_rows[split]
@@ -495,8 +489,6 @@ class Atlas:
     def _reference_models(self, split: str, k: int):
         """Every reference trajectory (trajectories/index.tsv order) at t_k, prepared for the kernels
         (:class:`inpca.distances.ReferencePoints`); kept while they fit the memory budget."""
-        from ..trajectory_files import ReindexedBlock
-
         key = (split, k)
         if key in self._model_cache:
             return self._model_cache[key]
@@ -517,8 +509,6 @@ class Atlas:
     def _run_of(self, run, split: str):
         """(probs (K, N, C) float32, train_error (K,) or None, epochs (K,)) of a run: a run file, a dict
         like :func:`inpca.runfile.read_run`'s, or (K, N, C) probabilities."""
-        from ..runfile import read_run
-
         source = "run"
         if isinstance(run, (str, Path)):
             source = str(run)
@@ -551,16 +541,12 @@ class Atlas:
         to every reference trajectory over the reached t_k, nearest first. `exclude`: reference runs to
         leave out (e.g. a held-out configuration's seeds, for an honest benchmark), from the ranking and
         from the seed-to-seed spread."""
-        from ..geodesic import progress_many
-        from ..trajectories import index_values, model_at, reindex_plan
 
         if split not in self.splits:
             raise AtlasError(f"split {split!r}: the atlas {self.path} embedded {', '.join(self.splits)}")
         if self.trajectories is None:
             raise AtlasError(f"{self.path}: loaded to place checkpoints only (Atlas.load(..., follow=False))")
         if isinstance(run, (str, Path)):
-            from ..runfile import read_run
-
             run = read_run(run)  # once: its arrays name the file (read_run's "path")
         P, train_error, epochs = self._run_of(run, split)
         test_error = self._test_error_of(run, len(P))
@@ -573,7 +559,6 @@ class Atlas:
         values = index_values(progress, train_error if train_error is not None else np.zeros(len(P)), self.index)
         reached = np.flatnonzero(self.t <= values.max())
         references = self.trajectories.reset_index(drop=True)
-        is_run = (references["kind"] == "run").to_numpy()
         distances = np.empty((len(reached), len(references)))
         if len(reached):
             lower, upper, fraction = reindex_plan(values, self.t[reached])
@@ -712,8 +697,6 @@ class Atlas:
         return self._forecast_cache[key]
 
     def _forecast_features(self, following: Following, k: int, total_epochs: float) -> dict | None:
-        from .forecast import analogue_features, curve_features, feature_row
-
         test_error = np.asarray(following.test_error, dtype=float)
         if len(test_error) < 2 or not np.isfinite(test_error[-1]):  # nothing of the training seen yet
             return None
@@ -731,9 +714,6 @@ class Atlas:
         would be), its features at the cut and its target log(final + e) - log(current + e). Computed
         once (a minute on a study of a few hundred runs), kept in memory and, where the study's folder
         is writable, in ``analysis/<split>/forecast_references_k<k>.tsv``."""
-        from ..files import read_table, write_table
-        from .forecast import FEATURES, FORECAST_VERSION, TRAINING_CUTS
-
         key = ("cuts", split, k)
         if key in self._forecast_cache:
             return self._forecast_cache[key]
@@ -745,7 +725,6 @@ class Atlas:
                     and set(rows["run"]) <= set(runs) and rows["run"].nunique() >= 0.9 * len(runs)):
                 self._forecast_cache[key] = rows
                 return rows
-        from ..trajectories import index_values
 
         floor = self._error_floor()
         by_configuration = self.outcomes.groupby("configuration")["run"].apply(frozenset).to_dict()
@@ -796,8 +775,6 @@ class Atlas:
 
     def _forecast_model(self, split: str, k: int, excluded: frozenset):
         """The forecast fitted on the reference cuts of every run not excluded (cached per exclude set)."""
-        from .forecast import ForecastModel, out_of_fold_residuals
-
         key = ("model", split, k, excluded)
         if key not in self._forecast_cache:
             rows = self.reference_cuts(split, k)
@@ -838,8 +815,6 @@ class Atlas:
 
     def progress(self, probs, split: str) -> float:
         """The progress of one checkpoint's (N, C) probabilities of `split`, as :meth:`place` measures it."""
-        from ..geodesic import progress_many
-
         P = self._checked(probs, self._split_of(probs, split), "progress")
         return float(progress_many(P, self.labels[split], self.num_classes, mode=self.progress_mode)[0])
 
@@ -886,9 +861,6 @@ class Atlas:
         :meth:`checkpoint_row` per checkpoint, each from the checkpoints up to it. `total_epochs`: how
         long the run trained (:meth:`forecast`); by default its last checkpoint's epoch, as the live
         recorder knows it from its schedule."""
-        from ..runfile import read_run
-        from .live import LiveTable
-
         source = str(run) if isinstance(run, (str, Path)) else "run"
         run = read_run(run) if isinstance(run, (str, Path)) else run
         checked = {s: self._run_of({**run, "attrs": run.get("attrs", {})}, s)[0] for s in self.splits}

@@ -14,6 +14,11 @@ import sys
 from pathlib import Path
 
 from ..errors import InpcaError
+from ..files import write_table
+from ..plots import load, plot_atlas_html, plot_atlas_png
+from ..record import PARTIAL_SUFFIX
+from ..runfile import read_run
+from .atlas import Atlas, AtlasError
 
 DEFAULT_OUT = "atlas-placements"
 TABLE_SUFFIX = ".atlas.tsv"  # after the run file's name, as inpca.record.Recorder.atlas_table
@@ -27,9 +32,6 @@ def table_name(run_file) -> str:
 def check_run_files(run_files) -> list[Path]:
     """The run files, each once (the same file given twice is placed once); one line (AtlasError) for a
     folder (a recording in progress), a missing file, or two files whose tables would have one name."""
-    from ..record import PARTIAL_SUFFIX
-    from .atlas import AtlasError
-
     files = list(dict.fromkeys(Path(p).resolve() for p in run_files))
     shown = {Path(p).resolve(): str(p) for p in reversed(run_files)}  # as the user typed them
     for path in files:
@@ -63,11 +65,6 @@ def check_run_files(run_files) -> list[Path]:
 def place_runs(run_files, atlas_path, out, split: str = "train", k: int = 5):
     """Trace every run file in the atlas, write the tables and the figure; returns {table name: table},
     in the order of `run_files` (each file once)."""
-    from ..files import write_table
-    from ..plots import load, plot_atlas_html, plot_atlas_png
-    from ..runfile import read_run
-    from .atlas import Atlas, AtlasError
-
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise AtlasError(f"--out {out}: a file, not a folder; give a folder for the tables and figures (made if need "

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import read_table, write_table
+
 log = logging.getLogger("inpca.atlas")
 
 
@@ -105,8 +107,6 @@ class LiveTable:
         checkpoint without a row is placed now, with the run up to it. Returns how many were placed."""
         kept = {}
         if self.path is not None and self.path.exists():
-            from ..files import read_table
-
             kept = {int(row["step"]): row for row in read_table(self.path).to_dict("records")}
         placed = 0
         for checkpoint in checkpoints:
@@ -133,6 +133,4 @@ class LiveTable:
         return pd.DataFrame(self.rows)
 
     def write(self) -> None:
-        from ..files import write_table
-
         write_table(self.table(), self.path)

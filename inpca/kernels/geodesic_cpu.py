@@ -20,7 +20,7 @@ import math
 import numba
 import numpy as np
 
-from ..geodesic import _MIN_ANGLE
+from ..geodesic import MIN_ANGLE
 
 CHUNK = 256  # samples per task: many tasks over few runs, small enough to balance two threads
 
@@ -55,7 +55,7 @@ def interpolate(pool, lower, upper, fraction, out):
                 dot += x * y
             theta = math.acos(min(max(dot, 0.0), 1.0))
             weight_a, weight_b = 1.0, 0.0
-            if theta >= _MIN_ANGLE:
+            if theta >= MIN_ANGLE:
                 sin_theta = math.sin(theta)
                 weight_a = math.sin((1.0 - t) * theta) / sin_theta
                 weight_b = math.sin(t * theta) / sin_theta

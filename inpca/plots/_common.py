@@ -13,7 +13,7 @@ import numpy as np
 from ..config import resolve_column
 from ..errors import ResultsError
 from ..figures import arch_colors
-from ..files import text_of
+from ..files import open_h5, read_table, text_of
 
 # Above this many distinct numeric values a colour column gets a colormap and colorbar, not a legend.
 MAX_CATEGORIES_NUMERIC = 8
@@ -40,8 +40,6 @@ def load(embedding_path, index_path=None):
     `run` and `kind` are decoded to str arrays. Raises ResultsError (one line naming both files) when the
     row counts differ or the run labels are not in the same order.
     """
-    from ..files import open_h5, read_table
-
     emb: dict = {}
     with open_h5(embedding_path) as f:
         for name in f:

@@ -1,8 +1,10 @@
-"""The package's import graph has no cycles (issue 27.3): every import of an inpca module by another, at
-module level and inside functions (a deferred import is still an arrow), read from the source with ast.
-Imports under ``if TYPE_CHECKING:`` are left out (they never run). A package importing its own submodules
-and a submodule its package are one unit and not an arrow: Python imports a package before its
-submodules anyway."""
+"""The package's import graph (issue 27.3): no cycles, no arrow from a lower layer up to a higher one, and
+no import inside a function unless it is listed below with its reason.
+
+Every import of an inpca module by another, at module level and inside functions (a deferred import is
+still an arrow), is read from the source with ast. Imports under ``if TYPE_CHECKING:`` are left out (they
+never run). A package importing its own submodules and a submodule its package are one unit and not an
+arrow: Python imports a package before its submodules anyway."""
 
 from __future__ import annotations
 
@@ -31,8 +33,10 @@ def _type_checking(node: ast.If) -> bool:
     return getattr(test, "id", None) == "TYPE_CHECKING" or getattr(test, "attr", None) == "TYPE_CHECKING"
 
 
-def imports_of(name: str, path: Path, known: dict[str, Path]) -> dict[str, int]:
-    """The inpca modules `name` imports anywhere in its source -> the first line that does."""
+def imports_of(name: str, path: Path, known: dict[str, Path], deferred_only: bool = False,
+               related_too: bool = False) -> dict[str, int]:
+    """The inpca modules `name` imports anywhere in its source -> the first line that does; with
+    `deferred_only`, only the imports inside functions; with `related_too`, its package's modules too."""
     tree = ast.parse(path.read_text(), filename=str(path))
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: dict[str, int] = {}
@@ -41,14 +45,18 @@ def imports_of(name: str, path: Path, known: dict[str, Path]) -> dict[str, int]:
         while target and target not in known:  # `from x import name`: the module x
             target = target.rpartition(".")[0]
         related = target and (target.startswith(name + ".") or name.startswith(target + "."))
-        if target and target != name and not related:
+        if target and target != name and (related_too or not related):
             found.setdefault(target, line)
 
-    def visit(node: ast.AST) -> None:
+    def visit(node: ast.AST, in_function: bool = False) -> None:
         for child in ast.iter_child_nodes(node):
+            inside = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             if isinstance(child, ast.If) and _type_checking(child):
                 for other in child.orelse:
-                    visit(other)
+                    visit(other, inside)
+                continue
+            if deferred_only and not inside:
+                visit(child, inside)
                 continue
             if isinstance(child, ast.Import):
                 for alias in child.names:
@@ -62,7 +70,7 @@ def imports_of(name: str, path: Path, known: dict[str, Path]) -> dict[str, int]:
                 for alias in child.names:  # `from . import x`: the submodule x when there is one
                     full = f"{base}.{alias.name}"
                     add(full if full in known else base, child.lineno)
-            visit(child)
+            visit(child, inside)
 
     visit(tree)
     return found
@@ -123,7 +131,7 @@ def describe(component: list[str], graph: dict[str, dict[str, int]]) -> str:
 def test_the_graph_sees_imports_at_module_level_and_inside_functions():
     graph = import_graph()
     assert "inpca.config" in graph["inpca.study"]  # module level
-    assert "inpca.store" in graph["inpca.imports"]  # inside import_run
+    assert "inpca.atlas.live" in graph["inpca.record"]  # inside Recorder._use_atlas
     assert "inpca.block_eigen" in graph["inpca.embedding"]  # inside InPCA._fit_block
     assert graph["inpca"] == {}  # the public API is imported lazily, by name
 
@@ -138,3 +146,76 @@ def test_the_known_cycles_are_still_there():
     """A known cycle that is gone leaves KNOWN_CYCLES, so that it cannot come back unnoticed."""
     current = {frozenset(c) for c in cycles(import_graph())}
     assert [sorted(c) for c in KNOWN_CYCLES if c not in current] == []
+
+
+# Imports inside functions, each with why it cannot be at the top of its module: every one keeps a heavy
+# or optional library out of a module that is imported without needing it. Anything else is imported at
+# the top, where a reader sees what a module depends on.
+DEFERRED = {
+    ("inpca.atlas", "inpca.atlas.pruner"): "optuna is an optional extra: loaded when AtlasPruner is asked for",
+    ("inpca.kernels", "inpca.kernels.cpu"): "numba: only the kernel a job uses is loaded",
+    ("inpca.kernels", "inpca.kernels.torch_blocked"): "torch: only the kernel a job uses is loaded",
+    ("inpca.kernels", "inpca.kernels.triton_gpu"): "triton exists only on GPU machines",
+    ("inpca.trajectories", "inpca.kernels.geodesic_cpu"): "numba: the GPU path interpolates in torch",
+    ("inpca.record", "inpca.atlas"): "the atlas (scikit-learn, scipy, pandas) loads only for a Recorder given one",
+    ("inpca.record", "inpca.atlas.live"): "the atlas (scikit-learn, scipy, pandas) loads only for a Recorder given one",
+    ("inpca.record", "inpca.models"): "models imports torch; `import inpca.record` does not",
+    ("inpca.train", "inpca.models"): "models imports torch; `import inpca.train` (the workflow's jobs' helpers) does not",
+    ("inpca.tiles", "inpca.landmarks"): "landmarks loads scikit-learn; reading tiles (inpca.results.load) does not need it",
+}
+
+# Layers, lowest first: a module may import its own layer and those below, never one above. The base is
+# what the workflow's parse and every other module use; the products are what users call.
+LAYERS = {
+    "base": ("inpca.folders", "inpca.errors", "inpca.files", "inpca.schedule", "inpca.resources", "inpca.config",
+             "inpca.devices", "inpca.logs", "inpca.recordings", "inpca.study", "inpca.configurations",
+             "inpca.figures", "inpca.kernels", "inpca.kernels.layout", "inpca.kernels.simd"),
+    "computation": (),  # every module not named in another layer
+    "products": ("inpca.analysis", "inpca.plots", "inpca.atlas", "inpca.adapters", "inpca.record", "inpca.results",
+                 "inpca.testing"),
+}
+# Products that stand beside each other: the paper's analysis and the atlas share only what is below them.
+APART = [("inpca.atlas", "inpca.analysis"), ("inpca.analysis", "inpca.atlas"), ("inpca.plots", "inpca.analysis"),
+         ("inpca.plots", "inpca.atlas")]
+
+
+def layer_of(module: str) -> int:
+    names = list(LAYERS)
+    for i, name in enumerate(names):
+        if any(module == m or (name == "products" and module.startswith(m + ".")) for m in LAYERS[name]):
+            return i
+    return names.index("computation")
+
+
+def within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_no_arrow_goes_up_a_layer():
+    graph = import_graph()
+    up = [f"{a} ({list(LAYERS)[layer_of(a)]}) -> {b} ({list(LAYERS)[layer_of(b)]}), line {line}"
+          for a in sorted(graph) for b, line in sorted(graph[a].items()) if layer_of(b) > layer_of(a)]
+    assert not up, "arrows up a layer:\n" + "\n".join(up)
+
+
+def test_the_atlas_and_the_papers_analysis_do_not_import_each_other():
+    graph = import_graph()
+    crossing = [f"{a} -> {b}, line {line}" for a in sorted(graph) for b, line in sorted(graph[a].items())
+                for x, y in APART if within(a, x) and within(b, y)]
+    assert not crossing, "\n".join(crossing)
+
+
+def test_imports_inside_functions_are_only_the_listed_ones():
+    known = modules()
+    found = {(name, target): line for name, path in known.items()
+             for target, line in imports_of(name, path, known, deferred_only=True, related_too=True).items()}
+    unlisted = [f"{known[a].relative_to(PACKAGE.parent)}:{line}: {a} imports {b} inside a function"
+                for (a, b), line in sorted(found.items()) if (a, b) not in DEFERRED]
+    assert not unlisted, ("import these at the top of the module, or list them in DEFERRED with the reason:\n"
+                          + "\n".join(unlisted))
+    assert sorted(set(DEFERRED) - set(found)) == [], "DEFERRED lists imports that are no longer deferred"
+
+
+def test_the_layers_name_only_modules_that_exist():
+    known = modules()
+    assert [m for layer in LAYERS.values() for m in layer if m not in known] == []

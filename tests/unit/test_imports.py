@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from inpca.errors import ConfigError, RunFileError, StoreError
-from inpca.imports import RUN_ID_PATTERN, import_run, scan
+from inpca.imports import import_run
+from inpca.recordings import RUN_ID_PATTERN, scan
 from inpca.runfile import write_run
 from inpca.store import write_reference
 from inpca.study import load_study

@@ -25,10 +25,18 @@ def test_import_inpca_loads_no_heavy_module_and_none_of_the_public_apis_submodul
 
 
 def test_the_workflows_parse_imports_stay_light():
-    """What rules/common.smk imports at every parse (and every cluster job's re-parse): no torch or h5py."""
+    """What rules/common.smk imports at every parse (and every cluster job's re-parse): none of the heavy
+    libraries, numpy included (h5py is imported only when a study has recordings to import)."""
     loaded = python("import sys\n"
-                    "import inpca.config, inpca.study, inpca.errors, inpca.imports, inpca.resources, inpca.devices\n"
-                    "print(' '.join(m for m in ('torch', 'h5py') if m in sys.modules))")
+                    "import inpca.config, inpca.study, inpca.errors, inpca.recordings, inpca.resources, inpca.devices\n"
+                    f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))")
+    assert loaded == ""
+
+
+def test_reading_results_loads_no_training_or_fitting_library():
+    """`inpca.results.load` in a notebook: no torch, numba, scikit-learn or plotting until asked for."""
+    heavy = ("torch", "numba", "sklearn", "matplotlib", "plotly")
+    loaded = python(f"import sys, inpca.results\nprint(' '.join(m for m in {heavy!r} if m in sys.modules))")
     assert loaded == ""
 
 
