@@ -27,8 +27,8 @@ from .errors import ConfigError
 from .folders import (
     DEFAULT_RESULTS,
     STUDY_MARKER,
-    _own_folder,
     command_for_folder,
+    folder_of_config,
     study_command,
     study_config_file,
     study_folder,
@@ -475,10 +475,10 @@ def _shown(path) -> str:
 def results_folder(config: dict, configfiles) -> tuple[str, str]:
     """(folder, owner): where the study writes, and the config file(s) it comes from as the user named
     them. The config's `results` key decides; else the folder of the last config file (the default
-    config.yaml, or the last --configfile, which is the whole study): see :func:`_own_folder`."""
+    config.yaml, or the last --configfile, which is the whole study): see :func:`folder_of_config`."""
     files = [Path(f) for f in configfiles] or [Path("config.yaml")]
     owner = ", ".join(_shown(f) for f in files)
-    return str(config.get("results") or _own_folder(files[-1])), owner
+    return str(config.get("results") or folder_of_config(files[-1])), owner
 
 
 #: What a study must have made to serve as an atlas (inpca.atlas), checked at parse by name only.
@@ -519,7 +519,7 @@ def claim_results_folder(folder: str, owner: str, write: bool) -> None:
             config_file = study_config_file(owner)
             raise ConfigError(f"results: {folder} holds the study of {holder}, and {owner} would overwrite it; give "
                               f"this study a folder of its own (results: <folder> in {config_file}; "
-                              f"left out, it is {_own_folder(Path(config_file))}), or delete {marker} if "
+                              f"left out, it is {folder_of_config(Path(config_file))}), or delete {marker} if "
                               f"{owner} is that study moved or renamed")
     elif write:
         marker.parent.mkdir(parents=True, exist_ok=True)

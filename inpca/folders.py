@@ -36,7 +36,7 @@ def snakemake_command(workdir=None) -> str:
         return str(beside)
 
 
-def _own_folder(config_file: Path) -> str:
+def folder_of_config(config_file: Path) -> str:
     """The folder of the study of a config file: `results` for a config.yaml, else `results-<name>`."""
     return DEFAULT_RESULTS if config_file.name == "config.yaml" else f"{DEFAULT_RESULTS}-{config_file.stem}"
 

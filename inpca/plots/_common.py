@@ -76,35 +76,35 @@ def load(embedding_path, index_path=None):
 # shared helpers
 
 
-def _check_rows(emb: dict, index) -> None:
+def check_rows(emb: dict, index) -> None:
     m = emb["coords"].shape[0]
     if len(index) != m:
         raise ResultsError(f"the embedding has {m} points but the index has {len(index)} rows")
 
 
-def _split(emb: dict) -> str:
+def split_of(emb: dict) -> str:
     return text_of(emb.get("attrs", {}).get("split", "")) or "?"
 
 
-def _fmt_lambda(lam: float) -> str:
+def format_lambda(lam: float) -> str:
     sign = "+" if lam >= 0 else MINUS
     return f"{sign}{abs(lam):.3g}"
 
 
-def _axis_labels(eigenvalues) -> list[tuple[str, bool]]:
+def axis_labels(eigenvalues) -> list[tuple[str, bool]]:
     """(label, time-like) for the three plotted axes; axes beyond k are padding."""
     out = []
     for i in range(3):
         if i < len(eigenvalues):
             lam = float(eigenvalues[i])
             timelike = lam < 0
-            out.append((f"PC{i + 1} (λ={_fmt_lambda(lam)}{', time-like' if timelike else ''})", timelike))
+            out.append((f"PC{i + 1} (λ={format_lambda(lam)}{', time-like' if timelike else ''})", timelike))
         else:
             out.append((f"PC{i + 1} (none, set to 0)", False))
     return out
 
 
-def _coords3(emb: dict) -> np.ndarray:
+def coords3(emb: dict) -> np.ndarray:
     coords = np.asarray(emb["coords"], dtype=float)
     if coords.ndim == 1:
         coords = coords[:, None]
@@ -113,19 +113,19 @@ def _coords3(emb: dict) -> np.ndarray:
     return np.hstack([coords, np.zeros((coords.shape[0], 3 - coords.shape[1]))])
 
 
-def _stress_at(emb: dict, k: int):
+def stress_at(emb: dict, k: int):
     stress = np.asarray(emb.get("explained_stress", []), dtype=float)
     if len(stress) == 0:
         return None
     return float(stress[min(k, len(stress)) - 1])
 
 
-def _title(emb: dict, title, what: str, color_col: str | None = None) -> str:
+def figure_title(emb: dict, title, what: str, color_col: str | None = None) -> str:
     if title:
         return title
     k = np.asarray(emb["coords"]).shape[1] if np.asarray(emb["coords"]).ndim == 2 else 1
-    parts = [f"{_split(emb)} split: {what}"]
-    s3 = _stress_at(emb, 3)
+    parts = [f"{split_of(emb)} split: {what}"]
+    s3 = stress_at(emb, 3)
     if s3 is not None:
         parts.append(f"S({min(k, 3)})={s3:.3f}")
     if color_col:
@@ -136,12 +136,12 @@ def _title(emb: dict, title, what: str, color_col: str | None = None) -> str:
     return text
 
 
-def _resolve_column(index, color_by: str) -> str:
+def colour_column(index, color_by: str) -> str:
     """The index column named `color_by`, or the one config column ending in `.{color_by}` (lr -> optimizer.lr)."""
     return resolve_column(index.columns, color_by)
 
 
-def _corner_direction(run: str) -> str | None:
+def corner_direction(run: str) -> str | None:
     """CORNER_IN for "P0->{corner}", CORNER_OUT for "{corner}->P*", None for any other run label."""
     if run.startswith("P0->") and len(run) > 4:
         return CORNER_IN
@@ -150,7 +150,7 @@ def _corner_direction(run: str) -> str | None:
     return None
 
 
-def _gapped(xyz, run_list, hover=None):
+def gapped(xyz, run_list, hover=None):
     """Runs concatenated into one plotly trace, separated by None so that lines do not join runs:
     (xs, ys, zs, text), text the rows' `hover` (empty without it)."""
     xs, ys, zs, text = [], [], [], []
@@ -166,27 +166,27 @@ def _gapped(xyz, run_list, hover=None):
     return xs, ys, zs, (text if hover is not None else [])
 
 
-def _run_mask(index) -> np.ndarray:
+def runs_mask(index) -> np.ndarray:
     if "kind" in index.columns:
         return (index["kind"].astype(str) == "run").to_numpy()
     runs = index["run"].astype(str)
-    corner_curve = np.array([_corner_direction(r) is not None for r in runs], dtype=bool)
+    corner_curve = np.array([corner_direction(r) is not None for r in runs], dtype=bool)
     return ~runs.isin(list(MAIN_REFERENCE_RUNS)).to_numpy() & ~corner_curve
 
 
-def _runs(index) -> list[tuple[str, np.ndarray]]:
+def runs_of(index) -> list[tuple[str, np.ndarray]]:
     """(run id, row positions in checkpoint order) for every run, in order of first appearance."""
     import pandas as pd
 
-    mask = _run_mask(index)
+    mask = runs_mask(index)
     runs = index["run"].astype(str).to_numpy()
     order_col = next((c for c in ("checkpoint", "step", "epoch") if c in index.columns), None)
     order_key = (pd.to_numeric(index[order_col], errors="coerce").to_numpy(dtype=float) if order_col
                  else np.arange(len(index), dtype=float))
-    return _grouped(runs, np.flatnonzero(mask), order_key)
+    return grouped(runs, np.flatnonzero(mask), order_key)
 
 
-def _grouped(labels: np.ndarray, positions, key: np.ndarray) -> list[tuple[str, np.ndarray]]:
+def grouped(labels: np.ndarray, positions, key: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """(label, its positions ordered by `key`, stably) for each label of `positions`, in order of first
     appearance."""
     members: dict[str, list[int]] = {}
@@ -195,15 +195,15 @@ def _grouped(labels: np.ndarray, positions, key: np.ndarray) -> list[tuple[str, 
     return [(label, np.array(rows)[np.argsort(key[rows], kind="stable")]) for label, rows in members.items()]
 
 
-def _references(index) -> tuple[np.ndarray, int | None, int | None]:
+def references_of(index) -> tuple[np.ndarray, int | None, int | None]:
     """(rows of the main P0→P* geodesic ordered along it, row of P0, row of P*).
 
-    Only reference rows whose run is P0, geodesic or P*: the corner curves are in `_corner_curves`.
+    Only reference rows whose run is P0, geodesic or P*: the corner curves are in `corner_curves`.
     """
     import pandas as pd
 
     runs = index["run"].astype(str).to_numpy()
-    mask = ~_run_mask(index) & np.isin(runs, MAIN_REFERENCE_RUNS)
+    mask = ~runs_mask(index) & np.isin(runs, MAIN_REFERENCE_RUNS)
     rows = np.flatnonzero(mask)
     if "t" in index.columns:
         t = pd.to_numeric(index["t"], errors="coerce").to_numpy(dtype=float)[rows]
@@ -226,7 +226,7 @@ class CornerCurve(NamedTuple):
     rows: np.ndarray
 
 
-def _label_value(index, column: str, row: int) -> str:
+def label_value(index, column: str, row: int) -> str:
     """The index value as text, "" when the column is missing or the cell is empty."""
     import pandas as pd
 
@@ -238,31 +238,31 @@ def _label_value(index, column: str, row: int) -> str:
     return str(v).strip()
 
 
-def _corner_curves(index) -> list[CornerCurve]:
+def corner_curves(index) -> list[CornerCurve]:
     """The geodesics P0→corner and corner→P* of the index, in order of first appearance, each with
     its rows ordered by t (index order where t is missing). Empty for an index without corners."""
     import pandas as pd
 
     runs = index["run"].astype(str).to_numpy()
-    candidates = np.flatnonzero(~_run_mask(index) & ~np.isin(runs, MAIN_REFERENCE_RUNS))
+    candidates = np.flatnonzero(~runs_mask(index) & ~np.isin(runs, MAIN_REFERENCE_RUNS))
     if candidates.size == 0:
         return []
     t = (pd.to_numeric(index["t"], errors="coerce").to_numpy(dtype=float) if "t" in index.columns
          else np.full(len(index), np.nan))
     # references of another kind are not corner curves; rows without t go last
-    curves = [pos for pos in candidates if _corner_direction(runs[pos]) is not None]
+    curves = [pos for pos in candidates if corner_direction(runs[pos]) is not None]
     out = []
-    for run, rows in _grouped(runs, curves, np.where(np.isnan(t), np.inf, t)):
-        direction = _corner_direction(run)
-        corner = next((c for c in (_label_value(index, "corner", r) for r in rows) if c), "")
+    for run, rows in grouped(runs, curves, np.where(np.isnan(t), np.inf, t)):
+        direction = corner_direction(run)
+        corner = next((c for c in (label_value(index, "corner", r) for r in rows) if c), "")
         if not corner:  # no corner column: the id from the run label
             corner = run[len("P0->"):] if direction == CORNER_IN else run[:-len("->P*")]
-        init = next((i for i in (_label_value(index, "init", r) for r in rows) if i), "")
+        init = next((i for i in (label_value(index, "init", r) for r in rows) if i), "")
         out.append(CornerCurve(run, corner, init, direction, rows))
     return out
 
 
-def _corner_points(index, curves: list[CornerCurve]) -> list[tuple[int, str, str]]:
+def corner_points(index, curves: list[CornerCurve]) -> list[tuple[int, str, str]]:
     """(row, corner id, init) of every corner, once per corner in order of first appearance: the t=1 end
     of its P0→corner curve, else the t=0 end of its corner→P* curve. The init falls back on the runs
     that start from the corner when the curves do not carry it."""
@@ -276,15 +276,15 @@ def _corner_points(index, curves: list[CornerCurve]) -> list[tuple[int, str, str
         if not points[curve.corner][1]:
             points[curve.corner][1] = curve.init
     if "corner" in index.columns and "init" in index.columns and any(not v[1] for v in points.values()):
-        run_rows = np.flatnonzero(_run_mask(index))
+        run_rows = np.flatnonzero(runs_mask(index))
         for r in run_rows:
-            c = _label_value(index, "corner", r)
+            c = label_value(index, "corner", r)
             if c in points and not points[c][1]:
-                points[c][1] = _label_value(index, "init", r)
+                points[c][1] = label_value(index, "init", r)
     return [(row, corner, init) for corner, (row, init) in points.items()]
 
 
-def _fmt_value(v) -> str:
+def format_value(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "n/a"
     if isinstance(v, (float, np.floating)):
@@ -292,7 +292,7 @@ def _fmt_value(v) -> str:
     return str(v)
 
 
-class _Colors:
+class RunColours:
     """Colour of every run from one index column: qualitative palette + legend, or colormap + colorbar."""
 
     def __init__(self, index, runs, column: str):
@@ -316,14 +316,14 @@ class _Colors:
             self.cmap = colormaps["viridis"]
             self.values = numeric
             self.run_color = [to_hex(self.cmap(self.norm(v))) if np.isfinite(v) else self.nan_color for v in numeric]
-            self.run_label = [_fmt_value(v) for v in numeric]
+            self.run_label = [format_value(v) for v in numeric]
             self.categories = []
         else:
             if all_numeric:
-                labels = [_fmt_value(float(v)) for v in numeric]
+                labels = [format_value(float(v)) for v in numeric]
                 order = sorted(set(labels), key=lambda s: (s == "n/a", float(s) if s != "n/a" else 0.0))
             else:
-                labels = ["n/a" if pd.isna(v) else _fmt_value(v) for v in first]
+                labels = ["n/a" if pd.isna(v) else format_value(v) for v in first]
                 order = sorted(set(labels), key=lambda s: (s == "n/a", s))
             n = len(order)
             palette = colormaps["tab10" if n <= 10 else "tab20"]
@@ -352,13 +352,13 @@ class _Colors:
         return [(self.category_color[c], c) for c in self.categories]
 
 
-def _legend_handles(pairs, marker=None):
+def legend_handles(pairs, marker=None):
     from matplotlib.lines import Line2D
 
     return [Line2D([], [], color=color, lw=2, marker=marker, label=label) for color, label in pairs]
 
 
-def _place_legend(ax, handles, extra, title):
+def place_legend(ax, handles, extra, title):
     items = handles + extra
     if not items:
         return
@@ -367,10 +367,10 @@ def _place_legend(ax, handles, extra, title):
               title_fontsize="small", ncol=ncol, frameon=False)
 
 
-def _label_axes_png(ax, eigenvalues) -> None:
+def label_axes_png(ax, eigenvalues) -> None:
     """Label a 3-D axes with its components' eigenvalues; a time-like axis (λ < 0) in red, its line and
     ticks too (every 3-D figure the same way)."""
-    for axis, (label, timelike) in zip("xyz", _axis_labels(np.asarray(eigenvalues))):
+    for axis, (label, timelike) in zip("xyz", axis_labels(np.asarray(eigenvalues))):
         getattr(ax, f"set_{axis}label")(label, color=TIMELIKE_COLOR if timelike else "black", labelpad=10)
         if timelike:
             axis_obj = getattr(ax, f"{axis}axis")
@@ -379,10 +379,10 @@ def _label_axes_png(ax, eigenvalues) -> None:
             ax.tick_params(axis=axis, colors=TIMELIKE_COLOR)
 
 
-def _scene(eigenvalues) -> dict:
-    """The plotly scene's axes, labelled as `_label_axes_png` labels them."""
+def scene_layout(eigenvalues) -> dict:
+    """The plotly scene's axes, labelled as `label_axes_png` labels them."""
     scene = {}
-    for axis, (label, timelike) in zip("xyz", _axis_labels(np.asarray(eigenvalues))):
+    for axis, (label, timelike) in zip("xyz", axis_labels(np.asarray(eigenvalues))):
         spec = dict(title=dict(text=label), showline=True)
         if timelike:
             spec.update(title=dict(text=label, font=dict(color=TIMELIKE_COLOR)), color=TIMELIKE_COLOR,

@@ -8,15 +8,15 @@ import numpy as np
 
 from ..figures import GEODESIC_COLOR, pyplot, save_html, save_png
 from ._common import (
-    _Colors,
-    _check_rows,
-    _coords3,
-    _gapped,
-    _label_axes_png,
-    _place_legend,
-    _references,
-    _runs,
-    _scene,
+    RunColours,
+    check_rows,
+    coords3,
+    gapped,
+    label_axes_png,
+    place_legend,
+    references_of,
+    runs_of,
+    scene_layout,
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -101,17 +101,17 @@ def plot_atlas_png(emb: dict, index, placed: dict, out_path, split: str = "train
     stacked so none overlaps another). `placed`: {name: the run's atlas table}."""
     from matplotlib.lines import Line2D
 
-    _check_rows(emb, index)
-    xyz = _coords3(emb)
-    runs = _runs(index)
-    colors = _Colors(index, runs, "arch")
+    check_rows(emb, index)
+    xyz = coords3(emb)
+    runs = runs_of(index)
+    colors = RunColours(index, runs, "arch")
     plt = pyplot()
     fig = plt.figure(figsize=(10, 7.5))
     ax = fig.add_subplot(projection="3d")
     for i, (_, rows) in enumerate(runs):
         p = xyz[rows]
         ax.plot(p[:, 0], p[:, 1], p[:, 2], color=colors.run_color[i], lw=0.7, alpha=0.45)
-    refs, _, _ = _references(index)
+    refs, _, _ = references_of(index)
     if len(refs) > 1:
         g = xyz[refs]
         ax.plot(g[:, 0], g[:, 1], g[:, 2], color=GEODESIC_COLOR, lw=2.0)
@@ -126,8 +126,8 @@ def plot_atlas_png(emb: dict, index, placed: dict, out_path, split: str = "train
         ax.plot(*p[-1:].T, color=style.color, marker=style.marker, ms=7, mec="white", mew=0.8, ls="none", zorder=9)
         ends[name] = p[-1]
         handles.append(Line2D([], [], color=style.color, lw=2.4, marker=style.marker, ms=3, label=name))
-    _label_axes_png(ax, emb["eigenvalues"])
-    _place_legend(ax, handles, [Line2D([], [], color=GEODESIC_COLOR, lw=2, label="geodesic P0→P*")], None)
+    label_axes_png(ax, emb["eigenvalues"])
+    place_legend(ax, handles, [Line2D([], [], color=GEODESIC_COLOR, lw=2, label="geodesic P0→P*")], None)
     ax.set_box_aspect(None, zoom=0.88)
     ax.set_title(f"{split} split: runs placed in the atlas ({len(placed)} over {len(runs)} reference runs)",
                  fontsize=11)
@@ -141,16 +141,16 @@ def plot_atlas_html(emb: dict, index, placed: dict, out_path, split: str = "trai
     step, epoch, progress, nearest configuration and the forecast of the run's end."""
     import plotly.graph_objects as go
 
-    _check_rows(emb, index)
-    xyz = _coords3(emb)
-    runs = _runs(index)
-    colors = _Colors(index, runs, "arch")
+    check_rows(emb, index)
+    xyz = coords3(emb)
+    runs = runs_of(index)
+    colors = RunColours(index, runs, "arch")
     fig = go.Figure()
     for category in colors.categories:
-        xs, ys, zs, _ = _gapped(xyz, [run for i, run in enumerate(runs) if colors.run_label[i] == category])
+        xs, ys, zs, _ = gapped(xyz, [run for i, run in enumerate(runs) if colors.run_label[i] == category])
         fig.add_trace(go.Scatter3d(x=xs, y=ys, z=zs, mode="lines", name=f"atlas: {category}", opacity=0.45,
                                    line=dict(color=colors.category_color[category], width=2), hoverinfo="skip"))
-    refs, _, _ = _references(index)
+    refs, _, _ = references_of(index)
     if len(refs) > 1:
         g = xyz[refs]
         fig.add_trace(go.Scatter3d(x=g[:, 0], y=g[:, 1], z=g[:, 2], mode="lines", name="geodesic P0→P*",
@@ -173,6 +173,6 @@ def plot_atlas_html(emb: dict, index, placed: dict, out_path, split: str = "trai
                                    marker=dict(size=[3] * (len(p) - 1) + [6], color=style.color,
                                                symbol=style.symbol), text=hover,
                                    hoverinfo="text"))
-    fig.update_layout(title=dict(text=f"{split} split: runs placed in the atlas"), scene=_scene(emb["eigenvalues"]),
+    fig.update_layout(title=dict(text=f"{split} split: runs placed in the atlas"), scene=scene_layout(emb["eigenvalues"]),
                       margin=dict(l=0, r=0, t=50, b=0), template="plotly_white")
     save_html(fig, out_path, div_id="inpca-atlas")

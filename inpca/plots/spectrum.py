@@ -9,13 +9,13 @@ from ..files import text_of
 from ._common import (
     REFERENCE_COLOR,
     TIMELIKE_COLOR,
-    _Colors,
-    _check_rows,
-    _legend_handles,
-    _place_legend,
-    _resolve_column,
-    _runs,
-    _split,
+    RunColours,
+    check_rows,
+    legend_handles,
+    place_legend,
+    colour_column,
+    runs_of,
+    split_of,
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -63,7 +63,7 @@ def plot_spectrum(emb: dict, out_path) -> None:
     ax2.grid(alpha=0.3)
     attrs = emb.get("attrs", {})
     extra = ", ".join(f"{key} {text_of(attrs[key])}" for key in ("metric", "solver", "n_points") if key in attrs)
-    fig.suptitle(f"{_split(emb)} split: InPCA spectrum" + (f" ({extra})" if extra else ""))
+    fig.suptitle(f"{split_of(emb)} split: InPCA spectrum" + (f" ({extra})" if extra else ""))
     fig.tight_layout()
     save_png(fig, out_path)
 
@@ -72,12 +72,12 @@ def plot_progress(emb: dict, index, out_path, color_by: str = "arch") -> None:
     """Per run against epochs: progress λ along the P0→P* geodesic and distance to truth P*."""
     import pandas as pd
 
-    column = _resolve_column(index, color_by)
-    _check_rows(emb, index)
+    column = colour_column(index, color_by)
+    check_rows(emb, index)
     plt = pyplot()
 
-    runs = _runs(index)
-    colors = _Colors(index, runs, column)
+    runs = runs_of(index)
+    colors = RunColours(index, runs, column)
     progress = np.asarray(emb["progress"], dtype=float)
     dist = np.asarray(emb["dist_truth"], dtype=float)
     if "epoch" in index.columns:
@@ -109,7 +109,7 @@ def plot_progress(emb: dict, index, out_path, color_by: str = "arch") -> None:
         ax.grid(alpha=0.3)
     pairs = colors.mpl_legend(ax2, fig)
     if pairs:
-        _place_legend(ax2, _legend_handles(pairs), [], column)
-    fig.suptitle(f"{_split(emb)} split: progress and distance to truth, coloured by {column}")
+        place_legend(ax2, legend_handles(pairs), [], column)
+    fig.suptitle(f"{split_of(emb)} split: progress and distance to truth, coloured by {column}")
     fig.tight_layout()
     save_png(fig, out_path)

@@ -16,22 +16,22 @@ from ._common import (
     CORNER_OUT_COLOR,
     HOVER_COLUMNS,
     REFERENCE_COLOR,
-    _Colors,
-    _check_rows,
-    _coords3,
-    _corner_curves,
-    _corner_points,
-    _fmt_value,
-    _gapped,
-    _label_axes_png,
-    _label_value,
-    _legend_handles,
-    _place_legend,
-    _references,
-    _resolve_column,
-    _runs,
-    _scene,
-    _title,
+    RunColours,
+    check_rows,
+    coords3,
+    corner_curves,
+    corner_points,
+    format_value,
+    gapped,
+    label_axes_png,
+    label_value,
+    legend_handles,
+    place_legend,
+    references_of,
+    colour_column,
+    runs_of,
+    scene_layout,
+    figure_title,
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -40,14 +40,14 @@ from ._common import (
 
 def plot_trajectories_png(emb: dict, index, out_path, color_by: str = "arch", title=None) -> None:
     """3-D plot of the top three components: runs coloured by `color_by`, geodesic, P0 and P*."""
-    column = _resolve_column(index, color_by)
-    _check_rows(emb, index)
+    column = colour_column(index, color_by)
+    check_rows(emb, index)
     plt = pyplot()
     from matplotlib.lines import Line2D
 
-    xyz = _coords3(emb)
-    runs = _runs(index)
-    colors = _Colors(index, runs, column)
+    xyz = coords3(emb)
+    runs = runs_of(index)
+    colors = RunColours(index, runs, column)
     many = len(runs) > 50
     fig = plt.figure(figsize=(10, 7.5))
     ax = fig.add_subplot(projection="3d")
@@ -56,7 +56,7 @@ def plot_trajectories_png(emb: dict, index, out_path, color_by: str = "arch", ti
         ax.plot(p[:, 0], p[:, 1], p[:, 2], color=colors.run_color[i], lw=0.8 if many else 1.3, alpha=0.85,
                 marker=None if many else "o", ms=2.0)
         ax.scatter(*p[-1], color=colors.run_color[i], s=8 if many else 14, depthshade=False)  # final checkpoint
-    refs, p0, pstar = _references(index)
+    refs, p0, pstar = references_of(index)
     extra = []
     if len(refs) > 1:
         g = xyz[refs]
@@ -71,11 +71,11 @@ def plot_trajectories_png(emb: dict, index, out_path, color_by: str = "arch", ti
     if p0 is not None or pstar is not None:
         extra.append(Line2D([], [], color=REFERENCE_COLOR, marker="o", lw=0, markeredgecolor="black",
                             label="P0 ignorance, P* truth"))
-    _label_axes_png(ax, emb["eigenvalues"])
+    label_axes_png(ax, emb["eigenvalues"])
     pairs = colors.mpl_legend(ax, fig)
-    _place_legend(ax, _legend_handles(pairs or []), extra, column if pairs else None)
+    place_legend(ax, legend_handles(pairs or []), extra, column if pairs else None)
     ax.set_box_aspect(None, zoom=0.88)
-    ax.set_title(_title(emb, title, "InPCA trajectories", column), fontsize=11)
+    ax.set_title(figure_title(emb, title, "InPCA trajectories", column), fontsize=11)
     save_png(fig, out_path)
 
 
@@ -84,7 +84,7 @@ def _draw_corners_png(ax, xyz, index) -> list:
     diamonds, labelled with their init); legend handles, one per kind of item present."""
     from matplotlib.lines import Line2D
 
-    curves = _corner_curves(index)
+    curves = corner_curves(index)
     if not curves:
         return []
     colors = {CORNER_IN: CORNER_IN_COLOR, CORNER_OUT: CORNER_OUT_COLOR}
@@ -97,7 +97,7 @@ def _draw_corners_png(ax, xyz, index) -> list:
         handles[curve.direction] = Line2D([], [], color=colors[curve.direction], lw=1.3, ls="--",
                                           label=CORNER_LABELS[curve.direction])
     out = [handles[d] for d in (CORNER_IN, CORNER_OUT) if d in handles]
-    points = _corner_points(index, curves)
+    points = corner_points(index, curves)
     for row, _, init in points:
         ax.scatter(*xyz[row], color=CORNER_MARKER_COLOR, s=45, marker="D", edgecolor="white", linewidths=0.6,
                    depthshade=False, zorder=6)
@@ -125,11 +125,11 @@ def _hover(index, rows, progress) -> list[str]:
                 elif col == "epoch" and isinstance(v, (float, np.floating)):
                     parts.append(f"{col}: {float(v):.3g}")
                 else:
-                    parts.append(f"{col}: {_fmt_value(v)}")
-        corner = _label_value(index, "corner", r)
+                    parts.append(f"{col}: {format_value(v)}")
+        corner = label_value(index, "corner", r)
         if corner:  # a run that starts from a corner
             parts.append(f"corner: {corner}")
-            init = _label_value(index, "init", r)
+            init = label_value(index, "init", r)
             if init:
                 parts.append(f"init: {init}")
         if progress is not None and np.isfinite(progress[r]):
@@ -141,7 +141,7 @@ def _hover(index, rows, progress) -> list[str]:
 def _draw_corners_html(fig, go, xyz, index) -> None:
     """The corner curves as one dashed trace per direction (one legend entry each, curves separated by
     None gaps) and the corners as one trace of black diamonds with the corner id and init on hover."""
-    curves = _corner_curves(index)
+    curves = corner_curves(index)
     if not curves:
         return
     has_t = "t" in index.columns
@@ -169,7 +169,7 @@ def _draw_corners_html(fig, go, xyz, index) -> None:
             x=xs, y=ys, z=zs, mode="lines", name=CORNER_LABELS[direction], legendgroup=direction,
             line=dict(color=colors[direction], width=3, dash="dash"), text=text, hoverinfo="text",
             connectgaps=False))
-    points = _corner_points(index, curves)
+    points = corner_points(index, curves)
     if points:
         fig.add_trace(go.Scatter3d(
             x=[xyz[r, 0] for r, _, _ in points], y=[xyz[r, 1] for r, _, _ in points],
@@ -191,13 +191,13 @@ TRAJECTORIES_DIV_ID = "inpca-trajectories"
 
 def plot_trajectories_html(emb: dict, index, out_path, color_by: str = "arch", title=None) -> None:
     """The trajectories as a self-contained interactive plotly page (plotly.js embedded, opens offline)."""
-    column = _resolve_column(index, color_by)
-    _check_rows(emb, index)
+    column = colour_column(index, color_by)
+    check_rows(emb, index)
     import plotly.graph_objects as go
 
-    xyz = _coords3(emb)
-    runs = _runs(index)
-    colors = _Colors(index, runs, column)
+    xyz = coords3(emb)
+    runs = runs_of(index)
+    colors = RunColours(index, runs, column)
     progress = np.asarray(emb["progress"], dtype=float) if "progress" in emb else None
     hover_all = _hover(index, range(len(index)), progress)
     fig = go.Figure()
@@ -221,13 +221,13 @@ def plot_trajectories_html(emb: dict, index, out_path, color_by: str = "arch", t
     else:
         for category in colors.categories:
             members = [run for i, run in enumerate(runs) if colors.run_label[i] == category]
-            xs, ys, zs, text = _gapped(xyz, members, hover_all)
+            xs, ys, zs, text = gapped(xyz, members, hover_all)
             fig.add_trace(go.Scatter3d(
                 x=xs, y=ys, z=zs, mode="lines+markers", name=category, legendgroup=category,
                 line=dict(color=colors.category_color[category], width=3),
                 marker=dict(size=2.5, color=colors.category_color[category]),
                 text=text, hoverinfo="text", connectgaps=False))
-    refs, p0, pstar = _references(index)
+    refs, p0, pstar = references_of(index)
     if len(refs) > 1:
         g = xyz[refs]
         fig.add_trace(go.Scatter3d(
@@ -245,7 +245,7 @@ def plot_trajectories_html(emb: dict, index, out_path, color_by: str = "arch", t
             marker=dict(size=7, color=REFERENCE_COLOR, line=dict(color="black", width=1)),
             hovertext=["P0: ignorance (uniform predictions)" if n == "P0" else "P*: truth (one-hot labels)"
                        for _, n in ends], hoverinfo="text"))
-    fig.update_layout(title=dict(text=_title(emb, title, "InPCA trajectories", column)),
-                      scene=_scene(emb["eigenvalues"]), legend=dict(title=dict(text=column), itemsizing="constant"),
+    fig.update_layout(title=dict(text=figure_title(emb, title, "InPCA trajectories", column)),
+                      scene=scene_layout(emb["eigenvalues"]), legend=dict(title=dict(text=column), itemsizing="constant"),
                       margin=dict(l=0, r=0, t=50, b=0), template="plotly_white")
     save_html(fig, out_path, div_id=TRAJECTORIES_DIV_ID)

@@ -219,3 +219,16 @@ def test_imports_inside_functions_are_only_the_listed_ones():
 def test_the_layers_name_only_modules_that_exist():
     known = modules()
     assert [m for layer in LAYERS.values() for m in layer if m not in known] == []
+
+
+def test_no_module_imports_another_modules_private_names():
+    """A name another module needs is public where it is defined; a leading underscore means this module
+    only (a package may still hand its submodules' private names to its tests, not to other modules)."""
+    found = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("inpca")):
+                found += [f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {'.' * node.level}{node.module} "
+                          f"import {alias.name}" for alias in node.names
+                          if alias.name.startswith("_") and not alias.name.startswith("__")]
+    assert not found, "\n".join(found)

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from inpca import plots
+from inpca.plots import atlas as plots_atlas
 from inpca.figures import pyplot
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -88,14 +89,14 @@ def test_trajectories_png_continuous_colormap(tmp_path):
     """Many numeric values -> colormap and colorbar instead of a legend."""
     index = fake_index()
     index.loc[index["kind"] == "run", "optimizer.lr"] = np.repeat(np.logspace(-3, 0, 3), N_CKPT)
-    colors = plots._Colors(index, plots._runs(index), "optimizer.lr")
+    colors = plots.RunColours(index, plots.runs_of(index), "optimizer.lr")
     assert not colors.continuous  # 3 values: still categorical
     one_run = index[index["run"] == RUNS[0]]
     many = pd.concat([index[index["kind"] == "reference"]]
                      + [one_run.assign(run=f"lr-{i}", **{"optimizer.lr": 10.0 ** -(i / 3)}) for i in range(10)],
                      ignore_index=True)
     emb_many = fake_emb(many)
-    colors = plots._Colors(many, plots._runs(many), "optimizer.lr")
+    colors = plots.RunColours(many, plots.runs_of(many), "optimizer.lr")
     assert colors.continuous and colors.log
     plots.plot_trajectories_png(emb_many, many, tmp_path / "t.png", color_by="optimizer.lr")
     plots.plot_progress(emb_many, many, tmp_path / "p.png", color_by="optimizer.lr")
@@ -108,7 +109,7 @@ def test_trajectories_png_continuous_colormap(tmp_path):
 def test_trajectories_png_fewer_than_three_components(tmp_path):
     index = fake_index()
     emb = fake_emb(index, k=2)
-    assert "missing axes set to 0" in plots._title(emb, None, "InPCA trajectories")
+    assert "missing axes set to 0" in plots.figure_title(emb, None, "InPCA trajectories")
     plots.plot_trajectories_png(emb, index, tmp_path / "t.png")
     plots.plot_trajectories_html(emb, index, tmp_path / "t.html")
     assert_png(tmp_path / "t.png")
@@ -118,17 +119,17 @@ def test_trajectories_png_fewer_than_three_components(tmp_path):
 def test_runs_in_checkpoint_order_and_references_along_geodesic():
     index = fake_index()
     shuffled = pd.concat([index.iloc[:5], index.iloc[5:].iloc[::-1]], ignore_index=True)
-    runs = plots._runs(shuffled)
+    runs = plots.runs_of(shuffled)
     assert [rid for rid, _ in runs] == RUNS[::-1]
     for _, rows in runs:
         assert list(shuffled["checkpoint"].iloc[rows]) == list(range(N_CKPT))
-    refs, p0, pstar = plots._references(index)
+    refs, p0, pstar = plots.references_of(index)
     assert list(index["t"].iloc[refs]) == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert index["run"].iloc[p0] == "P0" and index["run"].iloc[pstar] == "P*"
 
 
 def test_axis_labels_mark_time_like():
-    labels = plots._axis_labels(np.array([8.24, -0.65, 0.31]))
+    labels = plots.axis_labels(np.array([8.24, -0.65, 0.31]))
     assert labels[0] == ("PC1 (λ=+8.24)", False)
     assert labels[1] == ("PC2 (λ=\u22120.65, time-like)", True)
     assert labels[2] == ("PC3 (λ=+0.31)", False)
@@ -141,13 +142,13 @@ def test_every_3d_figure_marks_a_time_like_axis_the_same_way():
 
     fig = pyplot().figure()
     ax = fig.add_subplot(projection="3d")
-    plots._label_axes_png(ax, [8.24, -0.65, 0.31])
+    plots.label_axes_png(ax, [8.24, -0.65, 0.31])
     red = to_hex(plots.TIMELIKE_COLOR)
     assert to_hex(ax.yaxis.label.get_color()) == red and to_hex(ax.yaxis.line.get_color()) == red
     assert to_hex(ax.xaxis.label.get_color()) != red and to_hex(ax.zaxis.line.get_color()) != red
     assert ax.yaxis.label.get_text() == "PC2 (λ=\u22120.65, time-like)"
     pyplot().close(fig)
-    scene = plots._scene([8.24, -0.65, 0.31])
+    scene = plots.scene_layout([8.24, -0.65, 0.31])
     assert scene["yaxis"]["linecolor"] == plots.TIMELIKE_COLOR
     assert scene["yaxis"]["title"]["font"]["color"] == plots.TIMELIKE_COLOR
     assert "linecolor" not in scene["xaxis"] and scene["zaxis"]["title"]["text"] == "PC3 (λ=+0.31)"
@@ -206,8 +207,8 @@ def test_bad_color_by(data, tmp_path, fn):
 
 def test_color_by_suffix_of_config_column(data):
     _, index = data
-    assert plots._resolve_column(index, "lr") == "optimizer.lr"
-    assert plots._resolve_column(index, "arch") == "arch"
+    assert plots.colour_column(index, "lr") == "optimizer.lr"
+    assert plots.colour_column(index, "arch") == "arch"
 
 
 def write_h5(path, emb, n=None):
@@ -329,20 +330,20 @@ def corner_data():
 
 def test_references_exclude_corner_curves(corner_data):
     _, index = corner_data
-    refs, p0, pstar = plots._references(index)
+    refs, p0, pstar = plots.references_of(index)
     assert set(index["run"].iloc[refs]) == {"P0", "geodesic", "P*"}
     assert list(index["t"].iloc[refs]) == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert index["run"].iloc[p0] == "P0" and index["run"].iloc[pstar] == "P*"
     # the runs are the runs, whether told by kind or by the run label
-    assert [rid for rid, _ in plots._runs(index)] == RUNS + ["run-corner0", "run-corner1"]
-    assert [rid for rid, _ in plots._runs(index.drop(columns="kind"))] == RUNS + ["run-corner0", "run-corner1"]
-    refs_nokind, _, _ = plots._references(index.drop(columns="kind"))
+    assert [rid for rid, _ in plots.runs_of(index)] == RUNS + ["run-corner0", "run-corner1"]
+    assert [rid for rid, _ in plots.runs_of(index.drop(columns="kind"))] == RUNS + ["run-corner0", "run-corner1"]
+    refs_nokind, _, _ = plots.references_of(index.drop(columns="kind"))
     assert list(refs_nokind) == list(refs)
 
 
 def test_corner_curves_rows_in_t_order(corner_data):
     _, index = corner_data
-    curves = plots._corner_curves(index)
+    curves = plots.corner_curves(index)
     expected = [e for cid, init in CORNERS for e in ((f"P0->{cid}", cid, init, "P0->corner"),
                                                      (f"{cid}->P*", cid, init, "corner->P*"))]
     assert [(c.run, c.corner, c.init, c.direction) for c in curves] == expected
@@ -351,7 +352,7 @@ def test_corner_curves_rows_in_t_order(corner_data):
         assert set(index["run"].iloc[curve.rows]) == {curve.run}
         assert set(index["kind"].iloc[curve.rows]) == {"reference"}
     # the corner point: the t=1 end of P0->corner
-    points = plots._corner_points(index, curves)
+    points = plots.corner_points(index, curves)
     assert [(c, i) for _, c, i in points] == CORNERS
     for (row, cid, _), curve in zip(points, curves[::2]):
         assert row == curve.rows[-1] and index["t"].iloc[row] == 1.0 and index["run"].iloc[row] == f"P0->{cid}"
@@ -360,11 +361,11 @@ def test_corner_curves_rows_in_t_order(corner_data):
 def test_corner_curves_without_corner_columns(corner_data):
     """Corner id from the run label when the index has no corner/init columns; none in an old index."""
     _, index = corner_data
-    curves = plots._corner_curves(index.drop(columns=["corner", "init"]))
+    curves = plots.corner_curves(index.drop(columns=["corner", "init"]))
     assert [(c.corner, c.init, c.direction) for c in curves] == [
         (cid, "", d) for cid, _ in CORNERS for d in ("P0->corner", "corner->P*")]
-    assert plots._corner_curves(fake_index()) == []
-    assert plots._corner_points(fake_index(), []) == []
+    assert plots.corner_curves(fake_index()) == []
+    assert plots.corner_points(fake_index(), []) == []
 
 
 @pytest.mark.parametrize("color_by", ["arch", "init"])
@@ -427,7 +428,7 @@ def test_load_with_corners(corner_data, tmp_path):
     write_h5(h5, emb)
     index.to_csv(tsv, sep="\t", index=False, na_rep="")
     got, idx = plots.load(h5, tsv)
-    curves = plots._corner_curves(idx)
+    curves = plots.corner_curves(idx)
     assert [c.corner for c in curves[::2]] == [cid for cid, _ in CORNERS]
     plots.plot_trajectories_png(got, idx, tmp_path / "t.png", color_by="init")
     plots.plot_trajectories_html(got, idx, tmp_path / "t.html", color_by="corner")
@@ -551,6 +552,6 @@ def test_atlas_png_labels_of_placed_runs_do_not_overlap(data, tmp_path, monkeypa
 
 
 def test_stacked_keeps_order_and_gap():
-    got = plots._stacked([5.0, 5.0, 30.0, 5.5], gap=10.0)
+    got = plots_atlas._stacked([5.0, 5.0, 30.0, 5.5], gap=10.0)
     assert got[0] < got[1] < got[3] and np.all(np.diff(np.sort(got)) >= 10.0 - 1e-9)
-    assert np.allclose(plots._stacked([0.0, 50.0], gap=10.0), [0.0, 50.0])  # apart already: not moved
+    assert np.allclose(plots_atlas._stacked([0.0, 50.0], gap=10.0), [0.0, 50.0])  # apart already: not moved
