@@ -58,11 +58,7 @@ import numpy as np
 import scipy.linalg
 from threadpoolctl import ThreadpoolController
 
-from .row_blocks import (
-    _MAX_NORM_CANCELLATION,
-    _row_blocks,
-    _sum_of_squares,
-)
+from .row_blocks import MAX_NORM_CANCELLATION, row_blocks, sum_of_squares
 
 # Block size b = k + BLOCK_OVERSAMPLING: the convergence of the k-th pair is governed by its gap to
 # lambda_(b+1), not to lambda_(k+1), so extra vectors keep it fast where |lambda_k| and
@@ -242,7 +238,7 @@ def stored_parts(D, block_bytes):
         yield from tiles(block_bytes)
         return
     M = D.shape[0]
-    for i0, i1, rows in _row_blocks(D, block_bytes, upper=True):
+    for i0, i1, rows in row_blocks(D, block_bytes, upper=True):
         yield from upper_parts(i0, i1, M, rows)
 
 
@@ -250,7 +246,7 @@ class DoubleCentredPasses:
     """W P = -1/2 J D J P for blocks P, each call one pass over D (``n_passes`` counts them).
 
     The first call also sums D 1 (the row means r, grand mean g) and D^2, from which ||W||_F follows
-    (the expansion described at inpca.embedding._MAX_NORM_CANCELLATION); if that loses too many digits,
+    (the expansion described at inpca.row_blocks.MAX_NORM_CANCELLATION); if that loses too many digits,
     the next pass also sums the exactly centred entries. ``finish()`` makes that pass on its own if the
     solver stopped before it. ``check_part(part, i0, j0)``, if given, sees every part the first pass
     reads (part = D[i0:i0 + rows, j0:j0 + columns]), e.g. to refuse bad entries as they stream past.
@@ -291,7 +287,7 @@ class DoubleCentredPasses:
         self.row_means = row_sums / M
         self.grand_mean = float(self.row_means.mean())
         four_norm_sq = sum_sq - 2.0 * M * float(self.row_means @ self.row_means) + M * M * self.grand_mean**2
-        if four_norm_sq <= 0.0 or sum_sq > _MAX_NORM_CANCELLATION * four_norm_sq:
+        if four_norm_sq <= 0.0 or sum_sq > MAX_NORM_CANCELLATION * four_norm_sq:
             self._centred_pending = True
         else:
             self.frobenius_norm = 0.5 * np.sqrt(four_norm_sq)
@@ -326,7 +322,7 @@ class DoubleCentredPasses:
 def _squares(part):
     """The sum of squares of a part, without copying a strided view of an array in memory."""
     if part.flags.c_contiguous:
-        return _sum_of_squares(part)
+        return sum_of_squares(part)
     return float(np.einsum("ij,ij->", part, part))
 
 

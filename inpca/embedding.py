@@ -57,6 +57,7 @@ streamed D's blocks are clipped as they are read. NaN/inf and negative
 distances below that are refused with one line naming the first such entry, an asymmetric
 in-memory D too (the Lanczos path samples a few rows for that; an on-disk D is not checked for it), and
 so is a 1-D row (one point's distances are a (1, M) matrix). ``n_features_in_`` is M either way.
+These checks are :mod:`inpca.distance_checks`.
 
 Landmark InPCA (the M x L distances to L landmarks instead of M^2) is :mod:`inpca.landmarks`.
 """
@@ -64,25 +65,30 @@ Landmark InPCA (the M x L distances to L landmarks instead of M^2) is :mod:`inpc
 from __future__ import annotations
 
 import numbers
-import sys
 
 import numpy as np
 import scipy.linalg
-import scipy.sparse
 import scipy.sparse.linalg
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
-from .row_blocks import (  # noqa: F401  (re-exported: tests and callers use them through embedding)
-    _MAX_NORM_CANCELLATION,
+from .block_eigen import BLOCK_TOL, double_centred_eigsh
+from .distance_checks import (
+    SYMMETRIC,
+    check_block,
+    check_array_entries,
+    check_symmetric,
+    check_symmetry_sample,
+    is_streamed,
+    validate_distances,
+)
+from .row_blocks import (
     DEFAULT_BLOCK_BYTES,
-    ROUNDING,
-    _row_blocks,
-    _rounding_floor,
-    _rows_per_block,
-    _sum_of_squares,
-    _symmetric_product,
-    _whole_blas_matrix,
+    MAX_NORM_CANCELLATION,
+    row_blocks,
+    sum_of_squares,
+    symmetric_product,
+    whole_blas_matrix,
 )
 
 __all__ = [
@@ -146,133 +152,14 @@ def embedded_distances(X, eigenvalues, Y=None):
 
 
 # --------------------------------------------------------------------------------------------
-# Input validation
+# W from D: one pass for its statistics, products without forming it
 # --------------------------------------------------------------------------------------------
-
-# In-memory arrays are checked for NaN/inf and negative entries in row blocks this small, so the
-# block is still in cache when its max is taken after its min: about one pass over memory for both.
-_CHECK_BLOCK_BYTES = 2**20
-
-
-def _is_streamed(D):
-    """True for a matrix-like that is read in row blocks rather than validated as an array: an
-    h5py Dataset, or an object with ``.shape`` and slicing that numpy cannot convert (no
-    ``__array__``; TiledMatrix, LandmarkColumns). Validating these as arrays would read them whole.
-    Everything else (ndarrays and memmaps, used in place; lists; sparse matrices, refused) goes
-    through scikit-learn's check_array."""
-    if isinstance(D, np.ndarray) or scipy.sparse.issparse(D):
-        return False
-    h5py = sys.modules.get("h5py")  # a Dataset exists only once h5py is imported: no import here
-    if h5py is not None and isinstance(D, h5py.Dataset):
-        return True
-    return hasattr(D, "shape") and hasattr(D, "__getitem__") and not hasattr(D, "__array__")
-
-
-def _check_block(block, caller, name, offset=(0, 0), count=None) -> bool:
-    """Refuse a 2-D ``block`` (at ``offset`` in ``name``) unless every entry is finite and above the
-    rounding floor (_rounding_floor): one ValueError line naming its first bad entry in row-major
-    order (NaN/inf before negative) and, if ``count`` is given, ``count(kind)``: how many such
-    entries ``name`` holds. Returns True when the block holds rounding-level negatives (taken as 0)."""
-    if block.size == 0:
-        return False
-    lowest, highest = np.min(block), np.max(block)
-    if lowest >= 0 and highest < np.inf:  # NaN propagates through min and fails the comparison
-        return False
-    floor = _rounding_floor(highest) if np.isfinite(highest) else 0.0
-    if lowest >= floor and highest < np.inf:
-        return True
-    non_finite = ~np.isfinite(block)
-    kind = "NaN/inf" if non_finite.any() else "negative"
-    bad = non_finite if kind == "NaN/inf" else block < floor
-    i, j = np.unravel_index(np.argmax(bad), bad.shape)
-    where = f"{name}[{offset[0] + i}, {offset[1] + j}] = {block[i, j]:.6g}"
-    how_many = "" if count is None else f"{count(kind, floor)} entries, "
-    if kind == "NaN/inf":
-        raise ValueError(f"{caller}: NaN/inf values in {name}: {how_many}first {where}; distances must be finite")
-    # scikit-learn's wording for refused negative input ("Negative values in data")
-    raise ValueError(f"{caller}: Negative values in data {name}: {how_many}first {where}; distances must be >= 0 "
-                     f"(negatives down to {floor:.3g} are rounding, taken as 0)")
-
-
-def _check_entries(D, caller, name) -> bool:
-    """Refuse an in-memory array with NaN/inf or negative entries below rounding (_check_block),
-    counting them. Returns True when D holds rounding-level negatives."""
-    def count(kind, floor):
-        def is_bad(b):
-            return ~np.isfinite(b) if kind == "NaN/inf" else b < floor
-        return sum(int(np.count_nonzero(is_bad(b))) for _, _, b in _row_blocks(D, _CHECK_BLOCK_BYTES))
-
-    rounded = False
-    for i0, _, rows in _row_blocks(D, _CHECK_BLOCK_BYTES):
-        rounded |= _check_block(rows, caller, name, (i0, 0), count)
-    return rounded
-
-
-def _validate_distances(estimator, D, *, reset, caller, name, dtype="numeric"):
-    """D as scikit-learn validates an input, with n_features_in_ set (``reset``) or compared with
-    the fit's. Returns D: an array, or a streamed matrix-like (_is_streamed) unchanged.
-
-    An array-like goes through check_array (dense, numeric, not complex, at least one row and one
-    column; an ndarray or memmap of a numeric dtype is returned as is, not copied) and its entries
-    are checked here (_check_entries). A streamed matrix-like keeps its type and only its shape is
-    checked here: its entries are checked block by block where they are read. Both must be 2-D:
-    a single row is D[None, :], not D (scikit-learn's convention).
-    """
-    streamed = _is_streamed(D)
-    if not streamed and getattr(getattr(D, "dtype", None), "kind", None) == "c":
-        # check_array refuses it too, but prints the whole array after its line
-        raise ValueError(f"{caller}: Complex data not supported: {name} has dtype {D.dtype}; distances are real")
-    if not streamed:
-        D = check_array(D, accept_sparse=False, dtype=dtype, ensure_2d=False, ensure_all_finite=False,
-                        estimator=estimator, input_name=name)
-    shape = tuple(D.shape)
-    if len(shape) != 2:
-        raise ValueError(f"{caller}: {name} must be a 2-D matrix of distances, got shape {shape}; Reshape your "
-                         f"data: one point's distances are {name}.reshape(1, -1)")
-    if not streamed:
-        if _check_entries(D, caller, name):
-            D = np.maximum(D, 0.0, dtype=np.float64)  # rounding-level negatives as 0: a copy, the input unchanged
-    elif 0 in shape:
-        raise ValueError(f"{caller}: {name} has shape {shape}; at least one row and one column are required")
-    validate_data(estimator, D, skip_check_array=True, reset=reset)  # sets or checks n_features_in_
-    return D
-
-
-_SYMMETRIC = "distances must satisfy D[i, j] = D[j, i]"
-
-
-def _check_symmetric(D, block_bytes, what, expected):
-    """All of the in-memory (L, L) matrix D, in row blocks, with InPCA's tolerance; the error says
-    ``what`` is not symmetric and what was ``expected``."""
-    scale = max(float(D.max()), -float(D.min())) if D.size else 0.0
-    rows_per_block = _rows_per_block(D.shape[1], block_bytes)
-    for i0 in range(0, D.shape[0], rows_per_block):
-        i1 = i0 + rows_per_block
-        asymmetry = np.max(np.abs(D[i0:i1] - D[:, i0:i1].T))
-        if asymmetry > 1e-6 * max(scale, 1e-300):
-            raise ValueError(f"{what} is not symmetric (max |D - D^T| = {asymmetry:.3g}): {expected}")
-
-
-def _check_symmetry_sample(D, n_rows=8, seed=0):
-    """Spot-check symmetry on a few rows of an in-memory D (the Lanczos path reads only one triangle,
-    so an asymmetric D would silently be replaced by its upper triangle's mirror). Reading columns of
-    an on-disk matrix costs a pass over the file, so that case is not checked."""
-    if not isinstance(D, np.ndarray) or D.shape[0] == 0:
-        return
-    index = np.sort(np.random.default_rng(seed).choice(D.shape[0], min(n_rows, D.shape[0]), replace=False))
-    rows = np.asarray(D[index, :], dtype=np.float64)
-    columns = np.asarray(D[:, index], dtype=np.float64).T
-    asymmetry = np.max(np.abs(rows - columns))
-    if asymmetry > 1e-6 * max(np.max(np.abs(rows)), 1e-300):
-        raise ValueError(f"InPCA.fit: D is not symmetric (max |D - D^T| = {asymmetry:.3g} on sampled rows): "
-                         f"{_SYMMETRIC}")
-
 
 def _streamed_statistics(D, block_bytes, check_entries=False):
     """One pass over D: row means r, grand mean g and ||W||_F.
 
     D is symmetric, so the row means are also the column means D_bar_j used by the out-of-sample
-    projection. ||W||_F^2 uses the expansion described at _MAX_NORM_CANCELLATION (derivation:
+    projection. ||W||_F^2 uses the expansion described at MAX_NORM_CANCELLATION (derivation:
     sum_ij (D_ij - r_i - r_j + g)^2 with sum_j D_ij = M r_i and sum_i r_i = M g); if too many digits
     cancel, a second pass sums the exactly centred entries (-1/2 (D_ij - r_i - r_j + g))^2.
     In memory: D 1 by dsymv and sum D^2 by one ddot over D. Otherwise both come from the upper
@@ -282,22 +169,22 @@ def _streamed_statistics(D, block_bytes, check_entries=False):
     """
     M = D.shape[0]
     ones = np.ones((M, 1), dtype=np.float64)
-    if _whole_blas_matrix(D) is not None:
-        row_sums = _symmetric_product(D, ones, block_bytes)[:, 0]
-        sum_sq = _sum_of_squares(D)
+    if whole_blas_matrix(D) is not None:
+        row_sums = symmetric_product(D, ones, block_bytes)[:, 0]
+        sum_sq = sum_of_squares(D)
     else:
         row_sums = np.zeros(M, dtype=np.float64)
         sum_sq = 0.0
-        for i0, i1, rows in _row_blocks(D, block_bytes, upper=True):
+        for i0, i1, rows in row_blocks(D, block_bytes, upper=True):
             if check_entries:
-                _check_block(rows, "InPCA.fit", "D", (i0, i0))
+                check_block(rows, "InPCA.fit", "D", (i0, i0))
             row_sums[i0:i1] += rows.sum(axis=1)
             row_sums[i1:] += rows[:, i1 - i0:].sum(axis=0)
-            sum_sq += _sum_of_squares(rows[:, : i1 - i0]) + 2.0 * _sum_of_squares(rows[:, i1 - i0:])
+            sum_sq += sum_of_squares(rows[:, : i1 - i0]) + 2.0 * sum_of_squares(rows[:, i1 - i0:])
     row_means = row_sums / M
     grand_mean = float(row_means.mean())
     four_norm_sq = sum_sq - 2.0 * M * float(row_means @ row_means) + M * M * grand_mean**2
-    if four_norm_sq <= 0.0 or sum_sq > _MAX_NORM_CANCELLATION * four_norm_sq:
+    if four_norm_sq <= 0.0 or sum_sq > MAX_NORM_CANCELLATION * four_norm_sq:
         four_norm_sq = _centred_sum_of_squares(D, row_means, grand_mean, block_bytes)
     return row_means, grand_mean, 0.5 * np.sqrt(max(four_norm_sq, 0.0))
 
@@ -307,10 +194,10 @@ def _centred_sum_of_squares(D, row_means, grand_mean, block_bytes):
     upper row blocks (entries right of the diagonal count twice)."""
     column_shift = row_means - grand_mean
     total = 0.0
-    for i0, i1, rows in _row_blocks(D, block_bytes, upper=True):
+    for i0, i1, rows in row_blocks(D, block_bytes, upper=True):
         centred = rows - row_means[i0:i1, None]
         centred -= column_shift[None, i0:]
-        total += _sum_of_squares(centred[:, : i1 - i0]) + 2.0 * _sum_of_squares(centred[:, i1 - i0:])
+        total += sum_of_squares(centred[:, : i1 - i0]) + 2.0 * sum_of_squares(centred[:, i1 - i0:])
     return total
 
 
@@ -318,7 +205,7 @@ class _DoubleCentredOperator(scipy.sparse.linalg.LinearOperator):
     """W = -1/2 J D J applied without forming W: W v = -1/2 J (D (J v)).
 
     J v = v - mean(v) removes the constant part, D u is computed from D's upper triangle (see
-    _symmetric_product), and the mean of the result is removed again. One application reads half of
+    symmetric_product), and the mean of the result is removed again. One application reads half of
     D once and allocates O(M) memory (plus one bounded block for non-float64 or on-disk D);
     ``n_matvec`` counts the applications.
     """
@@ -334,7 +221,7 @@ class _DoubleCentredOperator(scipy.sparse.linalg.LinearOperator):
         X = np.asarray(X, dtype=np.float64)
         self.n_matvec += X.shape[1]
         centred = X - X.mean(axis=0, keepdims=True)
-        product = _symmetric_product(self._D, centred, self._block_bytes)
+        product = symmetric_product(self._D, centred, self._block_bytes)
         product -= product.mean(axis=0, keepdims=True)
         product *= -0.5
         return product
@@ -346,7 +233,7 @@ class _DoubleCentredOperator(scipy.sparse.linalg.LinearOperator):
         return self  # W is symmetric
 
 
-def _sorted_by_magnitude(eigenvalues, eigenvectors, n_keep):
+def sorted_by_magnitude(eigenvalues, eigenvectors, n_keep):
     """Keep the n_keep eigenpairs of largest |lambda| (descending) and fix each vector's sign so its
     largest-|entry| component is positive (first such entry on ties), which makes results
     reproducible across solvers and runs."""
@@ -365,23 +252,24 @@ def _sorted_by_magnitude(eigenvalues, eigenvectors, n_keep):
 # The estimator
 # --------------------------------------------------------------------------------------------
 
-def _is_int(value):
+def is_int(value):
+    """An integer (numpy's included) and not a bool, which Python counts as one."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 # What each parameter of the estimators accepts: (test, what the error says is expected).
 _PARAMETERS = {
-    "n_components": (lambda v: v is None or (_is_int(v) and v >= 1), "an int >= 1 or None"),
+    "n_components": (lambda v: v is None or (is_int(v) and v >= 1), "an int >= 1 or None"),
     "solver": (lambda v: isinstance(v, str) and v in _SOLVERS, f"one of {', '.join(map(repr, _SOLVERS))}"),
-    "random_state": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
-    "ncv": (lambda v: v is None or (_is_int(v) and v >= 1), "an int >= 1 or None"),
+    "random_state": (lambda v: is_int(v) and v >= 0, "an int >= 0"),
+    "ncv": (lambda v: v is None or (is_int(v) and v >= 1), "an int >= 1 or None"),
     "tol": (lambda v: v is None or (isinstance(v, numbers.Real) and not isinstance(v, bool) and 0.0 <= v < np.inf),
             "a finite float >= 0 or None"),
-    "block_bytes": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
+    "block_bytes": (lambda v: is_int(v) and v >= 1, "an int >= 1"),
 }
 
 
-def _validate_parameters(estimator):
+def validate_parameters(estimator):
     """Checked at fit, not at construction: scikit-learn's convention, so that set_params and clone
     can store any value and the error comes when the value is used."""
     for name, value in estimator.get_params().items():
@@ -390,8 +278,8 @@ def _validate_parameters(estimator):
             raise ValueError(f"{type(estimator).__name__}: {name} must be {expected}, got {value!r}")
 
 
-class _DistanceTransformer(TransformerMixin, BaseEstimator):
-    """The scikit-learn tags of the estimators here, which take distance matrices: the input is
+class DistanceTransformer(TransformerMixin, BaseEstimator):
+    """The scikit-learn tags of InPCA and WeightedLandmarkInPCA, which take distance matrices: the input is
     pairwise (a square matrix over the points, which cross-validation and meta-estimators slice by
     rows and columns alike; ``transform`` takes the (M_new, M) distances to the fitted points),
     dense, without NaN and non-negative; ``transform`` returns float64 whatever the input dtype."""
@@ -406,7 +294,7 @@ class _DistanceTransformer(TransformerMixin, BaseEstimator):
         return tags
 
 
-class InPCA(_DistanceTransformer):
+class InPCA(DistanceTransformer):
     """InPCA embedding of a symmetric matrix D of intensive Bhattacharyya distances.
 
     A scikit-learn transformer: ``__init__`` only stores the parameters, ``fit`` validates them
@@ -499,14 +387,14 @@ class InPCA(_DistanceTransformer):
 
     def fit(self, D, y=None):
         """Embed D (see the class docstring); returns self. ``y`` is ignored (scikit-learn API)."""
-        _validate_parameters(self)
-        D = _validate_distances(self, D, reset=True, caller="InPCA.fit", name="D")
+        validate_parameters(self)
+        D = validate_distances(self, D, reset=True, caller="InPCA.fit", name="D")
         M, columns = D.shape
         if M != columns:
             raise ValueError(f"InPCA.fit: D must be a square (M, M) matrix of distances, got shape {D.shape}")
         k = M if self.n_components is None else min(self.n_components, M)
         solver = self._choose_solver(M, k, D)
-        streamed = _is_streamed(D)  # an array's entries are checked already; a streamed one's as read
+        streamed = is_streamed(D)  # an array's entries are checked already; a streamed one's as read
         self.n_passes_ = None  # counted by the block solver only
         if solver == "dense":
             eigenvalues, eigenvectors = self._fit_dense(D, check_entries=streamed)
@@ -514,7 +402,7 @@ class InPCA(_DistanceTransformer):
             eigenvalues, eigenvectors = self._fit_block(D, k, check_entries=streamed)
         else:
             eigenvalues, eigenvectors = self._fit_lanczos(D, k, check_entries=streamed)
-        eigenvalues, eigenvectors = _sorted_by_magnitude(eigenvalues, eigenvectors, k)
+        eigenvalues, eigenvectors = sorted_by_magnitude(eigenvalues, eigenvectors, k)
         self.solver_ = solver
         self.eigenvalues_ = eigenvalues
         self.components_ = eigenvectors
@@ -524,9 +412,9 @@ class InPCA(_DistanceTransformer):
 
     def _fit_dense(self, D, check_entries=False):
         W = np.array(D[:] if not isinstance(D, np.ndarray) else D, dtype=np.float64)
-        if check_entries and _check_entries(W, "InPCA.fit", "D"):
+        if check_entries and check_array_entries(W, "InPCA.fit", "D"):
             np.maximum(W, 0.0, out=W)  # rounding-level negatives as 0 (W is a copy here)
-        _check_symmetric(W, self.block_bytes, "InPCA.fit: D", _SYMMETRIC)
+        check_symmetric(W, self.block_bytes, "InPCA.fit: D", SYMMETRIC)
         column_means = W.mean(axis=0)
         row_means = W.mean(axis=1)
         grand_mean = float(column_means.mean())
@@ -542,7 +430,7 @@ class InPCA(_DistanceTransformer):
 
     def _fit_lanczos(self, D, k, check_entries=False):
         M = D.shape[0]
-        _check_symmetry_sample(D)
+        check_symmetry_sample(D)
         row_means, grand_mean, frobenius_norm = _streamed_statistics(D, self.block_bytes, check_entries)
         self.column_means_ = row_means  # D symmetric: row means are the column means
         self.grand_mean_ = grand_mean
@@ -562,12 +450,10 @@ class InPCA(_DistanceTransformer):
     def _fit_block(self, D, k, check_entries=False):
         """Block Lanczos in a few passes over D (inpca.block_eigen); a streamed D's entries are checked
         as the first pass reads them."""
-        from .block_eigen import BLOCK_TOL, double_centred_eigsh
-
-        _check_symmetry_sample(D)
+        check_symmetry_sample(D)
 
         def check_part(part, i0, j0):
-            _check_block(part, "InPCA.fit", "D", (i0, j0))
+            check_block(part, "InPCA.fit", "D", (i0, j0))
 
         fitted = double_centred_eigsh(D, k, block_bytes=self.block_bytes, seed=self.random_state,
                                       tol=BLOCK_TOL if self.tol is None else self.tol,
@@ -597,16 +483,16 @@ class InPCA(_DistanceTransformer):
         Raises ``sklearn.exceptions.NotFittedError`` before ``fit``.
         """
         check_is_fitted(self)
-        D_new = _validate_distances(self, D_new, reset=False, caller="InPCA.transform", name="D_new")
-        streamed = _is_streamed(D_new)
+        D_new = validate_distances(self, D_new, reset=False, caller="InPCA.transform", name="D_new")
+        streamed = is_streamed(D_new)
         magnitude = np.sqrt(np.abs(self.eigenvalues_))
         scale = np.where(self.eigenvalues_ < 0, -magnitude, magnitude)
         inverse_scale = np.divide(1.0, scale, out=np.zeros_like(scale), where=scale != 0)
         centred_column_means = self.column_means_ - self.grand_mean_
         coords = np.empty((D_new.shape[0], self.components_.shape[1]), dtype=np.float64)
-        for i0, i1, rows in _row_blocks(D_new, self.block_bytes):
+        for i0, i1, rows in row_blocks(D_new, self.block_bytes):
             if streamed:
-                _check_block(rows, "InPCA.transform", "D_new", (i0, 0))
+                check_block(rows, "InPCA.transform", "D_new", (i0, 0))
             b = rows - rows.mean(axis=1, keepdims=True)
             b -= centred_column_means[None, :]
             b *= -0.5

@@ -14,24 +14,21 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse.linalg
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from .distance_checks import SYMMETRIC, check_block, check_symmetric, is_streamed, validate_distances
 from .embedding import (
     DENSE_MAX_POINTS,
-    InPCA,
     LANCZOS_TOL,
-    _DistanceTransformer,
-    _SYMMETRIC,
-    _check_block,
-    _check_symmetric,
-    _is_int,
-    _is_streamed,
-    _sorted_by_magnitude,
-    _validate_distances,
-    _validate_parameters,
+    DistanceTransformer,
+    InPCA,
     explained_stress,
+    is_int,
+    sorted_by_magnitude,
+    validate_parameters,
 )
-from .row_blocks import DEFAULT_BLOCK_BYTES, _row_blocks, _rows_per_block
+from .row_blocks import DEFAULT_BLOCK_BYTES, row_blocks, rows_per_block
 
 __all__ = ["LandmarkEmbedding", "WeightedLandmarkInPCA", "landmark_inpca", "landmark_rows_every", "landmark_weights"]
 
@@ -103,7 +100,7 @@ def landmark_inpca(D_to_landmarks, landmark_rows, n_components=10, solver="auto"
     if isinstance(D_to_landmarks, np.ndarray):
         coords = model.transform(D_to_landmarks)
     else:
-        coords = np.vstack([model.transform(rows) for _, _, rows in _row_blocks(D_to_landmarks, block_bytes)])
+        coords = np.vstack([model.transform(rows) for _, _, rows in row_blocks(D_to_landmarks, block_bytes)])
     # transform reproduces the landmarks' own coordinates only to rounding (and to the Lanczos
     # residual); the fit's are exact and keep the landmarks identical to model.coords_.
     coords[landmark_rows] = model.coords_
@@ -126,8 +123,8 @@ def _check_landmark_rows(landmark_rows, n_rows, n_landmarks):
 def _check_landmark_symmetry(D_landmarks, block_bytes):
     """InPCA's Lanczos path only spot-checks a few rows, and an asymmetric landmark matrix almost
     always means landmark_rows is not in the order of the columns, which deserves an error that says so."""
-    _check_symmetric(D_landmarks, block_bytes, "D_to_landmarks[landmark_rows]",
-                     "column j must hold the distances to the point of row landmark_rows[j]")
+    check_symmetric(D_landmarks, block_bytes, "D_to_landmarks[landmark_rows]",
+                    "column j must hold the distances to the point of row landmark_rows[j]")
 
 
 def _rows_of(D, rows, block_bytes):
@@ -141,14 +138,14 @@ def _rows_of(D, rows, block_bytes):
     if isinstance(D, np.ndarray):
         return np.asarray(D[rows], dtype=np.float64)
     chunks = getattr(D, "chunks", None)
-    rows_per_block = _rows_per_block(D.shape[1], block_bytes, chunks[0] if chunks else None)
+    per_block = rows_per_block(D.shape[1], block_bytes, chunks[0] if chunks else None)
     order = np.argsort(rows, kind="stable")
     sorted_rows = rows[order]
     out = np.empty((rows.size, D.shape[1]), dtype=np.float64)
     start = 0
     while start < rows.size:
         first = sorted_rows[start]
-        stop = int(np.searchsorted(sorted_rows, first + rows_per_block))
+        stop = int(np.searchsorted(sorted_rows, first + per_block))
         span = np.asarray(D[first:sorted_rows[stop - 1] + 1], dtype=np.float64)
         out[order[start:stop]] = span[sorted_rows[start:stop] - first]
         start = stop
@@ -167,7 +164,7 @@ def landmark_rows_every(run_ids, checkpoint_index, kinds, every):
     landmark. The choice depends on each point's own run only, so adding a run adds landmarks of
     that run without moving any other. Returns the positions as an increasing int64 array.
     """
-    if not (_is_int(every) and every >= 1):
+    if not (is_int(every) and every >= 1):
         raise ValueError(f"every must be an int >= 1, got {every!r}")
     kinds = np.asarray(kinds)
     if kinds.dtype.kind == "S":
@@ -220,7 +217,7 @@ def landmark_weights(run_ids, checkpoint_index, kinds, landmark_rows):
     return weights
 
 
-class WeightedLandmarkInPCA(_DistanceTransformer):
+class WeightedLandmarkInPCA(DistanceTransformer):
     """InPCA of landmarks that each stand for `weights[j]` points (weighted classical scaling).
 
     With weights w (sum W), the double centring uses weighted means, r_j = sum_i w_i D_ij / W and
@@ -245,15 +242,15 @@ class WeightedLandmarkInPCA(_DistanceTransformer):
         """Fit on the (L, L) landmark distances D, landmark j standing for sample_weight[j] > 0
         points (None: 1 each); returns self. ``y`` is ignored (scikit-learn API). ``overwrite``: D may
         be used as workspace (when it is a float64 array)."""
-        _validate_parameters(self)
-        if _is_streamed(D):
+        validate_parameters(self)
+        if is_streamed(D):
             D = D[:]  # the fit works on the whole matrix in memory
-        D = _validate_distances(self, D, reset=True, caller="WeightedLandmarkInPCA.fit", name="D", dtype=np.float64)
+        D = validate_distances(self, D, reset=True, caller="WeightedLandmarkInPCA.fit", name="D", dtype=np.float64)
         if D.shape[0] != D.shape[1]:
             raise ValueError(f"WeightedLandmarkInPCA.fit: D must be a square (L, L) matrix of distances, got "
                              f"shape {D.shape}")
         w = self._weights(sample_weight, D.shape[0])
-        _check_symmetric(D, DEFAULT_BLOCK_BYTES, "WeightedLandmarkInPCA.fit: D", _SYMMETRIC)
+        check_symmetric(D, DEFAULT_BLOCK_BYTES, "WeightedLandmarkInPCA.fit: D", SYMMETRIC)
         L = D.shape[0]
         k = L if self.n_components is None else min(self.n_components, L)
         total = w.sum()
@@ -275,7 +272,7 @@ class WeightedLandmarkInPCA(_DistanceTransformer):
             v0 = np.random.default_rng(self.random_state).standard_normal(L)
             lam, U = scipy.sparse.linalg.eigsh(A, k=k, which="LM", v0=v0, tol=self.tol)
             solver = "lanczos"
-        lam, U = _sorted_by_magnitude(lam, U, k)
+        lam, U = sorted_by_magnitude(lam, U, k)
         self.eigenvalues_, self.components_ = lam, U / root[:, None]
         self.column_means_, self.grand_mean_, self.weights_ = r, g, w
         self.frobenius_norm_ = float(np.linalg.norm(A))
@@ -305,11 +302,11 @@ class WeightedLandmarkInPCA(_DistanceTransformer):
         streamed matrix-like is read in row blocks, its entries checked as they are read."""
         check_is_fitted(self)
         caller = "WeightedLandmarkInPCA.transform"
-        D_new = _validate_distances(self, D_new, reset=False, caller=caller, name="D_new", dtype=np.float64)
-        if _is_streamed(D_new):
+        D_new = validate_distances(self, D_new, reset=False, caller=caller, name="D_new", dtype=np.float64)
+        if is_streamed(D_new):
             coords = []
-            for i0, _, rows in _row_blocks(D_new, DEFAULT_BLOCK_BYTES):
-                _check_block(rows, caller, "D_new", (i0, 0))  # checked here once, placed without re-validation
+            for i0, _, rows in row_blocks(D_new, DEFAULT_BLOCK_BYTES):
+                check_block(rows, caller, "D_new", (i0, 0))  # checked here once, placed without re-validation
                 coords.append(self._place(rows))
             return np.vstack(coords)
         return self._place(D_new)

@@ -1,8 +1,9 @@
 """Reading a distance matrix in bounded row blocks, and the sums InPCA takes over it.
 
-A leaf module: :mod:`inpca.embedding` and :mod:`inpca.block_eigen` both read D through these helpers
-(an in-memory float64 array as views, anything else, an h5py Dataset or a streamed matrix-like, one
-bounded block at a time, cast to float64, with rounding-level negatives taken as 0).
+A leaf module: :mod:`inpca.embedding`, :mod:`inpca.block_eigen`, :mod:`inpca.landmarks` and
+:mod:`inpca.distance_checks` read D through these helpers (an in-memory float64 array as views, anything
+else, an h5py Dataset or a streamed matrix-like, one bounded block at a time, cast to float64, with
+rounding-level negatives taken as 0).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ DEFAULT_BLOCK_BYTES = 64 * 2**20
 ROUNDING = 1e-6
 
 
-def _rounding_floor(highest) -> float:
+def rounding_floor(highest) -> float:
     """The most negative entry still taken as a rounded 0, for a block whose largest entry is `highest`."""
     return -ROUNDING * max(1.0, float(highest))
 
@@ -33,14 +34,14 @@ def _rounding_floor(highest) -> float:
 # trajectory distances, where the expansion matches the exact sum to 6e-15 at M = 10,000; large when
 # all distances share a big common offset). The sums themselves carry ~1e-12 relative rounding at
 # M^2 = 1e8 terms, so above kappa = 1e4 (>= ~8 digits left) a second, exactly centred pass is made.
-_MAX_NORM_CANCELLATION = 1e4
+MAX_NORM_CANCELLATION = 1e4
 
 
 # --------------------------------------------------------------------------------------------
 # Row-block access to D
 # --------------------------------------------------------------------------------------------
 
-def _rows_per_block(n_columns, block_bytes, chunk_rows=None):
+def rows_per_block(n_columns, block_bytes, chunk_rows=None):
     """Number of rows whose float64 copy fits in ``block_bytes`` (at least 1), rounded to a
     multiple of the storage chunk height when D is a chunked HDF5 dataset (whole chunks per read)."""
     rows = max(1, int(block_bytes) // (8 * max(1, n_columns)))
@@ -49,7 +50,7 @@ def _rows_per_block(n_columns, block_bytes, chunk_rows=None):
     return rows
 
 
-def _row_blocks(D, block_bytes=DEFAULT_BLOCK_BYTES, upper=False):
+def row_blocks(D, block_bytes=DEFAULT_BLOCK_BYTES, upper=False):
     """Yield (i0, i1, rows) with rows = D[i0:i1] as a float64 array, or with upper=True only the
     block's part on and to the right of the diagonal, rows = D[i0:i1, i0:] (for a symmetric D that
     is all the information, read once).
@@ -59,20 +60,20 @@ def _row_blocks(D, block_bytes=DEFAULT_BLOCK_BYTES, upper=False):
     """
     n_rows, n_columns = D.shape
     chunks = getattr(D, "chunks", None)
-    rows = _rows_per_block(n_columns, block_bytes, chunks[0] if chunks else None)
+    rows = rows_per_block(n_columns, block_bytes, chunks[0] if chunks else None)
     is_float64_array = isinstance(D, np.ndarray) and D.dtype == np.float64
     for i0 in range(0, n_rows, rows):
         i1 = min(n_rows, i0 + rows)
         block = D[i0:i1, i0:] if upper else D[i0:i1]
         if not is_float64_array:
             block = np.asarray(block, dtype=np.float64)
-        if not isinstance(D, np.ndarray) and block.size and 0 > block.min() >= _rounding_floor(block.max()):
+        if not isinstance(D, np.ndarray) and block.size and 0 > block.min() >= rounding_floor(block.max()):
             # a streamed D's rounding-level negatives as 0 (larger ones stay, refused where D is checked)
             block = np.maximum(block, 0.0)
         yield i0, i1, block
 
 
-def _whole_blas_matrix(D):
+def whole_blas_matrix(D):
     """D as an F-contiguous float64 array that BLAS takes in one call without a copy, or None.
 
     A C-contiguous D is passed as its transpose (the same matrix, D being symmetric). One call over
@@ -89,15 +90,15 @@ def _whole_blas_matrix(D):
     return None
 
 
-def _symmetric_product(D, X, block_bytes):
+def symmetric_product(D, X, block_bytes):
     """D X for a symmetric D (M, M) and X (M, n), reading only D's upper triangle.
 
-    In memory (see _whole_blas_matrix): BLAS dsymv, one call per column, reading half of D: 2x faster
+    In memory (see whole_blas_matrix): BLAS dsymv, one call per column, reading half of D: 2x faster
     than dgemv (0.08-0.13 s against 0.2-0.34 s at M = 20,000 under load). Otherwise the upper part of
     each row block, R = D[i0:i1, i0:], serves twice: (D X)[i0:i1] += R X[i0:] and, by symmetry,
     (D X)[i1:] += R[:, i1 - i0:]^T X[i0:i1], so an on-disk D is also read only half.
     """
-    whole = _whole_blas_matrix(D)
+    whole = whole_blas_matrix(D)
     if whole is not None:
         product = np.empty_like(X)
         for column in range(X.shape[1]):
@@ -105,14 +106,15 @@ def _symmetric_product(D, X, block_bytes):
         return product
     M = D.shape[0]
     product = np.zeros_like(X)
-    for i0, i1, rows in _row_blocks(D, block_bytes, upper=True):
+    for i0, i1, rows in row_blocks(D, block_bytes, upper=True):
         product[i0:i1] += rows @ X[i0:]
         if i1 < M:
             product[i1:] += rows[:, i1 - i0:].T @ X[i0:i1]
     return product
 
 
-def _sum_of_squares(array):
+def sum_of_squares(array):
+    """The sum of the squared entries of a float64 array, as one dot product (no copy when contiguous)."""
     flat = array.ravel(order="K") if (array.flags.c_contiguous or array.flags.f_contiguous) \
         else np.ravel(array)
     return float(np.dot(flat, flat))
