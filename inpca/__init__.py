@@ -7,15 +7,16 @@ The package by stage of the pipeline (each rule's script in ``scripts/`` calls o
   configuration is: its fields, factors and label, for the analysis and the atlas alike),
   :mod:`.resources` (cluster estimates), :mod:`.devices` (which GPU a job takes);
 - networks and data: :mod:`.data`, :mod:`.models`, :mod:`.schedule`, :mod:`.train` (the grid's
-  training), :mod:`.corners` (pre-trained starting points), :mod:`.record` (one's own training),
+  training), :mod:`.corners` (pre-trained starting points), :mod:`.record` (one's own training;
+  its checkpoints on disk: :mod:`.recording_folder`),
   :mod:`.adapters` (Lightning, Hugging Face), :mod:`.recordings` (the recordings a study imports, at
   parse time) and :mod:`.imports` (each one into the study, the job);
 - files: :mod:`.files` (HDF5, TSV, atomic writes), :mod:`.runfile` (run files), :mod:`.store`
   (blocks of points, the reference points, index.tsv);
 - distances: :mod:`.distances` and :mod:`.kernels` (CPU and GPU), :mod:`.tiles` (per pair of blocks);
-- the map: :mod:`.embedding` (InPCA), :mod:`.landmarks` (landmark InPCA), :mod:`.row_blocks` (reading D in
-  row blocks), :mod:`.block_eigen` (its eigensolver for distances
-  on disk), :mod:`.embedding_file` (the embed step),
+- the map: :mod:`.embedding` (InPCA), :mod:`.landmarks` (landmark InPCA), :mod:`.distance_checks` (what
+  both refuse of a distance matrix), :mod:`.row_blocks` (reading D in row blocks),
+  :mod:`.block_eigen` (its eigensolver for distances on disk), :mod:`.embedding_file` (the embed step),
   :mod:`.geodesic` (P0 -> P*, progress), :mod:`.plots` and :mod:`.figures` (the figures);
 - whole trajectories: :mod:`.trajectories` (reindexing at equal progress), :mod:`.trajectory_files`
   (the trajectory stage; the interpolation kernel is in :mod:`.kernels`), :mod:`.analysis` (the paper's

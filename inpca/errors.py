@@ -42,6 +42,11 @@ class ResultsError(InpcaError, ValueError):
     """Intermediate results of a study that do not fit together (tiles, index, embedding)."""
 
 
+class RecorderError(InpcaError, ValueError):
+    """Input the recorder refuses, or checkpoints on disk that belong to another recording; one line
+    naming the value."""
+
+
 def first_line(exc: BaseException, typed: bool = False) -> str:
     """The first line of an exception's message (its type's name if it has none); `typed`: prefixed by
     the type's name ("OSError: ..."), for exceptions from other libraries quoted in a refusal."""

@@ -30,6 +30,7 @@ same config, steps and data) and ``due`` is False for them, so the resumed train
 ``with`` block left by an exception keeps the folder for that resume. With an atlas, the resumed
 recording first places every recorded checkpoint that has no row in ``<path>.atlas.tsv`` yet (one
 killed between writing a checkpoint and its row), so the table and the run file list the same steps.
+The folder, its checks and the assembly of the run file are :mod:`inpca.recording_folder`.
 
 One Recorder per run file: a Recorder holds a lock on ``<path>.lock`` from its construction until
 :meth:`Recorder.close` (or the end of its ``with`` block); a second one on the same path, in any
@@ -51,8 +52,6 @@ import logging
 import math
 import numbers
 import os
-import shutil
-import socket
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -61,9 +60,8 @@ import numpy as np
 from . import __version__
 from .config import SPLITS
 from .data import fingerprint_of
-from .errors import InpcaError
-from .files import open_h5, write_h5
-from .runfile import METRICS, read_checkpoints, write_run
+from .errors import RecorderError
+from .recording_folder import RecordingFolder
 from .schedule import log_steps, paper_steps
 from .train import evaluate_batches, normalisation, prepare_inputs
 
@@ -72,14 +70,7 @@ __all__ = ["Recorder", "RecorderError", "log_steps", "paper_steps"]
 log = logging.getLogger("inpca.record")
 
 DTYPES = {"float32": np.float32, "float16": np.float16}
-PARTIAL_SUFFIX = ".partial"
-DIVERGED_FILE = "diverged.h5"
 FORECAST_ATTR = "inpca_forecast"  # the trial's user attribute with the latest forecast (AtlasPruner's)
-
-
-class RecorderError(InpcaError, ValueError):
-    """Input the recorder refuses, or checkpoints on disk that belong to another recording; one line
-    naming the value."""
 
 
 def forecast_attr(forecast, *, step, epoch=math.nan) -> dict:
@@ -274,56 +265,6 @@ def _device_of(model):
 
 
 # --------------------------------------------------------------------------------------------
-# one recorder per run file
-
-
-class _RunLock:
-    """An exclusive lock on ``<run file>.lock`` (flock: the system drops it when the process dies, so a
-    killed recording never leaves a stale lock; on NFS it needs the server's locking). A second
-    Recorder on the same run file, in this process or another, is refused in one line. Where the
-    system has no flock (Windows), nothing is locked."""
-
-    def __init__(self, path: Path):
-        self.path = path.with_name(path.name + ".lock")
-        self.handle = None
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            if holder == self._owner():
-                raise RecorderError(f"{path}: another Recorder of this process is recording this run and is not "
-                                    "closed; close it (rec.close(), or leave its with block) or record to another "
-                                    "path") from None
-            raise RecorderError(f"{path}: another Recorder is recording this run ({holder} holds {self.path}); "
-                                "record to another path, or wait until that one is closed") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(self._owner() + "\n")
-        handle.flush()
-        self.handle = handle
-
-    @staticmethod
-    def _owner() -> str:
-        return f"pid {os.getpid()} on {socket.gethostname()}"
-
-    def release(self, remove: bool = False) -> None:
-        if self.handle is None:
-            return
-        if remove:  # before the unlock: whoever locks the file next finds the run file finished
-            self.path.unlink(missing_ok=True)
-        self.handle.close()  # closing the file drops the flock
-        self.handle = None
-
-
-# --------------------------------------------------------------------------------------------
 # the recorder
 
 
@@ -420,7 +361,6 @@ class Recorder:
                  fingerprint: str | None = None, dataset_name: str = "recorded", run_id: str | None = None,
                  atlas=None, atlas_split: str = "train", atlas_k: int = 5, trial=None):
         self.path = Path(path)
-        self.folder = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
         self.run_id = run_id if run_id is not None else self.path.stem
         self.dataset_name = dataset_name
         self.config_json = _config_json(config)
@@ -443,21 +383,11 @@ class Recorder:
         # what the checkpoints on disk must share with this recording to be part of it
         self.identity = {"config": self.config_json, "steps": json.dumps(self.steps),
                          "fingerprint": self.fingerprint, "num_classes": self.num_classes}
-        self._recorded: set[int] = set()
-        self.parameters = None
-        self._diverged_at = -1
-        # one Recorder per run file: a second one (another process, or this one) would overwrite the
-        # first one's checkpoints; taken before looking at the file, held until close
-        self._lock = _RunLock(self.path)
-        self._finished = self.path.exists()
+        # the checkpoints on disk: the lock taken (one Recorder per run file, held until close), then a
+        # finished run file checked, or a killed recording's folder taken up
+        self.recording = RecordingFolder(self.path, self.identity)
+        self.folder = self.recording.folder
         try:
-            if self._finished:
-                self._lock.release()
-                self._check_finished_file()
-                log.warning("%s exists: the recording is finished and nothing will be recorded (delete it to record "
-                            "again)", self.path)
-            elif self.folder.exists():
-                self._load_folder()
             self.atlas = self.live = None
             self.trial, self._latest_forecast = trial, None
             if atlas is not None:
@@ -473,7 +403,7 @@ class Recorder:
                 log.warning("trial %s: a Recorder given a trial but no atlas forecasts nothing; record with "
                             "Recorder.for_atlas(path, atlas, ..., trial=trial)", getattr(trial, "number", "?"))
         except BaseException:
-            self._lock.release()
+            self.recording.lock.release()
             raise
 
     @classmethod
@@ -500,12 +430,17 @@ class Recorder:
     @property
     def finished(self) -> bool:
         """True once the run file exists (written by close, or found at construction)."""
-        return self._finished
+        return self.recording.finished
 
     @property
     def diverged_at_step(self) -> int:
         """The step whose predictions were not finite, or -1."""
-        return self._diverged_at
+        return self.recording.diverged_at
+
+    @property
+    def parameters(self) -> int | None:
+        """The network's parameter count, once a checkpoint is recorded (or resumed)."""
+        return self.recording.parameters
 
     @property
     def latest_forecast(self) -> dict | None:
@@ -516,12 +451,12 @@ class Recorder:
     @property
     def recorded_steps(self) -> list[int]:
         """The steps recorded so far (in the folder), resumed ones included."""
-        return sorted(self._recorded)
+        return sorted(self.recording.recorded)
 
     def due(self, step) -> bool:
         """Whether `step` is a checkpoint still to record (False once finished or diverged)."""
-        return (not self._finished and self._diverged_at < 0 and step in self.scheduled
-                and int(step) not in self._recorded)
+        return (not self.recording.finished and self.recording.diverged_at < 0 and step in self.scheduled
+                and int(step) not in self.recording.recorded)
 
     # ---- recording
 
@@ -553,10 +488,11 @@ class Recorder:
         finally:
             for module, training in modes:  # each module's own mode: a model may mix them
                 module.training = training
-        if self.parameters is None:
+        parameters = self.recording.parameters
+        if parameters is None:
             from .models import count_parameters
 
-            self.parameters = count_parameters(model)
+            parameters = count_parameters(model)
         if not all(np.isfinite(result[split][0]).all() for split in SPLITS):
             self._diverge(step)
             return
@@ -566,10 +502,7 @@ class Recorder:
         for split in SPLITS:
             _, metrics[f"{split}_loss"], metrics[f"{split}_error"] = result[split]
 
-        # one checkpoint, written as a run file is (the same writer), with what it must share with the recording
-        write_run(self.folder / f"{step:012d}.h5", {split: result[split][0][None] for split in SPLITS}, [step], [epoch],
-                  {m: [value] for m, value in metrics.items()}, {**self.identity, "parameters": self.parameters})
-        self._recorded.add(step)
+        self.recording.write_checkpoint(step, epoch, {split: result[split][0] for split in SPLITS}, metrics, parameters)
         log.info("epoch %6.2f step %6d  train loss %.4f err %.4f  test loss %.4f err %.4f", epoch, step,
                  metrics["train_loss"], metrics["train_error"], metrics["test_loss"], metrics["test_error"])
         if self.atlas is not None:
@@ -606,22 +539,7 @@ class Recorder:
         # between writing a checkpoint and its row) is placed now, so the table lists the run's steps
         total_epochs = self.steps[-1] / self.steps_per_epoch if self.steps_per_epoch else None
         self.live = LiveTable(atlas, self.atlas_table, split, int(k), total_epochs)
-        self.live.resume(self._checkpoints_on_disk())
-
-    def _checkpoints_on_disk(self):
-        """The checkpoints recorded so far (the finished run file's, or the folder's), in step order, as
-        the live table takes them."""
-        if self._finished:
-            run = read_checkpoints(self.path)
-            for i, step in enumerate(run["step"]):
-                yield {"step": int(step), "epoch": float(run["epoch"][i]), "train_error": float(run["train_error"][i]),
-                       "probs": {split: run[f"{split}_probs"][i] for split in SPLITS}}
-            return
-        for path in self._checkpoint_files() if self.folder.exists() else []:
-            checkpoint = read_checkpoints(path)
-            yield {"step": int(checkpoint["step"][0]), "epoch": float(checkpoint["epoch"][0]),
-                   "train_error": float(checkpoint["train_error"][0]),
-                   "probs": {split: checkpoint[f"{split}_probs"][0] for split in SPLITS}}
+        self.live.resume(self.recording.checkpoints())
 
     def _place_in_atlas(self, step: int, epoch: float, probs: dict, train_error: float) -> None:
         """Place the checkpoint just recorded (both splits), follow the run so far at equal progress,
@@ -639,95 +557,38 @@ class Recorder:
             raise RecorderError(f"step {step!r} is not in the schedule ({len(self.steps)} steps from "
                                 f"{self.steps[0]} to {self.steps[-1]})")
         step = int(step)
-        if self._finished:
+        if self.recording.finished:
             raise RecorderError(f"step {step}: {self.path} exists, the recording is finished; delete it to record "
                                 "again")
-        if self._diverged_at >= 0:
-            raise RecorderError(f"step {step}: the run diverged at step {self._diverged_at}; nothing more is "
-                                "recorded")
-        if step in self._recorded:
+        if self.recording.diverged_at >= 0:
+            raise RecorderError(f"step {step}: the run diverged at step {self.recording.diverged_at}; nothing more "
+                                "is recorded")
+        if step in self.recording.recorded:
             raise RecorderError(f"step {step} is already recorded (in {self.folder}); ask due(step) first")
         return step
 
     def _diverge(self, step: int) -> None:
-        if not self._recorded:  # as our training refuses it: a run without a checkpoint has nothing to map
+        if not self.recording.recorded:  # as our training refuses it: a run without a checkpoint has nothing to map
             raise RecorderError(f"step {step}: the network predicts NaN/Inf at its first checkpoint; nothing to "
                                 "record")
-        self._diverged_at = step
-        write_h5(self.folder / DIVERGED_FILE,
-                 lambda f: f.attrs.update({**self.identity, "diverged_at_step": step}))
+        self.recording.write_divergence(step)
         log.warning("%s: the run diverged (non-finite predictions) at step %d; the run file keeps the %d "
-                    "checkpoints before it", self.run_id, step, len(self._recorded))
-
-    # ---- the folder and the run file
-
-    def _check_finished_file(self) -> None:
-        with open_h5(self.path) as f:
-            attrs = dict(f.attrs)
-        for key in ("config", "fingerprint"):
-            if attrs.get(key) != self.identity[key]:
-                raise RecorderError(f"{self.path}: a finished recording with another {key}; delete it to record "
-                                    "again, or record to another path")
-
-    def _checkpoint_files(self) -> list[Path]:
-        """The checkpoint files in the folder, by step."""
-        return sorted((p for p in self.folder.glob("*.h5") if p.stem.isdigit()), key=lambda p: int(p.stem))
-
-    def _load_folder(self) -> None:
-        """Take the checkpoints (and the divergence) a killed recording left in the folder."""
-        for path in [*self._checkpoint_files(), self.folder / DIVERGED_FILE]:
-            if not path.exists():
-                continue
-            with open_h5(path) as f:
-                attrs = dict(f.attrs)
-            for key, value in self.identity.items():
-                if attrs.get(key) != value:
-                    shown = "" if key in ("config", "steps") else f" ({attrs.get(key)} vs {value})"
-                    raise RecorderError(f"{self.folder}: checkpoints of a recording with another {key}{shown}; "
-                                        "delete the folder to record anew, or record with the same config, "
-                                        "steps and data")
-            if path.name == DIVERGED_FILE:
-                self._diverged_at = int(attrs["diverged_at_step"])
-            else:
-                self._recorded.add(int(path.stem))  # the file of step s is named s
-                self.parameters = int(attrs["parameters"])
-        log.info("%s: resuming with %d checkpoints recorded%s", self.folder, len(self._recorded),
-                 f", diverged at step {self._diverged_at}" if self._diverged_at >= 0 else "")
+                    "checkpoints before it", self.run_id, step, len(self.recording.recorded))
 
     def close(self) -> None:
         """Assemble the run file from the recorded checkpoints (atomically) and remove the folder.
 
         A finished recording is left as it is; with no checkpoint recorded nothing is written.
         """
-        if self._finished:
-            if self.folder.exists():  # left by a recording killed between writing the file and this removal
-                shutil.rmtree(self.folder)
-            return
-        files = self._checkpoint_files() if self.folder.exists() else []
-        if not files:
-            log.warning("%s: no checkpoint recorded; no run file written", self.path)
-            self._lock.release()
-            return
-        checkpoints = [{key: values[0] for key, values in read_checkpoints(path).items() if key != "attrs"}
-                       for path in files]
-        if len(checkpoints) < len(self.steps) and self._diverged_at < 0:
-            log.warning("%s: %d of the %d scheduled checkpoints recorded", self.path, len(checkpoints),
-                        len(self.steps))
         attrs = {
             "run_id": self.run_id, "config": self.config_json, "dataset": self.dataset_name,
             "fingerprint": self.fingerprint, "num_classes": self.num_classes,
             "n_train": len(self.samples["train"].labels), "n_test": len(self.samples["test"].labels),
-            "steps_per_epoch": self.steps_per_epoch or 0, "diverged_at_step": self._diverged_at,
-            "parameters": self.parameters, "inpca_version": __version__,
+            "steps_per_epoch": self.steps_per_epoch or 0, "diverged_at_step": self.recording.diverged_at,
+            "parameters": self.recording.parameters, "inpca_version": __version__,
         }
-        probs = {split: np.stack([c[f"{split}_probs"] for c in checkpoints]).astype(self.dtype) for split in SPLITS}
-        write_run(self.path, probs, [c["step"] for c in checkpoints], [c["epoch"] for c in checkpoints],
-                  {m: [c[m] for c in checkpoints] for m in METRICS}, attrs,
-                  {split: self.samples[split].labels for split in SPLITS})
-        shutil.rmtree(self.folder)
-        self._finished = True
-        self._lock.release(remove=True)  # the run file is whole: a later Recorder finds it finished
-        log.info("wrote %s: %d checkpoints", self.path, len(checkpoints))
+        self.recording.assemble(attrs, {split: self.samples[split].labels for split in SPLITS}, self.dtype,
+                                len(self.steps))
 
     def __enter__(self) -> Recorder:
         return self
@@ -737,4 +598,4 @@ class Recorder:
         if exc_type is None:
             self.close()
         else:
-            self._lock.release()
+            self.recording.lock.release()

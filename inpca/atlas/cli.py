@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import InpcaError
 from ..files import write_table
 from ..plots import load, plot_atlas_html, plot_atlas_png
-from ..record import PARTIAL_SUFFIX
+from ..recording_folder import PARTIAL_SUFFIX
 from ..runfile import read_run
 from .atlas import Atlas, AtlasError
 

@@ -66,7 +66,7 @@ def train_with_recorder(path, kill_after=None):
         if rec.due(step):
             rec.record(model, step=step)
         if kill_after is not None and len(rec.recorded_steps) >= kill_after:
-            rec._lock.release()  # as the system drops the lock of a killed process
+            rec.recording.lock.release()  # as the system drops the lock of a killed process
             return True
         return False
 
@@ -215,7 +215,7 @@ def test_a_diverged_run_keeps_the_checkpoints_before_it(tmp_path, digits, caplog
         model[0].weight.fill_(float("nan"))
     rec.record(model, step=5)
     assert rec.diverged_at_step == 5 and not rec.due(10) and "diverged" in caplog.text
-    rec._lock.release()  # killed here, as the system drops a killed process' lock
+    rec.recording.lock.release()  # killed here, as the system drops a killed process' lock
     resumed = Recorder(path, train=digits[0], test=digits[1], config={"arch": "mlp"}, steps=[0, 5, 10])
     assert resumed.diverged_at_step == 5  # a resumed recording knows it too
     resumed.close()
@@ -270,7 +270,7 @@ def test_bad_input_is_refused_in_one_line_naming_the_value(tmp_path, digits):
     rec.record(small_model(), step=0)
     one_line_error("step 0 is already recorded", rec.record, small_model(), step=0)
     one_line_error("another Recorder of this process is recording this run", recorder)
-    rec._lock.release()  # as if killed: the system drops the lock, the checkpoints stay
+    rec.recording.lock.release()  # as if killed: the system drops the lock, the checkpoints stay
     # the checkpoints on disk belong to the config above: another config is another recording
     one_line_error(r"run\.h5\.partial: checkpoints of a recording with another config", recorder,
                    config={"lr": 1})
