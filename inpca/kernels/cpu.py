@@ -17,7 +17,9 @@ reloaded them every sample and reached half the speed).
   the tile is 2 x 16 and the product float32 (a float64 one needs twice the registers).
 * The class loop is fully unrolled for C = 10 (a literal count at the call site; 1.2x).
 * Tasks: up to ROW_BLOCK rows x COL_TILE columns, scheduled dynamically over the threads; for a
-  symmetric input only tasks reaching the diagonal, and tiles wholly below it are skipped. Within a
+  symmetric input only tasks reaching the diagonal, and tiles wholly below it are skipped. The tiles
+  have no bounds checks, so every task bound is a multiple of BLOCK: the constructor and
+  `make_tasks` refuse other sizes, and the reduction for small matrices keeps them multiples. Within a
   task, samples go in slabs of SLAB; per slab a 16-row block's data is reused across all column
   blocks and each column block's across the 8 row pairs of the block.
 * One log per pair per call at the end: sum_n t_n = n LOG_BC_SCALE - (log(mantissa) + exponent ln 2).
@@ -231,12 +233,33 @@ def scaled_sqrt_layout(P, out):
                     out[b, k, c, i] = 0.0
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_tile_size(name: str, value) -> None:
+    """Refuse (one-line ValueError) a task size that is not a positive multiple of BLOCK."""
+    if not _is_int(value) or value < BLOCK or value % BLOCK:
+        raise ValueError(f"{name} must be a positive multiple of {BLOCK}, got {value!r}")
+
+
+def halved_tile_size(size: int) -> int:
+    """About half of a task size, still a multiple of BLOCK and at least BLOCK: 128 -> 64, 48 -> 16, 80 -> 32."""
+    return max(BLOCK, size // 2 // BLOCK * BLOCK)
+
+
 def make_tasks(m1p: int, m2p: int, symmetric: bool, row_block: int = ROW_BLOCK, col_tile: int = COL_TILE):
     """(n_tasks, 4) int64: (first row, row end, first column, column end) of each task.
 
     Tasks of row_block rows x col_tile columns (smaller at the ends); for a symmetric input only
-    those that reach the diagonal or above it.
+    those that reach the diagonal or above it. All four bounds of every task are multiples of BLOCK,
+    as `pair_sums` needs: m1p, m2p (padded point counts), row_block and col_tile must be.
     """
+    check_tile_size("row_block", row_block)
+    check_tile_size("col_tile", col_tile)
+    for name, value in (("m1p", m1p), ("m2p", m2p)):
+        if not _is_int(value) or value < 0 or value % BLOCK:
+            raise ValueError(f"{name} must be a non-negative multiple of {BLOCK} (padded points), got {value!r}")
     tasks = []
     for rb in range(0, m1p, row_block):
         re = min(rb + row_block, m1p)
@@ -258,12 +281,14 @@ class NumbaKernel:
     reuses_buffers = True  # prepare(probs, reuse=...) writes over an earlier result of the same shape
 
     def __init__(self, row_block: int = ROW_BLOCK, col_tile: int = COL_TILE, slab: int = SLAB):
-        for name, value in (("row_block", row_block), ("col_tile", col_tile)):
-            if value % BLOCK or value < BLOCK:
-                raise ValueError(f"{name} must be a positive multiple of {BLOCK}, got {value}")
-        if slab < 1:
-            raise ValueError(f"slab must be positive, got {slab}")
-        self.row_block, self.col_tile, self.slab = row_block, col_tile, slab
+        # The 2 x 16 register tiles tile a task exactly (no bounds checks in the loops), so a task's
+        # rows and columns must be whole layout blocks; a slab is any positive number of samples
+        # (its last one may be shorter: `_task_products` and `_task_sums` clip it).
+        check_tile_size("row_block", row_block)
+        check_tile_size("col_tile", col_tile)
+        if not _is_int(slab) or slab < 1:
+            raise ValueError(f"slab must be a positive integer (samples per slab), got {slab!r}")
+        self.row_block, self.col_tile, self.slab = int(row_block), int(col_tile), int(slab)
 
     def prepare(self, probs, reuse=None):
         """(points / 16, samples, classes, 16) float32 scaled square roots (points padded with zeros).
@@ -300,16 +325,18 @@ class NumbaKernel:
             pair_sums(left, right, tasks, self.slab, symmetric, metric == "hellinger", sums)
 
     def _tasks(self, m1p: int, m2p: int, symmetric: bool):
-        """Tasks of the configured size, halved (down to one layout block) while there are fewer than
-        two per thread: small matrices (the R x R matrices at equal progress, R ~ 10-100) would
-        otherwise be one task on one core."""
+        """Tasks of the configured size, reduced while there are fewer than two per thread: small
+        matrices (the R x R matrices at equal progress, R ~ 10-100) would otherwise be one task on one
+        core. Each step halves the larger of row_block and col_tile, rounded down to a multiple of
+        BLOCK and never below BLOCK (a plain halving of 48 or 80 gave 24 or 40, and the 16-wide tiles
+        then read and wrote past the task's buffers)."""
         row_block, col_tile = self.row_block, self.col_tile
         tasks = make_tasks(m1p, m2p, symmetric, row_block, col_tile)
         while len(tasks) < 2 * numba.get_num_threads() and (row_block > BLOCK or col_tile > BLOCK):
             if row_block >= col_tile and row_block > BLOCK:
-                row_block //= 2
+                row_block = halved_tile_size(row_block)
             else:
-                col_tile //= 2
+                col_tile = halved_tile_size(col_tile)
             tasks = make_tasks(m1p, m2p, symmetric, row_block, col_tile)
         return tasks
 

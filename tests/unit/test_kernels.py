@@ -246,8 +246,58 @@ def test_numba_kernel_refuses_bad_sizes_in_one_line():
         NumbaKernel(row_block=24)
     with pytest.raises(ValueError, match=r"^col_tile must be a positive multiple of 16, got 0$"):
         NumbaKernel(col_tile=0)
-    with pytest.raises(ValueError, match=r"^slab must be positive, got 0$"):
+    with pytest.raises(ValueError, match=r"^slab must be a positive integer \(samples per slab\), got 0$"):
         NumbaKernel(slab=0)
+    # every kind of bad value, for each parameter: one line that names the parameter and the value
+    bad = {"row_block": [8, 40, -16, 0, 32.0, True, "64"], "col_tile": [8, 48 + 1, -32, 16.5, None],
+           "slab": [0, -1, 2.0, True, None]}
+    for name, values in bad.items():
+        expected = "a positive integer (samples per slab)" if name == "slab" else "a positive multiple of 16"
+        for value in values:
+            with pytest.raises(ValueError) as error:
+                NumbaKernel(**{name: value})
+            assert str(error.value) == f"{name} must be {expected}, got {value!r}"
+    for row_block, col_tile, slab in [(16, 16, 1), (48, 80, 7), (np.int64(32), 96, np.int32(5))]:
+        kernel = NumbaKernel(row_block=row_block, col_tile=col_tile, slab=slab)  # any positive slab works
+        assert (kernel.row_block, kernel.col_tile, kernel.slab) == (row_block, col_tile, slab)
+        assert all(type(v) is int for v in (kernel.row_block, kernel.col_tile, kernel.slab))
+
+
+def test_make_tasks_refuses_sizes_that_are_no_multiple_of_the_block():
+    from inpca.kernels.cpu import make_tasks
+
+    with pytest.raises(ValueError, match=r"^row_block must be a positive multiple of 16, got 24$"):
+        make_tasks(64, 64, False, 24, 16)
+    with pytest.raises(ValueError, match=r"^col_tile must be a positive multiple of 16, got 40$"):
+        make_tasks(64, 64, True, 16, 40)
+    with pytest.raises(ValueError, match=r"^m2p must be a non-negative multiple of 16 \(padded points\), got 37$"):
+        make_tasks(48, 37, False)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8, 64])
+@pytest.mark.parametrize("row_block, col_tile", [(128, 64), (48, 64), (128, 48), (80, 80), (144, 16), (16, 208)])
+def test_numba_task_reduction_keeps_whole_blocks(monkeypatch, threads, row_block, col_tile):
+    """_tasks shrinks the tasks of small matrices (fewer than 2 per thread), by halving rounded down to
+    a multiple of 16, never below 16: every task bound stays a multiple of 16 and the tasks still cover
+    each wanted pair once. (Tiles of sizes that are no multiple of 16 read and write out of bounds.)"""
+    from inpca.kernels import cpu
+
+    assert [cpu.halved_tile_size(s) for s in (16, 32, 48, 64, 80, 96, 128, 144)] == [16, 16, 16, 32, 32, 48, 64, 64]
+    monkeypatch.setattr(cpu.numba, "get_num_threads", lambda: threads)
+    kernel = cpu.NumbaKernel(row_block=row_block, col_tile=col_tile)
+    for m1p, m2p, symmetric in [(16, 16, True), (48, 48, True), (112, 112, True), (48, 80, False), (256, 32, False)]:
+        tasks = kernel._tasks(m1p, m2p, symmetric)
+        assert (tasks % cpu.BLOCK == 0).all(), (m1p, m2p, tasks)
+        assert ((tasks[:, 1] > tasks[:, 0]) & (tasks[:, 3] > tasks[:, 2])).all()
+        cover = np.zeros((m1p, m2p), int)
+        for r0, r1, c0, c1 in tasks:
+            cover[r0:r1, c0:c1] += 1
+        if symmetric:
+            assert (cover[np.triu_indices(m1p)] == 1).all() and (cover <= 1).all()
+        else:
+            assert (cover == 1).all()
+        # reduced until there are 2 tasks per thread or the tasks are single blocks
+        assert len(tasks) >= 2 * threads or len(tasks) == len(cpu.make_tasks(m1p, m2p, symmetric, 16, 16))
 
 
 NON_POWER_OF_TWO_CHECK = """
@@ -285,14 +335,11 @@ def test_numba_kernel_with_small_power_of_two_task_sizes():
     check_task_sizes(64, 32)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "NumbaKernel._tasks halves row_block/col_tile for small matrices (fewer than 2 tasks per thread): "
-    "from a multiple of 16 that is no power of two (48, 80) it reaches 24 or 40, no multiple of BLOCK = 16, "
-    "and the 16-wide tiles then read and write past the task's buffers: wrong distances (off by ~10 here) "
-    "or heap corruption ('double free or corruption' with row_block=48). The constructor accepts these "
-    "values; the defaults (128, 64) are powers of two and unaffected."))
-@pytest.mark.parametrize("row_block, col_tile", [(128, 48), (48, 64)])
+@pytest.mark.parametrize("row_block, col_tile", [(128, 48), (48, 64), (80, 80)])
 def test_numba_kernel_with_task_sizes_that_are_no_power_of_two(row_block, col_tile):
+    """_tasks used to halve 48 or 80 to 24 or 40 for small matrices (fewer than 2 tasks per thread): no
+    multiple of BLOCK = 16, so the 16-wide tiles read and wrote past the task's buffers (wrong distances,
+    off by ~10, or 'double free or corruption'). Sizes are now reduced to multiples of 16."""
     check_task_sizes(row_block, col_tile)
 
 
@@ -421,19 +468,44 @@ def test_scaled_sqrt_layouts_and_padding(P3, points_last):
         assert out.shape == (23, 32, 4)
         got = out[:, :19, :3].transpose(1, 0, 2)
         assert (out[:, :, 3] == 0).all() and (out[:, 19:, :] == 0).all()
-    assert ulps(np.ascontiguousarray(got), exact).max() <= 1, "2**16 sqrt(p) to within one float32 ulp"
+    assert ulps(np.ascontiguousarray(got), exact).max() == 0, "2**16 sqrt(p) correctly rounded to float32"
 
 
-@pytest.mark.xfail(torch.backends.cpu.get_cpu_capability().startswith("AVX512"), strict=True, reason=(
-    "inpca/kernels/layout.py says scaled_sqrt takes 'one correctly rounded float32 sqrt: 2**16 sqrt(p) to "
-    "half an ulp', but torch's vectorised AVX-512 float32 sqrt on the CPU is not correctly rounded: ~20 % "
-    "of values are 1 ulp off (torch 2.14, AMD EPYC); its scalar and float64 paths are exact. The torch "
-    "kernel's inputs then differ from the numba kernel's (np.sqrt, exact) by 1 ulp, ~1e-7 in a distance."))
 def test_scaled_sqrt_is_correctly_rounded(P3):
+    """2**16 sqrt(p) correctly rounded to float32. (torch's vectorised AVX-512 float32 sqrt is 1 ulp off for
+    ~17 % of values; scaled_sqrt takes a float64 sqrt and rounds it once.)"""
     got = scaled_sqrt(P3, points_last=False).numpy().transpose(1, 0, 2)
     exact = np.sqrt(P3.astype(np.float64) * BC_SCALE).astype(np.float32)
     assert ulps(np.ascontiguousarray(got), exact).max() == 0, \
         f"{(ulps(np.ascontiguousarray(got), exact) > 0).mean():.0%} of scaled square roots are not correctly rounded"
+
+
+def test_scaled_sqrt_is_correctly_rounded_for_every_float32_significand():
+    """Every float32 x in [1, 4) (all significands, both exponent parities: the rounding of sqrt(x 4**k)
+    is that of sqrt(x)) and every subnormal p, as p = x 2**-32, against numpy's IEEE float32 sqrt."""
+    x = np.arange(np.float32(1).view(np.int32), np.float32(4).view(np.int32), dtype=np.int32).view(np.float32)
+    subnormal = np.arange(1, 1 << 23, dtype=np.int32).view(np.float32)
+    for values in (x * np.float32(2.0**-32), subnormal):
+        got = scaled_sqrt(values.reshape(1, -1, 1)).numpy().reshape(-1)
+        expected = np.sqrt(values * np.float32(2.0**32))  # float32, exact product, IEEE sqrt
+        bad = np.flatnonzero(got != expected)
+        assert bad.size == 0, \
+            f"{bad.size} of {values.size} wrong, e.g. p = {values[bad[:3]]}: {got[bad[:3]]} != {expected[bad[:3]]}"
+
+
+@pytest.mark.parametrize("points_last", [True, False])
+@pytest.mark.parametrize("padded", [False, True])
+def test_scaled_sqrt_is_the_same_in_slabs_of_samples(monkeypatch, P3, points_last, padded):
+    """The float64 temporary goes in slabs of samples (a partial last one here, and one sample per slab
+    when one sample alone is over the limit); the result does not depend on it."""
+    from inpca.kernels import layout
+
+    multiples = dict(class_multiple=4, point_multiple=16) if padded else {}
+    whole = scaled_sqrt(P3, points_last=points_last, **multiples).numpy()
+    for limit in (19 * 3 * 5, 19 * 3 * 5 + 1, 1):            # 5 samples of 23 per slab; one sample per slab
+        monkeypatch.setitem(layout.SLAB_ELEMENTS, "cpu", limit)
+        np.testing.assert_array_equal(scaled_sqrt(P3, points_last=points_last, **multiples).numpy(), whole)
+    assert scaled_sqrt(np.zeros((3, 0, 2), np.float32)).shape == (0, 2, 3)
 
 
 def test_scaled_sqrt_keeps_the_digits_of_subnormal_probabilities():
@@ -456,7 +528,7 @@ def test_scaled_sqrt_rounds_float64_input_to_float32_first():
 def geodesic_pool(dtype):
     rng = np.random.default_rng(5)
     pool = random_probs(4, 300, 5, seed=6).astype(dtype)  # 300 samples: two chunks of 256
-    pool[2] = pool[1]                                    # identical endpoints: theta < _MIN_ANGLE
+    pool[2] = pool[1]                                    # identical endpoints: theta < MIN_ANGLE
     pool[3, :7] = 0
     pool[3, :7, 1] = 1                                   # one-hot rows
     return pool, rng
