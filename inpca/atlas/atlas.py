@@ -19,7 +19,6 @@ from ..config import SPLITS, STUDY_MARKER, atlas_files, command_for_folder, comp
 from ..configurations import configuration_labels
 from ..data import load_study_dataset
 from ..distances import ReferencePoints, validate_probabilities
-from ..embedding_file import load_fitted
 from ..errors import ResultsError
 from ..files import open_h5, read_table, text, write_table
 from ..folders import study_config_files
@@ -307,6 +306,10 @@ class Atlas:
                 raise AtlasError(f"{store}: not made yet; make it with: {self._command('store')}")
 
     def _load_embedding(self, split: str) -> None:
+        # scikit-learn (the fitted estimators' base) loads with the first embedding, not with the package:
+        # `python -m inpca.atlas --help` and `import inpca.atlas` stay quick
+        from ..embedding_file import load_fitted
+
         path = self.path / "embedding" / f"{split}.h5"
         self.models[split] = load_fitted(path)
         with open_h5(path) as f:

@@ -161,6 +161,8 @@ DEFERRED = {
     ("inpca.record", "inpca.atlas.live"): "the atlas (scikit-learn, scipy, pandas) loads only for a Recorder given one",
     ("inpca.record", "inpca.models"): "models imports torch; `import inpca.record` does not",
     ("inpca.train", "inpca.models"): "models imports torch; `import inpca.train` (the workflow's jobs' helpers) does not",
+    ("inpca.atlas.atlas", "inpca.embedding_file"): "scikit-learn loads with the first embedding: `import inpca.atlas` "
+                                                   "and `python -m inpca.atlas --help` stay quick",
     ("inpca.tiles", "inpca.landmarks"): "landmarks loads scikit-learn; reading tiles (inpca.results.load) does not need it",
 }
 

@@ -73,3 +73,11 @@ def test_the_schema_is_inside_the_package_and_read_through_importlib_resources()
     assert SCHEMA_PATH.is_file() and Path(inpca.__file__).parent in SCHEMA_PATH.parents
     assert SCHEMA.read_text() == (resources.files("inpca") / "schemas" / "config.schema.yaml").read_text()
     assert "$defs" in cached_schema() and cached_schema() is cached_schema(str(SCHEMA_PATH))
+
+
+def test_the_atlas_and_its_command_line_load_no_fitting_or_training_library_until_used():
+    """`python -m inpca.atlas --help`, or a training script's `import inpca.atlas`: answered without
+    scikit-learn (it loads with the first embedding), torch or numba."""
+    heavy = ("torch", "numba", "sklearn", "matplotlib", "plotly", "optuna")
+    loaded = python(f"import sys, inpca.atlas, inpca.atlas.cli\nprint(' '.join(m for m in {heavy!r} if m in sys.modules))")
+    assert loaded == ""
