@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..config import SPLITS, STUDY_MARKER, atlas_files, command_for_folder, complete_section, study_command
+from ..config import SPLITS, STUDY_MARKER, atlas_files, cached_schema, command_for_folder, complete_section, study_command
 from ..configurations import configuration_labels
 from ..data import load_study_dataset
 from ..distances import ReferencePoints, validate_probabilities
@@ -33,10 +33,6 @@ from .live import LiveTable
 
 log = logging.getLogger("inpca.atlas")
 
-# The tiles' sample chunk when the study's config cannot be read (distance.chunk_samples' default):
-# distances computed in the study's own chunks are its tiles' to the last bit, so an atlas point lands
-# on its own coordinates.
-CHUNK_SAMPLES = 4096
 # Below this a distance is float32 rounding of identical predictions (a point's distance to itself is
 # ~3e-8 in the kernels' float32 arithmetic): it is 0, as on the diagonal of the tiles.
 SAME_POINT = 1e-6
@@ -53,8 +49,10 @@ def _digest(array: np.ndarray) -> bytes:
 
 def _chunk_samples(folder: Path) -> int:
     """The study's distance.chunk_samples, read from its config files (the last that sets it), so the
-    atlas computes distances in the chunks of its tiles; the default when they cannot be read."""
-    chunk = CHUNK_SAMPLES
+    atlas computes distances in the chunks of its tiles (distances computed in the study's own chunks are
+    its tiles' to the last bit, so an atlas point lands on its own coordinates); the schema's default
+    when they cannot be read."""
+    chunk = cached_schema()["properties"]["distance"]["properties"]["chunk_samples"]["default"]
     for config_file in study_config_files(folder) or []:
         try:
             config = yaml.safe_load(config_file.read_text())
@@ -508,6 +506,12 @@ class Atlas:
         if (len(self._model_cache) + 1) * models.nbytes <= self.memory_bytes:
             self._model_cache[key] = prepared
         return prepared
+
+    def check_run(self, run) -> None:
+        """AtlasError (one line) when `run` (a run file, or a dict like :func:`inpca.runfile.read_run`'s)
+        cannot be placed: recorded on other data, a split missing, empty, or probabilities that are not."""
+        for split in self.splits:
+            self._run_of(run, split)
 
     def _run_of(self, run, split: str):
         """(probs (K, N, C) float32, train_error (K,) or None, epochs (K,)) of a run: a run file, a dict

@@ -80,9 +80,7 @@ def place_runs(run_files, atlas_path, out, split: str = "train", k: int = 5):
             raise AtlasError(f"--k {k}: the atlas {atlas_path} has {references} reference runs; give at most "
                              f"{references} (a few: the forecast is the mean of the k nearest runs' outcomes)")
         for path in files:  # every file checked before any is placed: a bad one is named at once
-            run = read_run(path)
-            for s in atlas.splits:
-                atlas._run_of(run, s)
+            atlas.check_run(read_run(path))
         tables = {table_name(path)[:-len(TABLE_SUFFIX)]: atlas.trace(path, split=split, k=k) for path in files}
         for name, table in tables.items():
             write_table(table, out / f"{name}{TABLE_SUFFIX}")
