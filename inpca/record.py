@@ -508,6 +508,30 @@ class Recorder:
         if self.atlas is not None:
             self._place_in_atlas(step, epoch, {split: result[split][0] for split in SPLITS}, metrics["train_error"])
 
+    def _due_step(self, step) -> int:
+        """`step` as an int if it is due; else a RecorderError that says why not."""
+        if not isinstance(step, numbers.Integral) or step not in self.scheduled:
+            raise RecorderError(f"step {step!r} is not in the schedule ({len(self.steps)} steps from "
+                                f"{self.steps[0]} to {self.steps[-1]})")
+        step = int(step)
+        if self.recording.finished:
+            raise RecorderError(f"step {step}: {self.path} exists, the recording is finished; delete it to record "
+                                "again")
+        if self.recording.diverged_at >= 0:
+            raise RecorderError(f"step {step}: the run diverged at step {self.recording.diverged_at}; nothing more "
+                                "is recorded")
+        if step in self.recording.recorded:
+            raise RecorderError(f"step {step} is already recorded (in {self.folder}); ask due(step) first")
+        return step
+
+    def _diverge(self, step: int) -> None:
+        if not self.recording.recorded:  # as our training refuses it: a run without a checkpoint has nothing to map
+            raise RecorderError(f"step {step}: the network predicts NaN/Inf at its first checkpoint; nothing to "
+                                "record")
+        self.recording.write_divergence(step)
+        log.warning("%s: the run diverged (non-finite predictions) at step %d; the run file keeps the %d "
+                    "checkpoints before it", self.run_id, step, len(self.recording.recorded))
+
     # ---- the atlas: every checkpoint placed as it is recorded
 
     @classmethod
@@ -551,29 +575,7 @@ class Recorder:
         log.info("atlas: step %d, progress %.3f, nearest %s; %s", step, row[f"{self.live.split}_progress"],
                  forecast.nearest_configuration or "-", forecast.line())
 
-    def _due_step(self, step) -> int:
-        """`step` as an int if it is due; else a RecorderError that says why not."""
-        if not isinstance(step, numbers.Integral) or step not in self.scheduled:
-            raise RecorderError(f"step {step!r} is not in the schedule ({len(self.steps)} steps from "
-                                f"{self.steps[0]} to {self.steps[-1]})")
-        step = int(step)
-        if self.recording.finished:
-            raise RecorderError(f"step {step}: {self.path} exists, the recording is finished; delete it to record "
-                                "again")
-        if self.recording.diverged_at >= 0:
-            raise RecorderError(f"step {step}: the run diverged at step {self.recording.diverged_at}; nothing more "
-                                "is recorded")
-        if step in self.recording.recorded:
-            raise RecorderError(f"step {step} is already recorded (in {self.folder}); ask due(step) first")
-        return step
-
-    def _diverge(self, step: int) -> None:
-        if not self.recording.recorded:  # as our training refuses it: a run without a checkpoint has nothing to map
-            raise RecorderError(f"step {step}: the network predicts NaN/Inf at its first checkpoint; nothing to "
-                                "record")
-        self.recording.write_divergence(step)
-        log.warning("%s: the run diverged (non-finite predictions) at step %d; the run file keeps the %d "
-                    "checkpoints before it", self.run_id, step, len(self.recording.recorded))
+    # ---- the run file, assembled when the recording ends
 
     def close(self) -> None:
         """Assemble the run file from the recorded checkpoints (atomically) and remove the folder.
