@@ -21,7 +21,7 @@ STEPS = [0, 1, 2, 4, 8]
 KILLED_RECORDING = """
 import os, signal, sys
 import pandas, torch
-import inpca.files, inpca.record
+import inpca.files, inpca.recording_folder
 from inpca.record import Recorder
 
 path, results, where, kill_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -36,7 +36,7 @@ def killing(write):
     return wrapped
 
 if where == "checkpoint":
-    inpca.record.write_run = killing(inpca.record.write_run)
+    inpca.recording_folder.write_run = killing(inpca.recording_folder.write_run)
 elif where == "table":
     pandas.DataFrame.to_csv = killing(pandas.DataFrame.to_csv)
 else:
