@@ -23,16 +23,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import ConfigError
-# The study's folder and the commands that make it live in a leaf module; named here too (their old home).
-from .folders import (
-    DEFAULT_RESULTS,
-    STUDY_MARKER,
-    command_for_folder,
-    folder_of_config,
-    study_command,
-    study_config_file,
-    study_folder,
-)
+from .folders import STUDY_MARKER, folder_of_config, study_config_file
 from .resources import dataset_size
 
 #: The schema, shipped inside the package (``inpca/schemas/config.schema.yaml``) and found through

@@ -11,7 +11,7 @@ functions keeps working.
 
 from __future__ import annotations
 
-from .folders import snakemake_command, study_command, study_folder  # snakemake_command: named here too
+from .folders import study_command, study_folder
 
 
 class InpcaError(Exception):

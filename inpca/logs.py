@@ -20,8 +20,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from .config import study_command
 from .errors import InpcaError, first_line
+from .folders import study_command
 
 log = logging.getLogger("inpca")
 

@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import command_for_folder, study_command
 from .errors import ResultsError
 from .files import open_h5, read_table, text
-from .folders import study_config_files
+from .folders import command_for_folder, study_command, study_config_files
 from .tiles import TiledMatrix, study_tile_paths
 from .trajectory_files import ReindexedBlock
 

@@ -25,7 +25,7 @@ import logging
 
 import numpy as np
 
-from ..config import study_command
+from ..folders import study_command
 from ..configurations import configuration_archs, configuration_labels
 from ..distances import pairwise
 from ..errors import ResultsError

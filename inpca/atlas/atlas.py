@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..config import SPLITS, STUDY_MARKER, atlas_files, cached_schema, command_for_folder, complete_section, study_command
+from ..config import SPLITS, atlas_files, cached_schema, complete_section
 from ..configurations import configuration_labels
 from ..data import load_study_dataset
 from ..distances import ReferencePoints, validate_probabilities
 from ..errors import ResultsError
 from ..files import open_h5, read_table, text, write_table
-from ..folders import study_config_files
+from ..folders import STUDY_MARKER, command_for_folder, study_command, study_config_files
 from ..geodesic import distance_to_truth, progress_many
 from ..runfile import read_run
 from ..store import open_block
@@ -261,7 +261,7 @@ class Atlas:
         return cls(Path(path), memory_gb=memory_gb, device=device, follow=follow)
 
     def _command(self, target: str = "") -> str:
-        """The command that finishes this study (config.study_command)."""
+        """The command that finishes this study (folders.study_command)."""
         return study_command(self.path, target)
 
     def _check_complete(self, follow: bool) -> None:

@@ -180,7 +180,7 @@ def test_the_largest_keep_every_the_refusal_suggests_is_accepted(plan, base_conf
 
 
 def test_a_printed_remedy_reruns_the_study_that_holds_the_file(tmp_path):
-    from inpca.config import STUDY_MARKER, study_command
+    from inpca.folders import STUDY_MARKER, study_command
 
     (tmp_path / "results-zoo" / "store").mkdir(parents=True)
     (tmp_path / "results-zoo" / STUDY_MARKER).write_text("presets/digits-zoo.yaml\n")
@@ -195,7 +195,7 @@ def test_a_printed_remedy_reruns_the_study_that_holds_the_file(tmp_path):
 def test_a_missing_results_folder_names_the_study_that_makes_it(tmp_path, monkeypatch):
     """inpca.results.load / Atlas.load of a folder not made yet: the command of *its* study, not the
     default one (which would write results/ and still not make the folder asked for)."""
-    from inpca.config import command_for_folder
+    from inpca.folders import command_for_folder
     from inpca.errors import ResultsError
     from inpca.results import load
 
@@ -217,7 +217,7 @@ def test_a_printed_remedy_runs_from_anywhere_and_promises_no_rebuild_outside_a_s
     Snakefile is; in that folder it does not; a file no study made gets no `rm ... && snakemake`."""
     import shlex
 
-    from inpca.config import STUDY_MARKER, study_command
+    from inpca.folders import STUDY_MARKER, study_command
     from inpca.errors import rebuild_hint
 
     workdir = tmp_path / "my repo"

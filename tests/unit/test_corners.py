@@ -197,7 +197,7 @@ def test_a_run_from_a_corner_starts_at_its_predictions_and_records_where_it_star
 def test_weights_of_another_network_are_refused_in_one_line_with_the_remedy(corners, tmp_path):
     from inpca.train import train_run
 
-    from inpca.config import STUDY_MARKER
+    from inpca.folders import STUDY_MARKER
 
     s, cid, corner_weights, _ = corners["random_labels"]
     # the weights where a study keeps them, so that the remedy is to rebuild them

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from inpca import errors
 from inpca.errors import (
     ConfigError,
     DatasetError,
@@ -138,10 +137,3 @@ def test_rebuild_hint_finds_the_marker_above_nested_folders(tmp_path, monkeypatc
     (folder / STUDY_MARKER).unlink()
     assert "nothing rebuilds it" in rebuild_hint(deep)
 
-
-def test_snakemake_command_is_named_by_errors_too():
-    """errors re-exports snakemake_command (rule scripts import it from there)."""
-    from inpca.folders import snakemake_command
-
-    assert errors.snakemake_command is snakemake_command
-    assert "snakemake" in errors.snakemake_command()

@@ -111,7 +111,7 @@ def test_a_refused_write_is_one_line_also_when_the_error_comes_from_plain_python
     assert str(info.value.code) == ("error in rule plot_spectrum: permission denied writing "
                                     "results/plots/train/spectrum.png ([Errno 13] Permission denied: "
                                     f"'results/plots/train/spectrum.png'); fix that and rerun "
-                                    f"{__import__('inpca.errors').errors.snakemake_command()} --cores all")
+                                    f"{__import__('inpca.folders').folders.snakemake_command()} --cores all")
     with pytest.raises(SystemExit) as info:
         run_script(full, smk)
     assert "no space left on the device writing " + str(tmp_path / "results/store/b000.h5.tmp") in str(info.value.code)
