@@ -58,7 +58,7 @@ import numpy as np
 import scipy.linalg
 from threadpoolctl import ThreadpoolController
 
-from .row_blocks import MAX_NORM_CANCELLATION, row_blocks, sum_of_squares
+from .row_blocks import MAX_NORM_CANCELLATION, row_blocks, sum_of_squares, upper_parts
 
 # Block size b = k + BLOCK_OVERSAMPLING: the convergence of the k-th pair is governed by its gap to
 # lambda_(b+1), not to lambda_(k+1), so extra vectors keep it fast where |lambda_k| and
@@ -216,14 +216,6 @@ def _next_block(residual, basis, rng, width, noise):
 # --------------------------------------------------------------------------------------------
 # Passes over D
 # --------------------------------------------------------------------------------------------
-
-def upper_parts(i0, i1, j1, rows):
-    """The two parts of an upper row block rows = D[i0:i1, i0:j1] of a symmetric D: its diagonal
-    square (both triangles, used as it is) and the rest, which also stands for its transpose."""
-    yield slice(i0, i1), slice(i0, i1), rows[:, :i1 - i0], False
-    if i1 < j1:
-        yield slice(i0, i1), slice(i1, j1), rows[:, i1 - i0:], True
-
 
 def stored_parts(D, block_bytes):
     """Every stored number of a symmetric D once, as (rows, columns, part, mirrored) with

@@ -28,7 +28,6 @@ Both give lambda(P0) = 0, lambda(P*) = 1 and lambda(gamma(t)) = t; off the geode
 from __future__ import annotations
 
 import numpy as np
-import scipy.optimize
 
 # -log BC of a sample with zero overlap is capped as in the distance kernels (the authors' dbhat
 # maps inf to 100).
@@ -269,6 +268,10 @@ def _minimise(objective):
         return 0.0
     if objective.slope(1.0 - objective.edge) <= objective.slope_tolerance:
         return 1.0
+    # scipy.optimize costs ~0.3 s to import, and every job imports this module through the store:
+    # it loads when a progress is first minimised, not with the module
+    import scipy.optimize
+
     return float(scipy.optimize.brentq(objective.slope, objective.edge, 1.0 - objective.edge, xtol=1e-15,
                                        rtol=4 * np.finfo(float).eps, maxiter=200))
 

@@ -1,7 +1,7 @@
 """Reading a distance matrix in bounded row blocks, and the sums InPCA takes over it.
 
-A leaf module: :mod:`inpca.embedding`, :mod:`inpca.block_eigen`, :mod:`inpca.landmarks` and
-:mod:`inpca.distance_checks` read D through these helpers (an in-memory float64 array as views, anything
+A leaf module: :mod:`inpca.embedding`, :mod:`inpca.block_eigen`, :mod:`inpca.landmarks`,
+:mod:`inpca.distance_checks` and :mod:`inpca.tiles` read D through these helpers (an in-memory float64 array as views, anything
 else, an h5py Dataset or a streamed matrix-like, one bounded block at a time, cast to float64, with
 rounding-level negatives taken as 0).
 """
@@ -9,7 +9,6 @@ rounding-level negatives taken as 0).
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg.blas
 
 # Row blocks are sized by bytes so that memory stays bounded for any M: a block of float64 rows
 # at most this large is read (or cast) at a time. 64 MB keeps the overhead of the Python loop
@@ -90,6 +89,14 @@ def whole_blas_matrix(D):
     return None
 
 
+def upper_parts(i0, i1, j1, rows):
+    """The two parts of an upper row block rows = D[i0:i1, i0:j1] of a symmetric D: its diagonal
+    square (both triangles, used as it is) and the rest, which also stands for its transpose."""
+    yield slice(i0, i1), slice(i0, i1), rows[:, :i1 - i0], False
+    if i1 < j1:
+        yield slice(i0, i1), slice(i1, j1), rows[:, i1 - i0:], True
+
+
 def symmetric_product(D, X, block_bytes):
     """D X for a symmetric D (M, M) and X (M, n), reading only D's upper triangle.
 
@@ -100,6 +107,10 @@ def symmetric_product(D, X, block_bytes):
     """
     whole = whole_blas_matrix(D)
     if whole is not None:
+        # scipy.linalg costs ~0.2 s to import, and the distance jobs read their tiles' parts through
+        # this module (upper_parts): it loads with the first product, not with the module
+        import scipy.linalg.blas
+
         product = np.empty_like(X)
         for column in range(X.shape[1]):
             product[:, column] = scipy.linalg.blas.dsymv(1.0, whole, X[:, column], lower=0)

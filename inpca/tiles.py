@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .block_eigen import upper_parts
 from .devices import claim_gpu, resolve_device
 from .distances import pairwise_streamed
 from .errors import ResultsError
 from .files import open_h5, write_h5
+from .row_blocks import upper_parts
 from .store import open_block
 
 log = logging.getLogger("inpca.tiles")

@@ -13,9 +13,7 @@ import pandas as pd
 from ..configurations import (DEFAULT_INIT, FACTORS, archs_of, check_trajectories, config_frame, configuration_labels,
                               factor_of, geodesic_mask, geodesic_row, init_fields_shown, init_label, is_init_field,
                               ordered_configurations, run_mask)
-from ..embedding import InPCA
 from ..errors import ResultsError
-from ..landmarks import WeightedLandmarkInPCA
 from ..study import GEODESIC
 from ..trajectories import first_crossing
 from .selection import check_dists, check_keep
@@ -485,6 +483,9 @@ def trajectory_map(dists, trajectories: pd.DataFrame, keep, n_components: int = 
     the precomputed distances; NaN with fewer than two architectures or runs).
     """
     from sklearn.metrics import silhouette_score
+
+    from ..embedding import InPCA
+    from ..landmarks import WeightedLandmarkInPCA
 
     check_trajectories(trajectories)
     keep = check_keep(keep, len(trajectories))

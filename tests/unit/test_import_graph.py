@@ -163,6 +163,9 @@ DEFERRED = {
     ("inpca.train", "inpca.models"): "models imports torch; `import inpca.train` (the workflow's jobs' helpers) does not",
     ("inpca.atlas.atlas", "inpca.embedding_file"): "scikit-learn loads with the first embedding: `import inpca.atlas` "
                                                    "and `python -m inpca.atlas --help` stay quick",
+    ("inpca.analysis.claims", "inpca.embedding"): "scikit-learn (0.75 s a job) loads only for the map of whole "
+                                                  "trajectories; the other analysis jobs do without it",
+    ("inpca.analysis.claims", "inpca.landmarks"): "scikit-learn, as above",
     ("inpca.tiles", "inpca.landmarks"): "landmarks loads scikit-learn; reading tiles (inpca.results.load) does not need it",
 }
 

@@ -40,6 +40,17 @@ def test_reading_results_loads_no_training_or_fitting_library():
     assert loaded == ""
 
 
+@pytest.mark.parametrize("module", ["inpca.store", "inpca.tiles", "inpca.trajectory_files", "inpca.imports",
+                                    "inpca.train", "inpca.analysis.steps"])
+def test_a_jobs_module_loads_no_solver_or_training_library_it_may_not_use(module):
+    """Each of a study's ~100 jobs is a fresh interpreter that imports its step's module: scipy's solvers
+    (0.2-0.3 s), scikit-learn (0.75 s) or torch at import would be paid by every job, used or not. They
+    load inside the functions that use them."""
+    heavy = ("torch", "numba", "sklearn", "scipy.linalg", "scipy.optimize", "scipy.sparse", "matplotlib", "plotly")
+    loaded = python(f"import sys, {module}\nprint(' '.join(m for m in {heavy!r} if m in sys.modules))")
+    assert loaded == ""
+
+
 @pytest.mark.parametrize("name, module", [("InPCA", "inpca.embedding"), ("Recorder", "inpca.record"),
                                           ("Atlas", "inpca.atlas"), ("load", "inpca.results")])
 def test_the_public_api_is_at_the_top_and_is_the_submodules_own(name, module):
