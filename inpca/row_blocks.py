@@ -1,9 +1,9 @@
 """Reading a distance matrix in bounded row blocks, and the sums InPCA takes over it.
 
 A leaf module: :mod:`inpca.embedding`, :mod:`inpca.block_eigen`, :mod:`inpca.landmarks`,
-:mod:`inpca.distance_checks` and :mod:`inpca.tiles` read D through these helpers (an in-memory float64 array as views, anything
-else, an h5py Dataset or a streamed matrix-like, one bounded block at a time, cast to float64, with
-rounding-level negatives taken as 0).
+:mod:`inpca.distance_checks` and :mod:`inpca.tiles` read D through these helpers (an in-memory
+float64 array as views, anything else, an h5py Dataset or a streamed matrix-like, one bounded block
+at a time, cast to float64, with rounding-level negatives taken as 0).
 """
 
 from __future__ import annotations
