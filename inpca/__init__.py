@@ -30,8 +30,8 @@ Errors the project refuses are :mod:`.errors`; rule scripts log through :mod:`.l
 Modules import each other downwards only: the base (the study's files, config and folders) below the
 computations below the products (the analysis, the plots, the atlas, the recorder, ``results``); the
 analysis and the atlas do not import each other; an import inside a function is there only to keep a
-heavy or optional library (torch, numba, triton, scikit-learn, scipy's solvers, optuna) out of a module that does not
-need it (``tests/unit/test_import_graph.py`` checks all three).
+heavy or optional library (torch, numba, triton, scikit-learn, scipy's solvers, optuna) out of a
+module that does not need it (``tests/unit/test_import_graph.py`` checks all three).
 
 The public API is at the top::
 
